@@ -1,0 +1,3 @@
+from offhours.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The records that travel on offhours' topics.
+
+Plain data, no Faust: the ingest edge produces :class:`SocialEvent` (CONTRACT §2),
+the triage agent produces :class:`Decision` (CONTRACT §4) and the two outbox records
+:class:`AckRequest` and :class:`RouteRequest`, which the responders consume. Every record
+has a ``to_json``/``from_json`` pair; the wire form is compact UTF-8 JSON.
+
+Ids are deterministic so that a redelivered event produces records with the same ids:
+``AckRequest.ack_id == "ack:" + event_id`` and ``RouteRequest.route_id == "route:" + event_id``.
+The responders' delivery ledger is keyed by those ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Channel = Literal["facebook", "instagram", "whatsapp", "x", "telegram", "generic"]
+Kind = Literal["dm", "mention", "comment", "agent_reply"]
+Action = Literal["queue", "route", "page", "ignore", "reject"]
+Mode = Literal["open", "reduced", "closed"]
+
+CUSTOMER_KINDS = frozenset({"dm", "mention", "comment"})
+PUBLIC_KINDS = frozenset({"mention", "comment"})
+
+
+class Author(BaseModel):
+    """Who wrote the message. ``followers`` is carried but never used to decide."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    followers: int | None = None
+
+
+class SocialEvent(BaseModel):
+    """One customer (or staff) message, exactly the shape of CONTRACT §2."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1)
+    account: str = Field(min_length=1)
+    channel: Channel
+    kind: Kind
+    conversation: str = Field(min_length=1)
+    author: Author
+    text: str | None = None
+    lang: str | None = None
+    at: datetime
+    in_reply_to: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("needs a UTC offset or Z, e.g. 2026-11-23T21:14:05Z")
+        return value
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=False))
+
+
+class InvalidEvent(ValueError):
+    """An input that is not a CONTRACT §2 event; ``reason`` names the field and the fault."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> SocialEvent:
+    """Decode and validate one event, raising :class:`InvalidEvent` with a readable reason."""
+    if isinstance(raw, dict):
+        data = raw
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidEvent(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return SocialEvent.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"]) or "(event)"
+            problems.append(f"{where}: {err['msg']}")
+        raise InvalidEvent("; ".join(problems)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The acknowledgment text chosen for a customer (CONTRACT §4 ``ack``)."""
+
+    text: str
+    lang: str
+    public: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision per event, exactly the keys of CONTRACT §4."""
+
+    event_id: str
+    team: str | None
+    mode: Mode | None
+    action: Action
+    route_to: list[str]
+    ack: Ack | None
+    ack_suppressed: Literal["duplicate", "agent_active"] | None
+    next_open: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        ack = data.get("ack")
+        return cls(**{**data, "ack": Ack(**ack) if ack else None})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Decision:
+        return cls.from_dict(orjson.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequest:
+    """An acknowledgment to send to a customer: one record on the acks outbox.
+
+    ``reply_to`` is the platform's id of the customer's message (to quote or reply to);
+    ``recipient`` is the platform's id of the customer (PSID, IGSID, wa_id, X user id,
+    Telegram chat id). ``window_closes`` is when the platform stops accepting a
+    free-form reply (ISO 8601), or None when the platform has no such window.
+    """
+
+    ack_id: str
+    event_id: str
+    team: str
+    account: str
+    channel: str
+    kind: str
+    conversation: str
+    recipient: str
+    reply_to: str | None
+    text: str
+    lang: str
+    public: bool
+    at: str
+    window_closes: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> AckRequest:
+        return cls(**orjson.loads(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A staff member to notify and the ``notify`` URIs of CONTRACT §1 to use."""
+
+    member: str
+    name: str
+    uris: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """A message routed (``route``) or paged (``page``) to staff: one record on the routes outbox."""
+
+    route_id: str
+    event_id: str
+    team: str
+    action: Literal["route", "page"]
+    mode: str
+    to: list[Notify]
+    channel: str
+    account: str
+    conversation: str
+    author_name: str | None
+    text: str | None
+    at: str
+    next_open: str | None
+    window_closes: str | None = None
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> RouteRequest:
+        data = orjson.loads(raw)
+        data["to"] = [Notify(**n) for n in data.get("to", [])]
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input that could not be decided: the raw bytes (as text) and the reason."""
+
+    raw: str
+    reason: str
+    topic: str
+    at: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> DeadLetter:
+        return cls(**orjson.loads(raw))
