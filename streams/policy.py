@@ -1,0 +1,445 @@
+"""The triage policy: one event and its conversation's state in, one decision out.
+
+Pure: no Faust, Kafka, asyncio, environment or clock. The event's ``at`` is the clock;
+the team's coverage at that instant (:meth:`schedules.Team.at`) decides the mode.
+The triage agent decodes, calls :meth:`Triage.decide`, stores ``Outcome.state`` and
+emits the decision, the acknowledgment and the route; it sends rejects to the
+dead-letter topic with the decision's reason.
+
+Rules (CONTRACT §4):
+
+* ``agent_reply``: ``ignore``; the conversation is marked answered by that staff member.
+* ``open``: ``queue`` for the team's inbox, no acknowledgment unless ``ack_when_open``.
+* ``reduced``: ``route`` to the staff on call, else to ``triage.reduced_staff``; when
+  nobody at all is there, ``queue`` for the handover at the next opening.
+* ``closed``: ``queue`` for the handover at the next opening.
+* Urgent (:mod:`streams.urgency`) in any mode: ``page`` the staff on call (in reduced
+  hours also ``reduced_staff`` when nobody is on call); when nobody is there the message
+  is queued as above and the reason says so. A page is never suppressed.
+* Outside open hours every customer message is acknowledged, unless staff replied in
+  the conversation within ``agent_active`` (``ack_suppressed: agent_active``) or it was
+  acknowledged within ``ack_cooldown`` (``duplicate``). Mentions and comments get the
+  short public acknowledgment when ``public_reply``; otherwise a private one where the
+  platform allows a private reply to a comment (Facebook, Instagram), else none.
+* A message in a conversation already routed to the same staff, unanswered, within
+  ``ack_cooldown`` is decided ``route`` again but sends no new route.
+* Nothing looks at ``author.followers``.
+* Idempotency: an event already recorded in the state (a Kafka redelivery) gets the
+  same decision, no state change, and neither acknowledgment nor route to send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Literal
+
+import orjson
+
+from streams.acks import AckFacts, AckKind, AckWriter, format_moment
+from streams.records import (
+    PUBLIC_KINDS,
+    Ack,
+    AckRequest,
+    Decision,
+    InvalidEvent,
+    Notify,
+    RouteRequest,
+    SocialEvent,
+    parse_event,
+)
+from streams.state import ConversationState, Processed, Suppression
+from streams.urgency import UrgencyRules
+
+if TYPE_CHECKING:
+    from schedules import Coverage, CoverageAt, Team, TriageOptions
+
+# Platforms that stop accepting a free-form reply 24 h after the customer's message.
+REPLY_WINDOW = timedelta(hours=24)
+WINDOWED_CHANNELS = frozenset({"facebook", "instagram", "whatsapp"})
+# Where a public comment can be answered with a private message instead.
+PRIVATE_REPLY_CHANNELS = frozenset({"facebook", "instagram"})
+# Channel prefixes that producers put before the platform's message id ("fb:m_abc").
+MESSAGE_ID_PREFIXES = ("fb:", "ig:", "wa:", "x:", "tg:")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to do with one event: the decision to publish, and what to store and send."""
+
+    decision: Decision
+    state: ConversationState | None
+    """The conversation's new state to store; None leaves the table alone."""
+    ack: AckRequest | None
+    """The acknowledgment to put on the acks outbox; None sends nothing."""
+    route: RouteRequest | None
+    """The route or page to put on the routes outbox; None sends nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class _TeamPolicy:
+    team: Team
+    urgency: UrgencyRules
+    acks: AckWriter
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    action: Literal["queue", "route", "page"]
+    route_to: tuple[str, ...]
+    staff_note: str
+
+
+class Triage:
+    """Built once per Coverage snapshot; holds compiled urgency rules and templates."""
+
+    __slots__ = ("_coverage", "_teams")
+
+    def __init__(self, coverage: Coverage) -> None:
+        """Compile every team's urgency rules and acknowledgment templates.
+
+        Raises :class:`streams.acks.AckTemplateError` or ``ValueError`` (a bad urgent
+        pattern) naming the team, so that a service handed a bad file keeps its old Triage.
+        """
+        self._coverage = coverage
+        self._teams = {
+            team_id: _TeamPolicy(team, UrgencyRules.from_options(team.triage), AckWriter(team))
+            for team_id, team in coverage.teams.items()
+        }
+
+    @property
+    def coverage(self) -> Coverage:
+        """The coverage snapshot this triage was built from."""
+        return self._coverage
+
+    def conversation_key(self, raw: bytes) -> str | None:
+        """The event's ``conversation`` (the table and partition key), or None when unreadable."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        key = data.get("conversation") if isinstance(data, dict) else None
+        return key if isinstance(key, str) and key else None
+
+    def decide(self, raw: bytes, state: ConversationState | None) -> Outcome:
+        """Decide one event (the Kafka message value) given its conversation's state."""
+        try:
+            event = parse_event(raw)
+        except InvalidEvent as exc:
+            reason = exc.reason.replace("Value error, ", "")
+            return _reject(_event_id_of(raw), f"invalid event: {reason}")
+        team = self._coverage.team_for_account(event.account)
+        if team is None:
+            return _reject(event.id, f"unknown account {event.account!r}: no team lists it under accounts")
+        policy = self._teams[team.id]
+        coverage_at = team.at(event.at)
+        processed = state.processed(event.id) if state is not None else None
+        if event.kind == "agent_reply":
+            return _staff_reply(event, coverage_at, state, processed)
+        return _customer_message(policy, event, coverage_at, state, processed)
+
+
+def _reject(event_id: str, reason: str) -> Outcome:
+    decision = Decision(
+        event_id=event_id,
+        team=None,
+        mode=None,
+        action="reject",
+        route_to=[],
+        ack=None,
+        ack_suppressed=None,
+        next_open=None,
+        reason=reason,
+    )
+    return Outcome(decision, None, None, None)
+
+
+def _event_id_of(raw: bytes) -> str:
+    # The id of an event that failed validation, when it has a usable one.
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ""
+    event_id = data.get("id") if isinstance(data, dict) else None
+    return event_id if isinstance(event_id, str) else ""
+
+
+def _seconds(instant: datetime) -> int:
+    return int(instant.timestamp())
+
+
+def _next_open_text(coverage_at: CoverageAt) -> str | None:
+    return coverage_at.to_contract()["next_open"]
+
+
+def _staff_reply(
+    event: SocialEvent,
+    coverage_at: CoverageAt,
+    state: ConversationState | None,
+    processed: Processed | None,
+) -> Outcome:
+    decision = Decision(
+        event_id=event.id,
+        team=coverage_at.team,
+        mode=coverage_at.mode,
+        action="ignore",
+        route_to=[],
+        ack=None,
+        ack_suppressed=None,
+        next_open=_next_open_text(coverage_at),
+        reason=f"staff reply by {event.author.id}; conversation answered",
+    )
+    if processed is not None:
+        return Outcome(decision, None, None, None)
+    at = _seconds(event.at)
+    current = state or ConversationState(team=coverage_at.team)
+    newer = current.staff_at is None or at >= current.staff_at
+    updated = replace(
+        current,
+        team=coverage_at.team,
+        status="answered",
+        staff_at=at if newer else current.staff_at,
+        staff_id=event.author.id if newer else current.staff_id,
+    ).remember(event.id)
+    return Outcome(decision, updated, None, None)
+
+
+def _plan(policy: _TeamPolicy, coverage_at: CoverageAt, urgent: bool) -> _Plan:
+    on_call = tuple(coverage_at.on_call)
+    reduced_staff = tuple(policy.team.triage.reduced_staff)
+    if coverage_at.mode == "reduced":
+        staff, note = (on_call, "on call") if on_call else (reduced_staff, "reduced staff")
+    else:
+        staff, note = on_call, "on call"
+    if urgent and staff:
+        return _Plan("page", staff, note)
+    if coverage_at.mode == "reduced" and staff:
+        return _Plan("route", staff, note)
+    return _Plan("queue", (), note)
+
+
+def _clock(instant: datetime | None, zone: tzinfo, *, end: bool = False) -> str:
+    # Local "HH:MM"; a stretch that ends at midnight reads "24:00", as operators write it.
+    if instant is None:
+        return "…"
+    text = instant.astimezone(zone).strftime("%H:%M")
+    return "24:00" if end and text == "00:00" else text
+
+
+def _mode_text(policy: _TeamPolicy, coverage_at: CoverageAt) -> str:
+    """"reduced hours 19:00-24:00", "closed (holiday: …) until lunedì 28 dicembre alle 09:00"."""
+    zone = policy.team.timezone
+    label = coverage_at.mode
+    if coverage_at.note:
+        label += f" ({coverage_at.source}: {coverage_at.note})"
+    if coverage_at.mode != "closed":
+        return f"{label} hours {_clock(coverage_at.since, zone)}-{_clock(coverage_at.until, zone, end=True)}"
+    if coverage_at.next_open is None:
+        return f"{label}; no opening within 400 days"
+    return f"{label} until {format_moment(coverage_at.next_open, zone, policy.acks.team_locale)}"
+
+
+def _customer_message(
+    policy: _TeamPolicy,
+    event: SocialEvent,
+    coverage_at: CoverageAt,
+    state: ConversationState | None,
+    processed: Processed | None,
+) -> Outcome:
+    team = policy.team
+    triage = team.triage
+    at = _seconds(event.at)
+    urgent, rule = policy.urgency.is_urgent(event.text)
+    plan = _plan(policy, coverage_at, urgent)
+    mode = coverage_at.mode
+
+    reasons = [_mode_text(policy, coverage_at)]
+    if plan.action == "page":
+        reasons.append(f"urgent ({rule}); paging {plan.staff_note}: {', '.join(plan.route_to)}")
+    elif plan.action == "route":
+        reasons.append(f"{plan.staff_note}: {', '.join(plan.route_to)}")
+    else:
+        if urgent:
+            reasons.append(f"urgent ({rule}) but nobody is on call")
+        elif mode == "reduced":
+            reasons.append("nobody is on call")
+        reasons.append("queued for the team's inbox" if mode == "open" else "queued for the handover")
+
+    route_held = False
+    if plan.action == "route":
+        route_held = processed.route_held if processed is not None else _already_routed(state, plan, at, triage.ack_cooldown)
+        if route_held:
+            reasons.append(f"already routed to {', '.join(plan.route_to)} and unanswered: no new route")
+
+    ack: Ack | None = None
+    suppressed: Suppression | None = None
+    if mode != "open" or triage.ack_when_open:
+        suppressed = processed.suppressed if processed is not None else _suppression(state, at, triage)
+        if suppressed == "agent_active":
+            reasons.append(f"no acknowledgment: staff replied within {_minutes(triage.agent_active)}")
+        elif suppressed == "duplicate":
+            reasons.append(f"no acknowledgment: already acknowledged within {_minutes(triage.ack_cooldown)}")
+        else:
+            kind = _ack_kind(event, triage.public_reply)
+            if kind is None:
+                reasons.append(f"no acknowledgment: public replies are off and {event.channel} has no private reply to a {event.kind}")
+            else:
+                ack = policy.acks.write(kind, event.lang, _ack_facts(event, team, coverage_at, plan))
+
+    decision = Decision(
+        event_id=event.id,
+        team=team.id,
+        mode=mode,
+        action=plan.action,
+        route_to=list(plan.route_to),
+        ack=ack,
+        ack_suppressed=suppressed,
+        next_open=_next_open_text(coverage_at),
+        reason="; ".join(reasons),
+    )
+    if processed is not None:
+        return Outcome(decision, None, None, None)
+
+    current = state or ConversationState(team=team.id)
+    routed_now = plan.action == "page" or (plan.action == "route" and not route_held)
+    updated = replace(
+        current,
+        team=team.id,
+        status="open",
+        customer_at=max(at, current.customer_at or at),
+        ack_at=max(at, current.ack_at or at) if ack is not None else current.ack_at,
+        routed_to=plan.route_to if routed_now else current.routed_to,
+        routed_at=at if routed_now else current.routed_at,
+    ).remember(event.id, suppressed=suppressed, route_held=route_held)
+    ack_request = _ack_request(event, team.id, ack) if ack is not None else None
+    route_request = _route_request(event, team, decision, rule) if routed_now else None
+    return Outcome(decision, updated, ack_request, route_request)
+
+
+def _minutes(delay: timedelta) -> str:
+    minutes = round(delay.total_seconds() / 60)
+    return f"{minutes} min" if minutes < 120 or minutes % 60 else f"{minutes // 60} h"
+
+
+def _suppression(state: ConversationState | None, at: int, triage: TriageOptions) -> Suppression | None:
+    # Staff talking in the conversation wins over a recent acknowledgment: it is the
+    # better explanation of why no automatic text was sent. A reply or acknowledgment
+    # recorded *after* this message (events out of order) also counts as recent.
+    if state is None:
+        return None
+    if state.staff_at is not None and at - state.staff_at < triage.agent_active.total_seconds():
+        return "agent_active"
+    if state.ack_at is not None and at - state.ack_at < triage.ack_cooldown.total_seconds():
+        return "duplicate"
+    return None
+
+
+def _already_routed(state: ConversationState | None, plan: _Plan, at: int, cooldown: timedelta) -> bool:
+    return (
+        state is not None
+        and state.status == "open"
+        and state.routed_to == plan.route_to
+        and state.routed_at is not None
+        and at - state.routed_at < cooldown.total_seconds()
+    )
+
+
+def _ack_kind(event: SocialEvent, public_reply: bool) -> AckKind | None:
+    if event.kind not in PUBLIC_KINDS:
+        return "dm"
+    if public_reply:
+        return "public"
+    if event.kind == "comment" and event.channel in PRIVATE_REPLY_CHANNELS:
+        return "dm"
+    return None
+
+
+def _staff_name(team: Team, member: str) -> str:
+    staff = team.staff.get(member)
+    return staff.name if staff is not None and staff.name else member
+
+
+def _ack_facts(event: SocialEvent, team: Team, coverage_at: CoverageAt, plan: _Plan) -> AckFacts:
+    triage = team.triage
+    mode = coverage_at.mode
+    if mode == "closed":
+        # The promise is about the next opening: a person answers from then, within the open delay.
+        within = triage.reply_within.get("open", timedelta(hours=2))
+        reply_by = None if coverage_at.next_open is None else coverage_at.next_open + within
+    else:
+        within = triage.reply_within.get(mode, timedelta(hours=2))
+        reply_by = event.at + within
+    return AckFacts(
+        mode=mode,
+        at=event.at,
+        next_open=coverage_at.next_open,
+        reply_within=within,
+        reply_by=reply_by,
+        staff_name=_staff_name(team, plan.route_to[0]) if plan.route_to else None,
+        customer_name=event.author.name,
+        paged=plan.action == "page",
+    )
+
+
+def _reply_to(event_id: str) -> str:
+    for prefix in MESSAGE_ID_PREFIXES:
+        if event_id.startswith(prefix):
+            return event_id[len(prefix):]
+    return event_id
+
+
+def _window_closes(event: SocialEvent) -> str | None:
+    if event.channel not in WINDOWED_CHANNELS:
+        return None
+    return (event.at + REPLY_WINDOW).isoformat(timespec="seconds")
+
+
+def _ack_request(event: SocialEvent, team_id: str, ack: Ack) -> AckRequest:
+    return AckRequest(
+        ack_id=f"ack:{event.id}",
+        event_id=event.id,
+        team=team_id,
+        account=event.account,
+        channel=event.channel,
+        kind=event.kind,
+        conversation=event.conversation,
+        recipient=event.author.id,
+        reply_to=_reply_to(event.id),
+        text=ack.text,
+        lang=ack.lang,
+        public=ack.public,
+        at=event.at.isoformat(timespec="seconds"),
+        window_closes=_window_closes(event),
+    )
+
+
+def _route_request(event: SocialEvent, team: Team, decision: Decision, rule: str | None) -> RouteRequest:
+    to = [
+        Notify(
+            member=member,
+            name=_staff_name(team, member),
+            uris=list(team.staff[member].notify) if member in team.staff else [],
+        )
+        for member in decision.route_to
+    ]
+    extra: dict[str, object] = {"reply_to": _reply_to(event.id)}
+    if rule is not None:
+        extra["urgent_rule"] = rule
+    return RouteRequest(
+        route_id=f"route:{event.id}",
+        event_id=event.id,
+        team=team.id,
+        action="page" if decision.action == "page" else "route",
+        mode=decision.mode or "",
+        to=to,
+        channel=event.channel,
+        account=event.account,
+        conversation=event.conversation,
+        author_name=event.author.name,
+        text=event.text,
+        at=event.at.isoformat(timespec="seconds"),
+        next_open=decision.next_open,
+        window_closes=_window_closes(event),
+        reason=decision.reason,
+        extra=extra,
+    )

@@ -1,0 +1,134 @@
+"""Conversation state: what the triage policy remembers about one conversation.
+
+One :class:`ConversationState` per conversation key lives in the triage agent's table.
+It holds the few instants the suppression rules need (last customer message, last
+acknowledgment, last staff reply), where the conversation was routed, whether it is
+answered, and a bounded record of recently processed events (:class:`Processed`), so
+that an event redelivered by Kafka (at-least-once) gets the same decision again and
+never a second acknowledgment or route.
+
+Instants are POSIX seconds (int). The wire form (:meth:`ConversationState.to_bytes`) is
+compact JSON with short keys; event ids are kept as 64-bit digests, so a full record of
+:data:`RECENT_LIMIT` events stays well under 1 KiB whatever the platforms' id lengths.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any, Literal
+
+import orjson
+
+Status = Literal["open", "answered"]
+Suppression = Literal["duplicate", "agent_active"]
+
+RECENT_LIMIT = 16
+"""How many recently processed events a conversation remembers for redelivery."""
+
+_SUPPRESSION_CODES: Mapping[str | None, int] = MappingProxyType({None: 0, "duplicate": 1, "agent_active": 2})
+_SUPPRESSIONS: tuple[Suppression | None, ...] = (None, "duplicate", "agent_active")
+
+
+def event_digest(event_id: str) -> str:
+    """A short stable digest of an event id (11 characters, 64 bits)."""
+    digest = hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """One processed event and the state-dependent facts of its decision.
+
+    Everything else in a decision follows from the event and the coverage; these two
+    facts depended on the state *before* the event, which redelivery no longer sees:
+    ``suppressed`` (why the acknowledgment was withheld, if it was) and ``route_held``
+    (a route was decided but not sent again because the conversation was already routed).
+    """
+
+    digest: str
+    suppressed: Suppression | None = None
+    route_held: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """What the policy knows about one conversation (all instants in POSIX seconds)."""
+
+    team: str
+    status: Status = "open"
+    customer_at: int | None = None
+    ack_at: int | None = None
+    staff_at: int | None = None
+    staff_id: str | None = None
+    routed_to: tuple[str, ...] = ()
+    routed_at: int | None = None
+    recent: tuple[Processed, ...] = ()
+
+    def processed(self, event_id: str) -> Processed | None:
+        """The record of ``event_id`` when it was processed recently, else None."""
+        digest = event_digest(event_id)
+        for entry in self.recent:
+            if entry.digest == digest:
+                return entry
+        return None
+
+    def remember(
+        self,
+        event_id: str,
+        *,
+        suppressed: Suppression | None = None,
+        route_held: bool = False,
+    ) -> ConversationState:
+        """This state with ``event_id`` recorded, dropping the oldest beyond :data:`RECENT_LIMIT`."""
+        entry = Processed(event_digest(event_id), suppressed, route_held)
+        return replace(self, recent=(*self.recent, entry)[-RECENT_LIMIT:])
+
+    def to_bytes(self) -> bytes:
+        """The compact wire form (JSON, short keys, defaults left out)."""
+        data: dict[str, Any] = {"t": self.team}
+        if self.status != "open":
+            data["s"] = "a"
+        optional = {
+            "c": self.customer_at,
+            "k": self.ack_at,
+            "r": self.staff_at,
+            "ri": self.staff_id,
+            "ra": self.routed_at,
+        }
+        data.update({key: value for key, value in optional.items() if value is not None})
+        if self.routed_to:
+            data["rt"] = list(self.routed_to)
+        if self.recent:
+            data["e"] = [_entry_to_wire(entry) for entry in self.recent]
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> ConversationState:
+        """Read :meth:`to_bytes` output back; unknown keys are ignored."""
+        data = orjson.loads(raw)
+        return cls(
+            team=data["t"],
+            status="answered" if data.get("s") == "a" else "open",
+            customer_at=data.get("c"),
+            ack_at=data.get("k"),
+            staff_at=data.get("r"),
+            staff_id=data.get("ri"),
+            routed_to=tuple(data.get("rt", ())),
+            routed_at=data.get("ra"),
+            recent=tuple(_entry_from_wire(item) for item in data.get("e", ())),
+        )
+
+
+def _entry_to_wire(entry: Processed) -> str:
+    # "<digest>.<suppression code><held>", e.g. "AbCdEfGhIjK.10": one short string each.
+    return f"{entry.digest}.{_SUPPRESSION_CODES[entry.suppressed]}{int(entry.route_held)}"
+
+
+def _entry_from_wire(item: str) -> Processed:
+    digest, _, flags = item.partition(".")
+    code, held = (flags + "00")[:2]
+    return Processed(digest, _SUPPRESSIONS[int(code)], held == "1")
