@@ -1,0 +1,68 @@
+"""The webhook ingest application factory.
+
+:func:`build_webhooks` makes a self-contained aiohttp application from the edge
+settings and an :class:`~edge.sink.EventSink`. It holds no global state, so several
+apps (tests, replicas, a combined service app) can live in one process. The ingest is
+stateless apart from its dedupe memory: run as many replicas behind a balancer as
+needed (see :mod:`edge.dedupe` for what that means for redeliveries).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from edge.config import EdgeSettings
+from edge.dedupe import RecentIds
+from edge.sink import EventSink, ManagedSink
+from edge.webhooks import INGEST, WebhookIngest, add_routes
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_webhooks(
+    settings: EdgeSettings,
+    sink: EventSink,
+    *,
+    now: Callable[[], datetime] = _utc_now,
+    clock: Callable[[], float] = time.monotonic,
+    manage_sink: bool = True,
+    prefix: str = "/webhooks",
+) -> web.Application:
+    """The webhook routes of :mod:`edge.webhooks` on a new application.
+
+    ``now`` is the wall clock (stamped on events whose payload has no time), ``clock``
+    the monotonic clock of the dedupe. When ``manage_sink`` is true and the sink has
+    ``start``/``stop`` (:class:`~edge.sink.ManagedSink`, e.g. ``KafkaEventSink``), the
+    app starts it on startup and stops it on cleanup; otherwise the caller owns it.
+    The ingest state is at ``app[edge.webhooks.INGEST]`` (its ``stats`` included).
+
+    Routes are ``{prefix}/meta``, ``{prefix}/x``, ``{prefix}/telegram`` and
+    ``{prefix}/generic``: serve the app as it is (``offhours ingest``), or mount it in
+    the service with ``root.add_subapp("/webhooks", build_webhooks(..., prefix=""))``.
+    """
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    recent = RecentIds(settings.dedupe_ttl, settings.dedupe_capacity, clock)
+    app[INGEST] = WebhookIngest(settings, sink, recent, now)
+    if manage_sink and isinstance(sink, ManagedSink):
+        app.cleanup_ctx.append(_sink_context(sink))
+    add_routes(app, prefix)
+    return app
+
+
+def _sink_context(
+    sink: ManagedSink,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def sink_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await sink.start()
+        try:
+            yield
+        finally:
+            await sink.stop()
+
+    return sink_lifetime

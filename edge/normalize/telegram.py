@@ -1,0 +1,71 @@
+"""Telegram Bot API updates to events (PLATFORMS.md §4.2).
+
+A ``message`` is a ``dm`` in a private chat and a ``mention`` in a group (public: the
+bot only sees what is addressed to it). Edited messages (the original was handled),
+channel posts, callback queries and messages from other bots are skipped. Ids are
+``tg:<chat_id>:<message_id>``: ``message_id`` is unique within a chat, and a
+redelivered update carries the same message. ``date`` is epoch seconds; ``chat.id``
+may exceed 32 bits (kept as text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from edge.normalize import (
+    Collector,
+    Normalized,
+    from_epoch_seconds,
+    require_object,
+    resolve_account,
+    text_id,
+)
+
+PREFIX = "tg"
+_PRIVATE = "private"
+
+
+def normalize(
+    payload: Any,
+    accounts: Mapping[str, str],
+    *,
+    received_at: datetime,
+    bot: str,
+    account: str | None = None,
+) -> Normalized:
+    """Events of one update to ``bot``; ``account`` overrides the lookup of ``bot`` in ``accounts``."""
+    update = require_object(payload)
+    collector = Collector()
+    ref = f"update {update.get('update_id')}"
+    message = update.get("message")
+    if message is None:
+        other = sorted(set(update) - {"update_id"}) or ["unknown"]
+        collector.skip(ref, f"{other[0]} is not a new message")
+        return collector.result()
+    with collector.item(ref):
+        sender = message.get("from") or message.get("sender_chat") or {}
+        if sender.get("is_bot"):
+            collector.skip(ref, "message from a bot")
+            return collector.result()
+        chat = message["chat"]
+        chat_id = text_id(chat.get("id"), "chat.id")
+        replied = (message.get("reply_to_message") or {}).get("message_id")
+        collector.add(
+            id=f"{PREFIX}:{chat_id}:{text_id(message.get('message_id'), 'message_id')}",
+            account=account or resolve_account(accounts, PREFIX, bot),
+            channel="telegram",
+            kind="dm" if chat.get("type") == _PRIVATE else "mention",
+            conversation=f"{PREFIX}:{bot}:{chat_id}",
+            author={"id": text_id(sender.get("id"), "from.id"), "name": _name(sender)},
+            text=message.get("text") or message.get("caption"),
+            at=from_epoch_seconds(message["date"]),
+            in_reply_to=f"{PREFIX}:{chat_id}:{replied}" if replied is not None else None,
+        )
+    return collector.result()
+
+
+def _name(sender: dict[str, Any]) -> str | None:
+    full = " ".join(part for part in (sender.get("first_name"), sender.get("last_name")) if part)
+    return full or sender.get("title") or sender.get("username")

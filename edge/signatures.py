@@ -1,0 +1,102 @@
+"""Webhook signature checks: pure functions over the raw body and the header value.
+
+Every check HMACs the **raw bytes** of the request (never re-serialised JSON) and
+compares with :func:`hmac.compare_digest`, so the time taken does not reveal how much
+of a forged signature was right. A check returns a :class:`Verdict`: ``MISSING`` when
+the header is absent or not in the platform's form (answer 401), ``FORGED`` when it
+does not match (answer 403), ``VALID`` otherwise. The reason texts never contain a
+secret or the expected signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+
+SHA256_PREFIX = "sha256="
+
+
+class Verdict(enum.Enum):
+    """The outcome of a signature check."""
+
+    VALID = "valid"
+    MISSING = "missing"
+    FORGED = "forged"
+
+
+def _hmac_sha256(secret: str, message: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+
+
+def tokens_match(expected: str, given: str) -> bool:
+    """Constant-time equality of two shared-secret texts (verify tokens, secret headers)."""
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8", "replace"))
+
+
+def _compare(expected: str, given: str) -> Verdict:
+    return Verdict.VALID if tokens_match(expected, given) else Verdict.FORGED
+
+
+def _prefixed(header: str | None) -> str | None:
+    """The part after ``sha256=``, or None when the header is absent or in another form."""
+    if header is None:
+        return None
+    header = header.strip()
+    if not header.lower().startswith(SHA256_PREFIX) or len(header) == len(SHA256_PREFIX):
+        return None
+    return header[len(SHA256_PREFIX) :]
+
+
+def meta_signature(app_secret: str, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value Meta sends: ``sha256=`` + lowercase hex HMAC-SHA256."""
+    return SHA256_PREFIX + _hmac_sha256(app_secret, body).hex()
+
+
+def verify_meta(app_secret: str, body: bytes, header: str | None) -> Verdict:
+    """Check Meta's ``X-Hub-Signature-256`` (Messenger, Instagram, WhatsApp) over ``body``.
+
+    Hex digits are compared case-insensitively; the legacy SHA-1 ``X-Hub-Signature``
+    is not accepted.
+    """
+    given = _prefixed(header)
+    if given is None:
+        return Verdict.MISSING
+    return _compare(_hmac_sha256(app_secret, body).hex(), given.lower())
+
+
+def x_signature(consumer_secret: str, message: bytes) -> str:
+    """``sha256=`` + base64 HMAC-SHA256: X's webhook signature and CRC ``response_token``."""
+    return SHA256_PREFIX + base64.b64encode(_hmac_sha256(consumer_secret, message)).decode("ascii")
+
+
+def x_crc_response(consumer_secret: str, crc_token: str) -> dict[str, str]:
+    """The JSON body answering X's CRC check ``GET ?crc_token=...``."""
+    return {"response_token": x_signature(consumer_secret, crc_token.encode("utf-8"))}
+
+
+def verify_x(consumer_secret: str, body: bytes, header: str | None) -> Verdict:
+    """Check X's ``x-twitter-webhooks-signature`` (base64, case-sensitive) over ``body``."""
+    given = _prefixed(header)
+    if given is None:
+        return Verdict.MISSING
+    expected = base64.b64encode(_hmac_sha256(consumer_secret, body)).decode("ascii")
+    return _compare(expected, given)
+
+
+def verify_telegram(secret_token: str, header: str | None) -> Verdict:
+    """Check Telegram's ``X-Telegram-Bot-Api-Secret-Token`` (no body signature exists)."""
+    if not header:
+        return Verdict.MISSING
+    return _compare(secret_token, header)
+
+
+def generic_signature(secret: str, body: bytes) -> str:
+    """The ``X-Offhours-Signature`` value a generic producer sends: ``sha256=<hex>``."""
+    return SHA256_PREFIX + _hmac_sha256(secret, body).hex()
+
+
+def verify_generic(secret: str, body: bytes, header: str | None) -> Verdict:
+    """Check ``X-Offhours-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``."""
+    return verify_meta(secret, body, header)

@@ -1,0 +1,106 @@
+"""Where the webhook edge puts the events it accepted.
+
+The edge depends only on :class:`EventSink`; :class:`KafkaEventSink` produces to the
+events topic with a plain aiokafka producer (no Faust in the edge) and
+:class:`MemoryEventSink` keeps them in a list for component tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+from aiokafka import AIOKafkaProducer
+
+from streams.records import SocialEvent
+
+
+class EventSink(Protocol):
+    """Accepts events for the stream. ``publish`` returns once every event is durably stored,
+    and raises when any could not be (the edge then answers 503 so the platform retries)."""
+
+    async def publish(self, events: list[SocialEvent]) -> None: ...
+
+
+@runtime_checkable
+class ManagedSink(Protocol):
+    """A sink with a connection to open before the first ``publish`` and to close at the end."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class MemoryEventSink:
+    """Keeps published events in :attr:`events`, in order; ``failure`` makes publish raise it."""
+
+    def __init__(self) -> None:
+        self.events: list[SocialEvent] = []
+        self.failure: Exception | None = None
+
+    async def publish(self, events: list[SocialEvent]) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.events.extend(events)
+
+
+class KafkaEventSink:
+    """Produces each event as compact JSON to ``topic``, keyed by its ``conversation``.
+
+    ``acks="all"``: an event counts as published once every in-sync replica has it.
+    ``idempotent`` turns on the idempotent producer (no duplicates from the producer's
+    own retries); use it on Apache Kafka. The embedded Tansu broker answers
+    ``InitProducerId`` with an unknown error, so it is off by default. Either way a
+    retried webhook may produce an event twice; the triage is idempotent by event id.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        topic: str,
+        *,
+        idempotent: bool = False,
+        client_id: str = "offhours-ingest",
+    ) -> None:
+        self.topic = topic
+        self._options = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": idempotent,
+        }
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect; the producer is made here because aiokafka needs the running loop."""
+        producer = AIOKafkaProducer(**self._options)
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush what is pending and disconnect; idempotent."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def publish(self, events: list[SocialEvent]) -> None:
+        if self._producer is None:
+            raise RuntimeError("KafkaEventSink.publish before start()")
+        deliveries = [
+            await self._producer.send(self.topic, value=event.to_json(), key=event.conversation.encode())
+            for event in events
+        ]
+        await asyncio.gather(*deliveries)
+
+    async def __aenter__(self) -> KafkaEventSink:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,289 @@
+"""The webhook routes: verify, normalize, dedupe, publish, answer.
+
+Every POST follows the same order, so that nothing unverified is ever parsed or
+produced:
+
+1. read the **raw** body, bounded by ``max_body_bytes`` (more: ``413``);
+2. check the platform's signature over those bytes (header missing: ``401``, wrong:
+   ``403``; the secret not configured: ``503`` so the platform retries until it is);
+3. parse the JSON (malformed: ``400`` with the reason) and normalize it (a payload that
+   is not the platform's shape: ``400``; single items that are malformed or carry no
+   message are skipped and listed in the answer);
+4. drop the events this replica produced within ``dedupe_ttl`` (see :mod:`edge.dedupe`);
+5. publish the rest through the :class:`~edge.sink.EventSink` (a failure: ``503``, and
+   the events are forgotten by the dedupe so the platform's retry produces them);
+6. answer ``200`` with ``{"produced", "duplicates", "skipped": [{"ref", "reason"}]}``.
+
+Routes: ``GET/POST /webhooks/meta`` (Messenger, Instagram and WhatsApp share the
+handshake and the ``X-Hub-Signature-256``), ``GET/POST /webhooks/x`` (CRC and
+``x-twitter-webhooks-signature``), ``POST /webhooks/telegram``
+(``X-Telegram-Bot-Api-Secret-Token``) and ``POST /webhooks/generic``
+(``X-Offhours-Signature: sha256=<hex>``; the body is CONTRACT §2 events, all or none).
+Error answers are ``{"error": reason}``; no reason ever contains a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import SecretStr
+
+from edge import signatures
+from edge.config import EdgeSettings
+from edge.dedupe import RecentIds
+from edge.normalize import InvalidPayload, Normalized, Skipped, generic, meta, telegram, whatsapp, x
+from edge.signatures import Verdict
+from edge.sink import EventSink
+from streams.records import SocialEvent
+
+log = logging.getLogger(__name__)
+
+META_SIGNATURE = "X-Hub-Signature-256"
+X_SIGNATURE = "x-twitter-webhooks-signature"
+TELEGRAM_SECRET = "X-Telegram-Bot-Api-Secret-Token"
+GENERIC_SIGNATURE = "X-Offhours-Signature"
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class IngestStats:
+    """Counters of one ingest app since it started (for metrics and the operations API)."""
+
+    produced: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    refused: int = 0
+    unknown_accounts: int = 0
+
+
+class WebhookIngest:
+    """What the webhook handlers share: settings, sink, the dedupe memory and the clock."""
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        sink: EventSink,
+        recent: RecentIds,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.recent = recent
+        self.now = now
+        self.stats = IngestStats()
+        self._known_accounts = set(settings.accounts.values()) | (
+            {settings.telegram_bot_account} if settings.telegram_bot_account else set()
+        )
+
+    async def read_body(self, request: web.Request) -> bytes:
+        """The raw body, refused with 413 beyond ``max_body_bytes`` (before reading it all)."""
+        limit = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise _too_large(limit, request.content_length)
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit, len(body))
+        return bytes(body)
+
+    def check(self, name: str, verdict: Verdict) -> None:
+        """Raise the refusal for a signature that is not valid (nothing is produced)."""
+        if verdict is Verdict.VALID:
+            return
+        self.stats.refused += 1
+        if verdict is Verdict.MISSING:
+            log.warning("%s webhook refused: signature missing", name)
+            raise _error(web.HTTPUnauthorized, f"{name} signature missing")
+        log.warning("%s webhook refused: signature does not match", name)
+        raise _error(web.HTTPForbidden, f"{name} signature does not match")
+
+    async def accept(self, name: str, normalized: Normalized) -> web.Response:
+        """Dedupe and publish the events of one request and answer with what happened."""
+        fresh = set(self.recent.claim(event.id for event in normalized.events))
+        events = [event for event in normalized.events if event.id in fresh]
+        duplicates = len(normalized.events) - len(events)
+        if events:
+            try:
+                await self.sink.publish(events)
+            except Exception as exc:
+                self.recent.release(fresh)
+                log.error("%s webhook: publishing %d events failed: %r", name, len(events), exc)
+                raise _error(web.HTTPServiceUnavailable, "events could not be stored, retry") from None
+        self._count(name, events, duplicates, normalized)
+        return web.json_response(
+            {
+                "produced": len(events),
+                "duplicates": duplicates,
+                "skipped": [{"ref": s.ref, "reason": s.reason} for s in normalized.skipped],
+            }
+        )
+
+    def _count(self, name: str, events: list[SocialEvent], duplicates: int, normalized: Normalized) -> None:
+        self.stats.produced += len(events)
+        self.stats.duplicates += duplicates
+        self.stats.skipped += len(normalized.skipped)
+        for event in events:
+            if event.channel != "generic" and event.account not in self._known_accounts:
+                # Produced anyway: the triage rejects it to the dead letters with the reason.
+                self.stats.unknown_accounts += 1
+                log.warning("%s webhook: no coverage account for %r (event %s)", name, event.account, event.id)
+        for skipped in normalized.skipped:
+            log.debug("%s webhook: skipped %s: %s", name, skipped.ref, skipped.reason)
+        log.info(
+            "%s webhook: produced %d, duplicates %d, skipped %d",
+            name, len(events), duplicates, len(normalized.skipped),
+        )
+
+
+INGEST = web.AppKey("offhours_webhook_ingest", WebhookIngest)
+
+
+def _error(kind: type[web.HTTPException], reason: str) -> web.HTTPException:
+    return kind(text=orjson.dumps({"error": reason}).decode(), content_type="application/json")
+
+
+def _too_large(limit: int, size: int) -> web.HTTPException:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=limit,
+        actual_size=size,
+        text=orjson.dumps({"error": f"body larger than {limit} bytes"}).decode(),
+        content_type="application/json",
+    )
+
+
+def _secret(value: SecretStr | None, name: str) -> str:
+    if value is None:
+        raise _error(web.HTTPServiceUnavailable, f"{name} webhooks are not configured")
+    return value.get_secret_value()
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _error(web.HTTPBadRequest, f"malformed JSON: {exc}") from None
+
+
+async def meta_handshake(request: web.Request) -> web.Response:
+    """Meta's subscription check: echo ``hub.challenge`` raw when the verify token matches."""
+    ingest = request.app[INGEST]
+    expected = _secret(ingest.settings.meta_verify_token, "meta")
+    query = request.query
+    matches = signatures.tokens_match(expected, query.get("hub.verify_token", ""))
+    if query.get("hub.mode") != "subscribe" or not matches:
+        log.warning("meta webhook handshake refused")
+        raise _error(web.HTTPForbidden, "hub.mode is not subscribe or hub.verify_token does not match")
+    challenge = query.get("hub.challenge")
+    if not challenge:
+        raise _error(web.HTTPBadRequest, "hub.challenge missing")
+    return web.Response(text=challenge, content_type="text/plain")
+
+
+async def meta_post(request: web.Request) -> web.Response:
+    """Messenger, Instagram and WhatsApp payloads, told apart by their ``object``."""
+    ingest = request.app[INGEST]
+    secret = _secret(ingest.settings.meta_app_secret, "meta")
+    body = await ingest.read_body(request)
+    ingest.check("meta", signatures.verify_meta(secret, body, request.headers.get(META_SIGNATURE)))
+    payload = _json(body)
+    settings = ingest.settings
+    try:
+        kind = payload.get("object") if isinstance(payload, dict) else None
+        if kind == "whatsapp_business_account":
+            normalized = whatsapp.normalize(payload, settings.accounts, received_at=ingest.now())
+        elif kind in meta.CHANNELS:
+            normalized = meta.normalize(
+                payload, settings.accounts, received_at=ingest.now(), app_id=settings.meta_app_id
+            )
+        elif isinstance(payload, dict):
+            # Another subscription of the app (permissions, user...): nothing for us, and
+            # an error would make Meta retry it for hours.
+            normalized = Normalized(skipped=[_skip_object(kind)])
+        else:
+            raise InvalidPayload(f"expected a JSON object, got {type(payload).__name__}")
+    except InvalidPayload as exc:
+        raise _error(web.HTTPBadRequest, exc.reason) from None
+    return await ingest.accept("meta", normalized)
+
+
+def _skip_object(kind: Any) -> Skipped:
+    return Skipped(ref="object", reason=f"object {kind!r} carries no customer message")
+
+
+async def x_crc(request: web.Request) -> web.Response:
+    """X's challenge-response check: ``{"response_token": "sha256=<base64 HMAC>"}``."""
+    ingest = request.app[INGEST]
+    secret = _secret(ingest.settings.x_consumer_secret, "x")
+    token = request.query.get("crc_token")
+    if not token:
+        raise _error(web.HTTPBadRequest, "crc_token missing")
+    return web.json_response(signatures.x_crc_response(secret, token))
+
+
+async def x_post(request: web.Request) -> web.Response:
+    """Account Activity API payloads."""
+    ingest = request.app[INGEST]
+    secret = _secret(ingest.settings.x_consumer_secret, "x")
+    body = await ingest.read_body(request)
+    ingest.check("x", signatures.verify_x(secret, body, request.headers.get(X_SIGNATURE)))
+    settings = ingest.settings
+    try:
+        normalized = x.normalize(
+            _json(body), settings.accounts, received_at=ingest.now(), app_id=settings.x_app_id
+        )
+    except InvalidPayload as exc:
+        raise _error(web.HTTPBadRequest, exc.reason) from None
+    return await ingest.accept("x", normalized)
+
+
+async def telegram_post(request: web.Request) -> web.Response:
+    """Bot API updates (the secret token header is Telegram's only authentication)."""
+    ingest = request.app[INGEST]
+    secret = _secret(ingest.settings.telegram_secret_token, "telegram")
+    ingest.check("telegram", signatures.verify_telegram(secret, request.headers.get(TELEGRAM_SECRET)))
+    body = await ingest.read_body(request)
+    settings = ingest.settings
+    try:
+        normalized = telegram.normalize(
+            _json(body),
+            settings.accounts,
+            received_at=ingest.now(),
+            bot=settings.telegram_bot,
+            account=settings.telegram_bot_account,
+        )
+    except InvalidPayload as exc:
+        raise _error(web.HTTPBadRequest, exc.reason) from None
+    return await ingest.accept("telegram", normalized)
+
+
+async def generic_post(request: web.Request) -> web.Response:
+    """CONTRACT §2 events from our own producers (a CRM, a test); all valid or none produced."""
+    ingest = request.app[INGEST]
+    secret = _secret(ingest.settings.generic_secret, "generic")
+    body = await ingest.read_body(request)
+    ingest.check("generic", signatures.verify_generic(secret, body, request.headers.get(GENERIC_SIGNATURE)))
+    try:
+        normalized = generic.normalize(_json(body))
+    except InvalidPayload as exc:
+        raise _error(web.HTTPBadRequest, exc.reason) from None
+    if normalized.skipped:
+        reasons = "; ".join(f"{s.ref} {s.reason}" for s in normalized.skipped)
+        raise _error(web.HTTPBadRequest, f"invalid events, none produced: {reasons}")
+    return await ingest.accept("generic", normalized)
+
+
+def add_routes(app: web.Application, prefix: str = "/webhooks") -> None:
+    """Register the webhook routes under ``prefix`` on ``app`` (which must hold :data:`INGEST`)."""
+    app.router.add_get(f"{prefix}/meta", meta_handshake, allow_head=False)
+    app.router.add_post(f"{prefix}/meta", meta_post)
+    app.router.add_get(f"{prefix}/x", x_crc, allow_head=False)
+    app.router.add_post(f"{prefix}/x", x_post)
+    app.router.add_post(f"{prefix}/telegram", telegram_post)
+    app.router.add_post(f"{prefix}/generic", generic_post)
