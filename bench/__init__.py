@@ -1,0 +1,1 @@
+"""Benchmarks of offhours (run as programs, not tests)."""

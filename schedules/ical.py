@@ -1,0 +1,369 @@
+"""iCalendar export of coverage and import of closures from .ics files.
+
+Export: ``export_ics`` turns a team's coverage over a window into a VCALENDAR that
+calendar applications open: one event per coverage stretch and one per on-call shift,
+with the team's VTIMEZONE. UIDs are derived from the team, the kind of event and the
+instant the stretch or shift really starts (not where the window clips it), so
+exporting again updates the events a calendar already holds instead of duplicating them.
+
+Import: ``holiday_dates_from_ics`` reads an .ics file saved on disk (a company closure
+calendar, a public-holiday feed) and returns the whole local days its events touch,
+recurring events expanded.
+
+Command line: ``register`` adds ``offhours coverage ics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from schedules.model import WallTime
+
+if TYPE_CHECKING:
+    from schedules import Team
+
+PRODID = "-//offhours//coverage export//EN"
+UID_DOMAIN = "offhours"
+COVERAGE = "coverage"
+ON_CALL = "on-call"
+
+# How far before the window an on-call shift is searched for, to find where the shift
+# that is running when the window opens really started (its UID depends on it).
+SHIFT_LOOKBACK = timedelta(days=35)
+
+EXAMPLE = """\
+example:
+  offhours coverage ics examples/coverage.yaml --team care-it --from 2026-12-01 \\
+      --days 31 -o care-it-december.ics
+
+Import the file into a calendar application (or serve it as a subscription): each
+coverage stretch is one event ("Open", "Reduced", "Closed (override: Natale)") and each
+on-call shift is one event ("On call: Marta Rossi"). Exporting again, for any window,
+updates the same events rather than adding copies.
+"""
+
+
+class IcsInvalid(ValueError):
+    """An .ics file that cannot be read or is not a valid iCalendar file.
+
+    ``str(error)`` names the file and says what is wrong with it.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def export_ics(
+    team: Team, start: datetime, end: datetime, *, stamp: datetime | None = None
+) -> bytes:
+    """The team's coverage and on-call shifts over ``[start, end)`` as iCalendar bytes.
+
+    - One VEVENT per coverage stretch (``team.stretches``, merged and clipped to the
+      window): SUMMARY ``Open``, ``Reduced``, ``Closed``, with the source and its note
+      when the stretch comes from a holiday or an override, e.g.
+      ``Closed (override: Natale)``, or with its note alone when a stretch merges
+      pieces of several sources; ``X-OFFHOURS-MODE`` and ``X-OFFHOURS-SOURCE`` carry
+      the mode and source for programs.
+    - One VEVENT per on-call shift (``team.on_call_shifts``): ``On call: Marta Rossi``.
+    - DTSTART/DTEND carry the team's TZID, and the calendar holds the matching
+      VTIMEZONE. An instant that is the second occurrence of an ambiguous fall-back
+      wall-clock time cannot be written with a TZID (readers take the first
+      occurrence), so it is written in UTC instead.
+    - UIDs are deterministic: team, kind (coverage or on-call) and the UTC instant the
+      stretch or shift really starts, also when the window cuts it.
+    - DTSTAMP is ``stamp`` (the moment of the export, given by the caller since this
+      package never reads the clock); without it, ``start``, so that the same inputs
+      always give the same bytes.
+
+    ``start`` and ``end`` must be aware datetimes with ``start < end``.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("export_ics needs aware datetimes for start and end")
+    if not start < end:
+        raise ValueError(f"export window is empty: {start.isoformat()} is not before {end.isoformat()}")
+    zone = team.timezone
+    dtstamp = (stamp if stamp is not None else start).astimezone(UTC)
+    calendar = icalendar.Calendar.new(
+        prodid=PRODID,
+        uid=f"{team.id}@{UID_DOMAIN}",
+        name=f"Coverage: {team.name or team.id}",
+    )
+    for event in _coverage_events(team, start, end, dtstamp):
+        calendar.add_component(event)
+    for event in _on_call_events(team, start, end, dtstamp):
+        calendar.add_component(event)
+    # The VTIMEZONE only needs to describe the offsets within the exported window;
+    # a margin on each side keeps the first and last transitions in it.
+    calendar.add_missing_timezones(
+        first_date=(start.astimezone(zone) - timedelta(days=400)).date(),
+        last_date=(end.astimezone(zone) + timedelta(days=400)).date(),
+    )
+    if zone.key not in {tz.tz_name for tz in calendar.timezones}:
+        calendar.add_component(icalendar.Timezone.from_tzinfo(zone, tzid=zone.key))
+    return calendar.to_ical()
+
+
+def _coverage_events(
+    team: Team, start: datetime, end: datetime, dtstamp: datetime
+) -> Iterable[icalendar.Event]:
+    stretches = team.stretches(start, end)
+    for index, stretch in enumerate(stretches):
+        true_start = stretch.start
+        if index == 0:
+            since = team.at(start).since
+            if since is not None:
+                true_start = since
+        summary = _mode_title(stretch.mode)
+        if stretch.source in ("holiday", "override"):
+            summary += f" ({stretch.source}: {stretch.note})" if stretch.note else f" ({stretch.source})"
+        elif stretch.note:
+            summary += f" ({stretch.note})"
+        event = _event(
+            team,
+            COVERAGE,
+            true_start,
+            stretch.start,
+            stretch.end,
+            summary,
+            dtstamp,
+        )
+        event.add("X-OFFHOURS-MODE", stretch.mode)
+        event.add("X-OFFHOURS-SOURCE", stretch.source)
+        if stretch.note:
+            event.add("DESCRIPTION", stretch.note)
+        yield event
+
+
+def _on_call_events(
+    team: Team, start: datetime, end: datetime, dtstamp: datetime
+) -> Iterable[icalendar.Event]:
+    # Compared in UTC: within one zone Python compares wall clocks, ignoring the fold.
+    window_start = start.astimezone(UTC)
+    for shift in team.on_call_shifts(window_start - SHIFT_LOOKBACK, end):
+        if shift.end.astimezone(UTC) <= window_start:
+            continue
+        member = team.staff[shift.member].name if shift.member in team.staff else shift.member
+        event = _event(
+            team,
+            ON_CALL,
+            shift.start,
+            max(shift.start.astimezone(UTC), window_start),
+            shift.end,
+            f"On call: {member or shift.member}",
+            dtstamp,
+        )
+        event.add("X-OFFHOURS-ON-CALL", shift.member)
+        yield event
+
+
+def _event(
+    team: Team,
+    kind: str,
+    true_start: datetime,
+    start: datetime,
+    end: datetime,
+    summary: str,
+    dtstamp: datetime,
+) -> icalendar.Event:
+    anchor = true_start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    event = icalendar.Event.new(
+        uid=f"{anchor}-{kind}-{team.id}@{UID_DOMAIN}",
+        summary=summary,
+        stamp=dtstamp,
+    )
+    event.add("DTSTART", _calendar_instant(start, team.timezone))
+    event.add("DTEND", _calendar_instant(end, team.timezone))
+    event.add("TRANSP", "TRANSPARENT")
+    return event
+
+
+def _calendar_instant(instant: datetime, zone: tzinfo) -> datetime:
+    """``instant`` in the team's zone, or in UTC when a TZID would misplace it."""
+    local = instant.astimezone(zone)
+    if local.replace(fold=0).astimezone(UTC) != instant.astimezone(UTC):
+        return instant.astimezone(UTC)
+    return local
+
+
+def _mode_title(mode: str) -> str:
+    return mode.capitalize()
+
+
+def holiday_dates_from_ics(
+    path: Path, start: date, end: date, *, timezone: tzinfo | None = None
+) -> set[date]:
+    """Whole local days closed by the events of the .ics file at ``path``, within
+    ``[start, end]`` (both included).
+
+    - An all-day event closes each day from its start up to, not including, its end
+      date (one day when it has no end).
+    - A timed event closes every local day it touches: from the day it starts to the
+      day it ends, not counting the end's day when it ends exactly at midnight. Local
+      means ``timezone`` when given (the team's zone), else the event's own wall
+      clock (its TZID; floating times as written).
+    - Recurring events (RRULE, RDATE, EXDATE, modified occurrences) are expanded within
+      the window; cancelled events and occurrences close nothing.
+
+    Raises ``IcsInvalid`` (a ``ValueError``) naming the file and the reason when it
+    cannot be read or is not a valid iCalendar file.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise IcsInvalid(path, f"cannot read the file ({error.strerror or error})") from None
+    try:
+        calendar = icalendar.Calendar.from_ical(raw)
+    except ValueError as error:
+        raise IcsInvalid(path, f"not a valid iCalendar file: {error}") from None
+    if not isinstance(calendar, icalendar.Component) or calendar.name != "VCALENDAR":
+        raise IcsInvalid(path, "not an iCalendar file: it must start with BEGIN:VCALENDAR")
+    try:
+        occurrences = recurring_ical_events.of(calendar).between(start, end + timedelta(days=1))
+    except (
+        recurring_ical_events.InvalidCalendar,
+        recurring_ical_events.BadRuleStringFormat,
+        recurring_ical_events.PeriodEndBeforeStart,
+        ValueError,
+    ) as error:
+        raise IcsInvalid(path, f"cannot expand its events: {error}") from None
+    closed: set[date] = set()
+    for occurrence in occurrences:
+        if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
+            continue
+        closed.update(
+            day for day in _days_touched(occurrence, timezone) if start <= day <= end
+        )
+    return closed
+
+
+def _days_touched(event: icalendar.Event, timezone: tzinfo | None) -> Iterable[date]:
+    begin = event.get("DTSTART")
+    if begin is None:
+        return ()
+    first = begin.dt
+    finish = event.get("DTEND")
+    last = finish.dt if finish is not None else None
+    if not isinstance(first, datetime):
+        # All-day event: DTEND is exclusive; recurring_ical_events fills it in.
+        stop = last if isinstance(last, date) and not isinstance(last, datetime) else first
+        stop = max(stop, first + timedelta(days=1))
+        return _date_range(first, stop)
+    if last is None or not isinstance(last, datetime):
+        last = first
+    if timezone is not None:
+        first = _in_zone(first, timezone)
+        last = _in_zone(last, timezone)
+    if last <= first:
+        return (first.date(),)
+    # The end is exclusive: an event that ends at midnight does not touch that day.
+    last_day = (last - timedelta(microseconds=1)).date()
+    return _date_range(first.date(), last_day + timedelta(days=1))
+
+
+def _in_zone(moment: datetime, timezone: tzinfo) -> datetime:
+    # A floating time (no TZID) is wall-clock time wherever it is read: the team's.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone)
+    return moment.astimezone(timezone)
+
+
+def _date_range(first: date, stop_exclusive: date) -> Iterable[date]:
+    day = first
+    while day < stop_exclusive:
+        yield day
+        day += timedelta(days=1)
+
+
+def register(coverage_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``offhours coverage ics FILE --team TEAM --from DATE --days N [-o OUT]``."""
+    parser = coverage_subparsers.add_parser(
+        "ics",
+        help="export a team's coverage and on-call shifts as an iCalendar (.ics) file",
+        description=(
+            "Export a team's coverage (open, reduced and closed stretches) and its "
+            "on-call shifts over a window of whole local days as an iCalendar file, "
+            "with the team's time zone. Writes to standard output unless -o is given."
+        ),
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE", type=Path, help="the coverage file (YAML)")
+    parser.add_argument("--team", required=True, metavar="TEAM", help="team id, e.g. care-it")
+    parser.add_argument(
+        "--from",
+        dest="from_date",
+        required=True,
+        metavar="DATE",
+        help="first local day of the window, YYYY-MM-DD (starts at 00:00 in the team's zone)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=28,
+        metavar="N",
+        help="number of local days in the window (default: 28)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT",
+        help="write the calendar to this file instead of standard output",
+    )
+    parser.set_defaults(handler=_run_ics)
+
+
+def _run_ics(args: argparse.Namespace) -> int:
+    # Imported here: the loader imports this module for holiday feeds.
+    from schedules import CoverageInvalid, load_coverage
+
+    try:
+        first_day = date.fromisoformat(args.from_date)
+    except ValueError:
+        print(f"--from: {args.from_date!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-12-01", file=sys.stderr)
+        return 2
+    if args.days < 1 or args.days > 3660:
+        print(f"--days: {args.days} is out of range; give a number of days from 1 to 3660", file=sys.stderr)
+        return 2
+    try:
+        coverage = load_coverage(args.file)
+    except CoverageInvalid as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    team = coverage.teams.get(args.team)
+    if team is None:
+        known = ", ".join(sorted(coverage.teams)) or "none"
+        print(f"--team: no team {args.team!r} in {args.file}; teams: {known}", file=sys.stderr)
+        return 2
+    start = _local_midnight(first_day, team.timezone)
+    end = _local_midnight(first_day + timedelta(days=args.days), team.timezone)
+    # The command line is where the clock is read: it stamps the export.
+    payload = export_ics(team, start, end, stamp=datetime.now(UTC))
+    if args.output is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            args.output.write_bytes(payload)
+        except OSError as error:
+            print(f"-o: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.output}: team {team.id}, {args.days} days from {first_day}", file=sys.stderr)
+    return 0
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """00:00 of ``day`` in ``zone``, by the contract's daylight-saving rule."""
+    return WallTime(datetime.combine(day, time(0))).to_instant(zone).astimezone(zone)
