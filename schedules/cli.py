@@ -1,0 +1,230 @@
+"""``offhours coverage ...``: check a coverage file, ask it about an instant, show a week.
+
+The command line is where the clock is read (for default dates); the engine never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date, datetime, time, timedelta
+
+from schedules import ical
+from schedules.coverage import Coverage, Team
+from schedules.gaps import team_gaps
+from schedules.loader import load_coverage
+from schedules.model import CoverageInvalid, WallTime
+
+EXIT_INVALID = 2
+WARNING_DAYS = 28
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``offhours coverage`` and its subcommands to the ``offhours`` parser."""
+    coverage = subparsers.add_parser(
+        "coverage",
+        help="check a coverage file and ask it who answers when",
+        description=(
+            "Work with a coverage file: the YAML that says, per team, which accounts it\n"
+            "answers, its weekly hours (open, reduced, closed), holidays, overrides and\n"
+            "on-call rotation."
+        ),
+        epilog="example:\n  offhours coverage check examples/coverage.yaml",
+        formatter_class=_FORMATTER,
+    )
+    coverage_sub = coverage.add_subparsers(dest="coverage_command", metavar="SUBCOMMAND", required=True)
+
+    check = coverage_sub.add_parser(
+        "check",
+        help="validate a coverage file",
+        description=(
+            "Validate a coverage file. Exit 0 and one line per team when it is valid\n"
+            "(coverage gaps of the next weeks are printed as warnings on stderr);\n"
+            "exit 2 and every problem, with its line and what to write instead, when not."
+        ),
+        epilog="example:\n  offhours coverage check examples/coverage.yaml\n"
+        "  offhours coverage check examples/coverage.yaml --from 2026-12-01",
+        formatter_class=_FORMATTER,
+    )
+    check.add_argument("file", metavar="FILE", help="the coverage YAML file")
+    check.add_argument("--from", dest="start", metavar="DATE", help="first day checked for gaps (default: today)")
+    check.set_defaults(handler=run_check)
+
+    at = coverage_sub.add_parser(
+        "at",
+        help="a team's coverage at an instant, as JSON",
+        description=(
+            "Print one JSON object: the team's mode at TIME, since/until of that stretch,\n"
+            "the next opening, who is on call and what decided the mode (hours, holiday,\n"
+            "override). TIME is ISO 8601; without an offset it is the team's local time."
+        ),
+        epilog="examples:\n"
+        "  offhours coverage at examples/coverage.yaml --team care-it --at 2026-11-23T21:14\n"
+        "  offhours coverage at examples/coverage.yaml --team care-it --at 2026-11-23T20:14:05Z",
+        formatter_class=_FORMATTER,
+    )
+    at.add_argument("file", metavar="FILE", help="the coverage YAML file")
+    at.add_argument("--team", required=True, help="team id, as under 'teams:'")
+    at.add_argument("--at", dest="instant", required=True, metavar="TIME", help="ISO 8601 instant; naive = team's zone")
+    at.set_defaults(handler=run_at)
+
+    week = coverage_sub.add_parser(
+        "week",
+        help="a readable week of a team's coverage",
+        description=(
+            "Show seven days of a team's coverage: a row per day with its stretches and\n"
+            "modes, and who is on call, followed by coverage-gap warnings."
+        ),
+        epilog="example:\n  offhours coverage week examples/coverage.yaml --team care-it --from 2026-12-21",
+        formatter_class=_FORMATTER,
+    )
+    week.add_argument("file", metavar="FILE", help="the coverage YAML file")
+    week.add_argument("--team", required=True, help="team id, as under 'teams:'")
+    week.add_argument("--from", dest="start", metavar="DATE", help="first day shown, YYYY-MM-DD (default: today)")
+    week.set_defaults(handler=run_week)
+
+    ical.register(coverage_sub)
+
+
+def _load(path: str) -> Coverage | None:
+    try:
+        return load_coverage(path)
+    except CoverageInvalid as invalid:
+        count = len(invalid.problems)
+        print(f"{path}: invalid coverage file, {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+        for problem in invalid.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _team(coverage: Coverage, team_id: str) -> Team | None:
+    team = coverage.teams.get(team_id)
+    if team is None:
+        print(f"unknown team '{team_id}'; teams in {coverage.file}: {', '.join(coverage.teams)}", file=sys.stderr)
+    return team
+
+
+def _day(text: str | None) -> date | None:
+    if text is None:
+        return date.today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        print(f"'{text}' is not a date; write YYYY-MM-DD, e.g. 2026-11-23", file=sys.stderr)
+        return None
+
+
+def _midnight(team: Team, day: date) -> datetime:
+    return WallTime(datetime.combine(day, time())).to_instant(team.timezone).astimezone(team.timezone)
+
+
+def parse_instant(text: str, team: Team) -> datetime | None:
+    """An ISO 8601 instant; without an offset it is wall-clock time in the team's zone."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return WallTime(parsed).to_instant(team.timezone).astimezone(team.timezone)
+    return parsed
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """``offhours coverage check FILE``."""
+    first = _day(args.start)
+    coverage = _load(args.file)
+    if coverage is None or first is None:
+        return EXIT_INVALID
+    warnings: list[str] = []
+    for team in coverage.teams.values():
+        print(_summary(team))
+        start = _midnight(team, first)
+        warnings.extend(str(w) for w in team_warnings(team, start, start + timedelta(days=WARNING_DAYS)))
+    _print_warnings(warnings)
+    return 0
+
+
+def team_warnings(team: Team, start: datetime, end: datetime) -> list[str]:
+    """Coverage-gap warnings of one team in ``[start, end)``."""
+    return [str(gap) for gap in team_gaps(team, start, end)]
+
+
+def _summary(team: Team) -> str:
+    rotation = team.on_call.rotation
+    on_call = (
+        f"rotation {'/'.join(rotation.members)} every {rotation.every}{rotation.unit}" if rotation else "no rotation"
+    )
+    holidays = team.holidays.country or "no"
+    if team.holidays.subdivision:
+        holidays += f"-{team.holidays.subdivision}"
+    return (
+        f"{team.id} ({team.name}): {team.timezone.key}, locale {team.locale}, "
+        f"{len(team.accounts)} accounts, {len(team.staff)} staff, {on_call}, "
+        f"{holidays} holidays, {len(team.overrides)} overrides: ok"
+    )
+
+
+def run_at(args: argparse.Namespace) -> int:
+    """``offhours coverage at FILE --team TEAM --at TIME``."""
+    coverage = _load(args.file)
+    if coverage is None:
+        return EXIT_INVALID
+    team = _team(coverage, args.team)
+    if team is None:
+        return EXIT_INVALID
+    instant = parse_instant(args.instant, team)
+    if instant is None:
+        print(
+            f"--at '{args.instant}' is not an ISO 8601 time; write e.g. 2026-11-23T21:14:05+01:00, "
+            "2026-11-23T20:14:05Z, or 2026-11-23T21:14 (the team's local time)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    print(json.dumps(team.at(instant).to_contract(), ensure_ascii=False))
+    return 0
+
+
+def _clock(moment: datetime, day_start: datetime) -> str:
+    if moment.date() > day_start.date():
+        return "24:00"
+    return moment.strftime("%H:%M")
+
+
+def run_week(args: argparse.Namespace) -> int:
+    """``offhours coverage week FILE --team TEAM [--from DATE]``."""
+    first = _day(args.start)
+    coverage = _load(args.file)
+    if coverage is None or first is None:
+        return EXIT_INVALID
+    team = _team(coverage, args.team)
+    if team is None:
+        return EXIT_INVALID
+    print(f"{team.id} ({team.name}), {team.timezone.key}, week from {first.isoformat()}")
+    for offset in range(7):
+        day = first + timedelta(days=offset)
+        start, end = _midnight(team, day), _midnight(team, day + timedelta(days=1))
+        parts = []
+        for stretch in team.stretches(start, end):
+            label = f"{_clock(stretch.start, start)}-{_clock(stretch.end, start)} {stretch.mode}"
+            if stretch.source != "hours":
+                label += f" ({stretch.note or stretch.source})"
+            parts.append(label)
+        shifts = team.on_call_shifts(start, end)
+        if not shifts:
+            on_call = "nobody"
+        elif len(shifts) == 1 and shifts[0].start == start and shifts[0].end == end:
+            on_call = shifts[0].member
+        else:
+            on_call = ", ".join(f"{s.member} {_clock(s.start, start)}-{_clock(s.end, start)}" for s in shifts)
+        print(f"{day.strftime('%a %Y-%m-%d')}  {' | '.join(parts)}  on call: {on_call}")
+    week_start = _midnight(team, first)
+    _print_warnings(team_warnings(team, week_start, _midnight(team, first + timedelta(days=7))))
+    return 0
