@@ -318,7 +318,7 @@ class _Reader:
                 accounts[account] = (team_id, item)
                 team_accounts.append(account)
         hours = self.hours(value("hours"), where)
-        holidays = self.holidays(value("holidays"), where)
+        holidays = self.holidays(value("holidays"), where, zone)
         overrides = self.overrides(value("overrides"), where)
         staff = self.staff(value("staff"), where)
         rotation, on_call_overrides = self.on_call(value("on_call"), where, staff)
@@ -475,7 +475,7 @@ class _Reader:
 
     # -- holidays and overrides ---------------------------------------------------
 
-    def holidays(self, node: Node | None, where: str) -> HolidayCalendar:
+    def holidays(self, node: Node | None, where: str, zone: ZoneInfo | None) -> HolidayCalendar:
         if node is None:
             return HolidayCalendar()
         where = f"{where}, 'holidays'"
@@ -509,7 +509,7 @@ class _Reader:
         if "mode" in value:
             mode = self.mode(value["mode"], f"{where}, 'mode'") or mode
         if "ics" in value:
-            extra |= self.ics_days(value["ics"], where)
+            extra |= self.ics_days(value["ics"], where, zone)
         return HolidayCalendar(country, subdivision, extra, mode)
 
     def country(self, node: Node, where: str) -> str | None:
@@ -526,7 +526,7 @@ class _Reader:
         )
         return None
 
-    def ics_days(self, node: Node, where: str) -> set[date]:
+    def ics_days(self, node: Node, where: str, zone: ZoneInfo | None) -> set[date]:
         text = self.text(node, f"{where}, 'ics'", "closures.ics")
         if text is None:
             return set()
@@ -539,7 +539,7 @@ class _Reader:
         from schedules.ical import holiday_dates_from_ics
 
         try:
-            return set(holiday_dates_from_ics(path, ICS_FIRST_DAY, ICS_LAST_DAY))
+            return set(holiday_dates_from_ics(path, ICS_FIRST_DAY, ICS_LAST_DAY, timezone=zone))
         except Exception as error:  # any fault of a foreign file is a problem to report
             self.problem(node, f"{where}: holiday calendar '{text}' cannot be read ({type(error).__name__}: {error})", "give a valid iCalendar (.ics) file")
             return set()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import schedules.ical
 from schedules import CoverageInvalid, load_coverage, load_coverage_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,17 +130,16 @@ class TestLoad:
                   triage.urgent_defaults, triage.urgent_keywords, triage.urgent_patterns, triage.templates, triage.public_reply)
         assert expected == actual
 
-    def test_ics_days_are_holidays(self, tmp_path, monkeypatch):
+    def test_ics_days_are_holidays(self, tmp_path):
         """Days read from a holidays .ics file (relative to the file) count like 'extra'."""
-        (tmp_path / "closures.ics").write_text("BEGIN:VCALENDAR\nEND:VCALENDAR\n")
-        seen = []
-
-        def fake_days(path: Path, start: date, end: date) -> set[date]:
-            seen.append(path)
-            return {date(2026, 11, 18)}
-
-        monkeypatch.setattr(schedules.ical, "holiday_dates_from_ics", fake_days)
+        (tmp_path / "closures.ics").write_text(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+            "BEGIN:VEVENT\r\nUID:strike@test\r\nDTSTAMP:20261101T000000Z\r\n"
+            "DTSTART;VALUE=DATE:20261118\r\nDTEND;VALUE=DATE:20261119\r\nSUMMARY:Strike\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
         (tmp_path / "c.yaml").write_text(HEAD + "    hours: {daily: [\"09:00-18:00 open\"]}\n    holidays: {ics: closures.ics}\n")
         team = load_coverage(tmp_path / "c.yaml").teams["t"]
-        at = team.at(datetime.fromisoformat("2026-11-18T12:00+01:00"))
-        assert ([tmp_path / "closures.ics"], "closed", "holiday") == (seen, at.mode, at.source)
+        closed = team.at(datetime.fromisoformat("2026-11-18T12:00+01:00"))
+        next_day = team.at(datetime.fromisoformat("2026-11-19T12:00+01:00"))
+        assert ("closed", "holiday", "open") == (closed.mode, closed.source, next_day.mode)

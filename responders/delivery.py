@@ -1,0 +1,308 @@
+"""The delivery loop: at most one acknowledgment per customer message, bounded retries.
+
+Plain asyncio, no Faust. :class:`DeliveryLoop` delivers one keyed message:
+
+1. it consults the :class:`Ledger` — a key already ``delivered`` (or ``dead``) is never
+   sent again, so a redelivered outbox record costs no HTTP call;
+2. it reserves a token from every rate-limit bucket the send counts against and
+   sleeps (through the injected ``sleep``) until the buckets allow it;
+3. it marks the key ``sending``, makes one attempt through the adapter, and records
+   the result: ``delivered``; ``retrying`` after a :class:`~responders.base.Retry`,
+   then sleeps the platform's requested wait or an exponential backoff with jitter
+   (:class:`RetryPolicy`) and tries again; ``dead`` after a
+   :class:`~responders.base.Permanent` or after ``max_attempts`` — with a dead letter
+   saying why.
+
+:class:`Responders` applies the loop to the two outboxes: an acknowledgment
+(:class:`~streams.records.AckRequest`) goes to the channel's sender, and a dead
+acknowledgment is escalated so that a human answers the customer; a route
+(:class:`~streams.records.RouteRequest`) goes to every ``notify`` URI of every staff
+member in ``to``, each one keyed and retried on its own.
+
+Crash window (which side we chose)
+----------------------------------
+The ledger and the platform cannot be updated atomically. Between the HTTP request
+leaving and ``delivered`` being durable in the ledger (for the Faust table: its
+changelog record written), a crash leaves the key ``sending`` (or, if even that mark
+was not yet durable, absent) and the outbox record is redelivered:
+
+- **acknowledgments choose at most once**: a key found ``sending`` is not sent again;
+  it is dead-lettered as "outcome unknown" and escalated to staff, who see whether the
+  customer got it. A customer never receives the same automated acknowledgment twice
+  from this path; the price is that an acknowledgment lost in that window is replaced
+  by a human follow-up. If the crash also lost the ``sending`` mark (it is written
+  just before the request, but the changelog write is asynchronous), the send is
+  repeated: that narrower window is the one left open.
+- **staff notifications choose at least once**: a key found ``sending`` is sent again.
+  A duplicate page is a nuisance; a lost one leaves a customer unanswered. Generic
+  webhooks carry a stable ``Idempotency-Key`` so receivers can drop the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+import aiohttp
+
+from streams.records import AckRequest, Notify, RouteRequest
+
+from .base import Clock, Delivered, Limit, Outcome, Permanent, Retry, fingerprint, utc_from_epoch
+from .buckets import TokenBuckets
+from .config import ResponderSettings
+from .notice import Notice
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+SENDING = "sending"
+RETRYING = "retrying"
+DELIVERED = "delivered"
+DEAD = "dead"
+
+Sleep = Callable[[float], Awaitable[None]]
+DeadLetterSink = Callable[[bytes, str, str], Awaitable[None]]
+"""``(raw request JSON, source outbox ("acks" or "routes"), reason)``."""
+Escalate = Callable[[AckRequest, str], Awaitable[None]]
+"""Hands a customer message whose acknowledgment failed to on-call staff, with the reason."""
+ClaimLink = Callable[[RouteRequest, Notify], str | None]
+
+
+class Ledger(Protocol):
+    """Delivery status by key (``sending``, ``retrying``, ``delivered``, ``dead``)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, status: str) -> None: ...
+
+
+class MemoryLedger:
+    """A ledger in a dict: for tests and one-shot runs (the service uses a Faust table)."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.statuses.get(key)
+
+    def set(self, key: str, status: str) -> None:
+        self.statuses[key] = status
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries: exponential backoff with jitter, honouring the platform's wait.
+
+    The n-th retry waits ``min(backoff_max, backoff_base * 2**(n-1))`` scaled by a
+    jitter factor in ``[0.5, 1.0]``; when the platform asked for a wait, the larger of
+    the two, clamped to ``retry_after_max``. After ``max_attempts`` sends, give up.
+    """
+
+    max_attempts: int = 5
+    backoff_base: float = 1.0
+    backoff_max: float = 120.0
+    retry_after_max: float = 900.0
+
+    @classmethod
+    def from_settings(cls, settings: ResponderSettings) -> RetryPolicy:
+        return cls(
+            max_attempts=settings.max_attempts,
+            backoff_base=settings.backoff_base,
+            backoff_max=settings.backoff_max,
+            retry_after_max=settings.retry_after_max,
+        )
+
+    def delay(self, attempt: int, requested: float | None, jitter: float) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based); ``jitter`` in [0, 1)."""
+        backoff = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)) * (0.5 + jitter / 2)
+        if requested is None:
+            return backoff
+        return min(max(requested, backoff), self.retry_after_max)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What happened to one keyed delivery: ``delivered``, ``dead`` or ``skipped`` (ledger)."""
+
+    key: str
+    status: Literal["delivered", "dead", "skipped"]
+    attempts: int
+    reason: str = ""
+    outcome: Outcome | None = None
+
+
+class DeliveryLoop:
+    """Delivers keyed messages through the ledger, the rate limits and the retry policy."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        policy: RetryPolicy,
+        buckets: TokenBuckets,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float],
+    ) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.buckets = buckets
+        self._sleep = sleep
+        self._jitter = jitter
+
+    async def deliver(
+        self,
+        key: str,
+        limits: Sequence[Limit],
+        attempt: Callable[[], Awaitable[Outcome]],
+        *,
+        repeat_unknown: bool,
+    ) -> Report:
+        """Deliver ``key`` once (see the module docstring); never raises for a send failure.
+
+        ``repeat_unknown`` says what to do with a key left ``sending`` by a crash:
+        send again (True) or give it up as "outcome unknown" (False).
+        """
+        status = self.ledger.get(key)
+        if status == DELIVERED:
+            return Report(key, "skipped", 0, "already delivered")
+        if status == DEAD:
+            return Report(key, "skipped", 0, "already dead-lettered")
+        if status == SENDING and not repeat_unknown:
+            self.ledger.set(key, DEAD)
+            return Report(key, "dead", 0, "outcome unknown: a previous attempt may have been sent")
+        last: Outcome | None = None
+        for number in range(1, self.policy.max_attempts + 1):
+            wait = self.buckets.reserve(limits)
+            if wait > 0:
+                await self._sleep(wait)
+            self.ledger.set(key, SENDING)
+            last = await self._attempt(attempt)
+            if isinstance(last, Delivered):
+                self.ledger.set(key, DELIVERED)
+                return Report(key, "delivered", number, outcome=last)
+            if isinstance(last, Permanent):
+                self.ledger.set(key, DEAD)
+                if last.alert_operations:
+                    log.error("delivery %s: alert operations: %s", key, last.reason)
+                return Report(key, "dead", number, last.reason, last)
+            self.ledger.set(key, RETRYING)
+            if number < self.policy.max_attempts:
+                delay = self.policy.delay(number, last.after, self._jitter())
+                log.info("delivery %s: retry in %.1f s (%s)", key, delay, last.reason)
+                await self._sleep(delay)
+        self.ledger.set(key, DEAD)
+        reason = last.reason if last is not None else "no attempt"
+        attempts = self.policy.max_attempts
+        return Report(key, "dead", attempts, f"gave up after {attempts} attempts: {reason}", last)
+
+    @staticmethod
+    async def _attempt(attempt: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        try:
+            return await attempt()
+        except Exception as exc:  # an adapter bug must not kill the loop; the bound still applies
+            log.error("adapter raised %s", type(exc).__name__)
+            return Retry(None, f"adapter error ({type(exc).__name__})")
+
+
+class Responders:
+    """Delivers the two outboxes: acknowledgments to customers, routes to staff."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        loop: DeliveryLoop,
+        session: aiohttp.ClientSession,
+        clock: Clock,
+        dead_letter: DeadLetterSink,
+        escalate: Escalate | None = None,
+        claim_link: ClaimLink | None = None,
+    ) -> None:
+        self.registry = registry
+        self.loop = loop
+        self._session = session
+        self._clock = clock
+        self._dead_letter = dead_letter
+        self._escalate = escalate
+        self._claim_link = claim_link
+
+    async def acknowledge(self, request: AckRequest) -> Report:
+        """Send one acknowledgment at most once; a dead one is dead-lettered and escalated."""
+        sender = self.registry.senders.get(request.channel)
+        if sender is None:
+            reason = f"no sender for channel {request.channel!r}"
+            report = await self.loop.deliver(
+                request.ack_id, (), lambda: _refuse(reason), repeat_unknown=False
+            )
+        else:
+            report = await self.loop.deliver(
+                request.ack_id,
+                sender.limits(request),
+                lambda: sender.send(request, self._session),
+                repeat_unknown=False,
+            )
+        if report.status == "dead":
+            await self._dead_letter(request.to_json(), "acks", report.reason)
+            if self._escalate is not None:
+                await self._escalate(request, report.reason)
+        return report
+
+    async def route(self, request: RouteRequest) -> list[Report]:
+        """Notify every ``notify`` URI of every member in ``to``, each delivered on its own."""
+        if not request.to:
+            await self._dead_letter(request.to_json(), "routes", "no staff to notify")
+            return [Report(request.route_id, "dead", 0, "no staff to notify")]
+        now = utc_from_epoch(self._clock())
+        jobs = [
+            self._notify(request, member, uri, now) for member in request.to for uri in member.uris
+        ]
+        if not jobs:
+            await self._dead_letter(request.to_json(), "routes", "no notify URI for any member")
+            return [Report(request.route_id, "dead", 0, "no notify URI for any member")]
+        return list(await asyncio.gather(*jobs))
+
+    async def _notify(
+        self, request: RouteRequest, member: Notify, uri: str, now: datetime
+    ) -> Report:
+        claim_url = self._claim_link(request, member) if self._claim_link else None
+        notice = Notice(route=request, member=member, uri=uri, now=now, claim_url=claim_url)
+        key = notice_key(notice)
+        notifier = self.registry.notifiers.get(notice.scheme)
+        if notifier is None:
+            reason = f"no notifier for scheme {notice.scheme!r}"
+            report = await self.loop.deliver(key, (), lambda: _refuse(reason), repeat_unknown=True)
+        else:
+            report = await self.loop.deliver(
+                key,
+                notifier.limits(notice),
+                lambda: notifier.send(notice, self._session),
+                repeat_unknown=True,
+            )
+        if report.status == "dead":
+            reason = f"notify {member.member} via {notice.scheme}: {report.reason}"
+            await self._dead_letter(request.to_json(), "routes", reason)
+        return report
+
+
+async def _refuse(reason: str) -> Outcome:
+    """The outcome of a message that no adapter can send (unknown channel or scheme)."""
+    return Permanent(reason, alert_operations=True)
+
+
+def notice_key(notice: Notice) -> str:
+    """The ledger key of one notification; the URI is hashed (webhook URLs are secrets)."""
+    return (
+        f"{notice.route.route_id}|{notice.member.member}|{notice.scheme}:{fingerprint(notice.uri)}"
+    )
+
+
+def statuses(reports: Sequence[Report]) -> Mapping[str, int]:
+    """How many reports ended in each status (for logs and tests)."""
+    counts: dict[str, int] = {}
+    for report in reports:
+        counts[report.status] = counts.get(report.status, 0) + 1
+    return counts

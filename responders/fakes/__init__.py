@@ -1,0 +1,31 @@
+"""Fake platforms: real local aiohttp servers on 127.0.0.1 speaking each wire format.
+
+Each fake validates requests as the platform would (credentials, required fields,
+limits) and answers in the platform's own success and error shapes. A test tells it
+to fail the next requests with :meth:`FakePlatform.fail_next` (``rate_limit``,
+``server_error``, ``permanent``, ``ops_alert``) and waits for requests with
+:meth:`FakePlatform.wait_for_requests` instead of sleeping. Used by the contract
+tests, the benchmark and any test that needs a platform to talk to.
+"""
+
+from .base import FAILURE_KINDS, FakePlatform, Recorded
+from .meta import FakeGraph
+from .slack import FakeSlack
+from .smtp import FakeSmtp
+from .teams import FakeTeams
+from .telegram import FakeTelegram
+from .webhook import FakeWebhook
+from .x import FakeX
+
+__all__ = [
+    "FAILURE_KINDS",
+    "FakeGraph",
+    "FakePlatform",
+    "FakeSlack",
+    "FakeSmtp",
+    "FakeTeams",
+    "FakeTelegram",
+    "FakeWebhook",
+    "FakeX",
+    "Recorded",
+]

@@ -1,0 +1,133 @@
+"""A fake Graph API: the Messenger/Instagram Send API and the WhatsApp Cloud API.
+
+``POST /{version}/{node}/messages`` with ``Authorization: Bearer <token>``. A body with
+``messaging_product: whatsapp`` is a WhatsApp send; anything else a Send API call.
+Errors use Graph's envelope with the codes of PLATFORMS §1.8 and §2.4.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from aiohttp import web
+
+from .base import FailureKind, FakePlatform, json_response, parse_json
+
+
+def graph_error(status: int, code: int, message: str, subcode: int | None = None) -> web.Response:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "AbCdEf",
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return json_response({"error": error}, status=status)
+
+
+MESSENGER_FAILURES = MappingProxyType({
+    "rate_limit": lambda: graph_error(400, 613, "Calls to this api have exceeded the rate limit."),
+    "server_error": lambda: graph_error(
+        500, 2, "An unexpected error has occurred. Please retry your request later."
+    ),
+    "permanent": lambda: graph_error(
+        400, 10, "This message is sent outside of allowed window.", 2018278
+    ),
+    "ops_alert": lambda: graph_error(
+        400, 190, "Error validating access token: Session has expired."
+    ),
+})
+WHATSAPP_FAILURES = MappingProxyType({
+    "rate_limit": lambda: graph_error(429, 130429, "(#130429) Rate limit hit"),
+    "server_error": lambda: graph_error(503, 2, "Service temporarily unavailable"),
+    "permanent": lambda: graph_error(400, 131026, "Message Undeliverable."),
+    "ops_alert": lambda: graph_error(401, 190, "Error validating access token"),
+})
+
+
+class FakeGraph(FakePlatform):
+    """Graph API fake; ``tokens`` are the access tokens it accepts."""
+
+    def __init__(self, tokens: set[str], version: str = "v25.0") -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.version = version
+        self._sent = 0
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/{version}/{node}/messages", self._messages)
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        body = parse_json(recorded.body)
+        whatsapp = bool(body) and body.get("messaging_product") == "whatsapp"
+        failure: FailureKind | None = self.take_failure()
+        if failure is not None:
+            return (WHATSAPP_FAILURES if whatsapp else MESSENGER_FAILURES)[failure]()
+        if request.match_info["version"] != self.version:
+            return graph_error(400, 2635, f"Unknown API version {request.match_info['version']}")
+        auth = request.headers.get("Authorization", "")
+        token = (
+            auth.removeprefix("Bearer ")
+            if auth.startswith("Bearer ")
+            else request.query.get("access_token")
+        )
+        if token not in self.tokens:
+            return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        if body is None:
+            return graph_error(400, 100, "Invalid parameter: body is not a JSON object")
+        self._sent += 1
+        if whatsapp:
+            return self._whatsapp(body)
+        return self._send_api(body)
+
+    def _whatsapp(self, body: dict[str, Any]) -> web.Response:
+        text = body.get("text") if isinstance(body.get("text"), dict) else {}
+        problems = []
+        if body.get("recipient_type", "individual") != "individual":
+            problems.append("recipient_type")
+        if not isinstance(body.get("to"), str) or not body["to"]:
+            problems.append("to")
+        if body.get("type") != "text":
+            problems.append("type (only text in this fake)")
+        if not isinstance(text.get("body"), str) or not 1 <= len(text["body"]) <= 4096:
+            problems.append("text.body (1-4096 chars)")
+        context = body.get("context")
+        if context is not None and not (
+            isinstance(context, dict) and isinstance(context.get("message_id"), str)
+        ):
+            problems.append("context.message_id")
+        if problems:
+            return graph_error(400, 100, f"(#100) Invalid parameter: {', '.join(problems)}")
+        return json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": f"wamid.FAKE{self._sent}"}],
+            }
+        )
+
+    def _send_api(self, body: dict[str, Any]) -> web.Response:
+        recipient = body.get("recipient") if isinstance(body.get("recipient"), dict) else {}
+        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        problems = []
+        text = message.get("text")
+        if not isinstance(text, str) or not 1 <= len(text) <= 2000:
+            problems.append("message.text (1-2000 chars)")
+        if "comment_id" in recipient or "post_id" in recipient:
+            recipient_id = None
+        elif isinstance(recipient.get("id"), str) and recipient["id"]:
+            recipient_id = recipient["id"]
+            kind = body.get("messaging_type")
+            if kind not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
+                problems.append("messaging_type")
+            if kind == "MESSAGE_TAG" and not body.get("tag"):
+                problems.append("tag")
+        else:
+            recipient_id = None
+            problems.append("recipient")
+        if problems:
+            return graph_error(400, 100, f"(#100) Invalid parameter: {', '.join(problems)}")
+        return json_response({"recipient_id": recipient_id, "message_id": f"m_fake{self._sent}"})

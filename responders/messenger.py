@@ -1,0 +1,146 @@
+"""Acknowledgments on Facebook Messenger and Instagram through the Graph Send API.
+
+A direct message is answered with ``messaging_type: RESPONSE`` to the customer's id
+(PSID or IGSID) while the 24 h standard window is open (PLATFORMS §1.5–1.6). A comment
+gets one private reply addressed by ``recipient.comment_id`` (§1.7, 7 days). When the
+window has closed no request is made: an automated acknowledgment is not allowed
+there (HUMAN_AGENT is for humans only), so the outcome is Permanent and the caller
+routes the message to staff.
+
+Graph errors (§1.8) are read from the ``error`` envelope by :func:`graph_outcome`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+import aiohttp
+
+from streams.records import AckRequest
+
+from .base import (
+    OPS_ALERT,
+    Clock,
+    Delivered,
+    HttpAnswer,
+    Limit,
+    Outcome,
+    Permanent,
+    Retry,
+    dumps,
+    post,
+    retry_after,
+)
+from .config import ResponderSettings
+
+STANDARD_WINDOW = timedelta(hours=24)
+PRIVATE_REPLY_WINDOW = timedelta(days=7)
+SEND_API_PER_SECOND = 300.0
+
+GRAPH_PERMANENT = MappingProxyType({
+    (10, 2018278): "outside the allowed reply window",
+    (551, 1545041): "this person isn't available right now",
+    (100, 2018001): "no matching user",
+})
+GRAPH_RETRY = MappingProxyType({
+    1: "unknown error",
+    2: "service temporarily unavailable",
+    4: "application request limit reached",
+    613: "rate limit exceeded",
+})
+
+
+def graph_outcome(answer: HttpAnswer, platform: str, now: float, limit: float) -> Outcome:
+    """Read a non-2xx Graph answer into an outcome (PLATFORMS §1.8).
+
+    Permanent: 10/2018278, 551/1545041, 100/2018001. Retry: codes 1, 2, 4, 613, and any
+    5xx or 429. Code 190 or 200–299: Permanent with ``"token/permission: alert
+    operations"``. Anything else on a 4xx is Permanent (retrying a rejected request
+    cannot help).
+    """
+    error = answer.json().get("error")
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    subcode = error.get("error_subcode")
+    label = f"{platform}: graph error {code}/{subcode}" if code is not None else f"{platform}"
+    wait = retry_after(answer.headers.get("Retry-After"), now, limit)
+    if code in GRAPH_RETRY:
+        return Retry(wait, f"{label} ({GRAPH_RETRY[code]})")
+    if code == 190 or (isinstance(code, int) and 200 <= code <= 299):
+        return Permanent(f"{label}: {OPS_ALERT}", alert_operations=True)
+    if (code, subcode) in GRAPH_PERMANENT:
+        return Permanent(f"{label} ({GRAPH_PERMANENT[(code, subcode)]})")
+    if answer.status == 429 or answer.status >= 500:
+        return Retry(wait, f"{label}: HTTP {answer.status}")
+    return Permanent(f"{label}: HTTP {answer.status}")
+
+
+def window_closes(request: AckRequest, default: timedelta) -> datetime | None:
+    """When the reply window closes: the request's own value, else ``at + default``."""
+    try:
+        if request.window_closes:
+            return datetime.fromisoformat(request.window_closes)
+        return datetime.fromisoformat(request.at) + default
+    except ValueError:
+        return None
+
+
+class MessengerSender:
+    """Customer sender for the ``facebook`` and ``instagram`` channels (Graph Send API)."""
+
+    def __init__(self, settings: ResponderSettings, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+
+    def limits(self, request: AckRequest) -> Sequence[Limit]:
+        page = self._page_id(request)
+        return (
+            Limit(
+                f"messenger:page:{request.account}:{page}", SEND_API_PER_SECOND, SEND_API_PER_SECOND
+            ),
+        )
+
+    def _page_id(self, request: AckRequest) -> str:
+        credentials = self._settings.account(request.account)
+        return (credentials.page_id if credentials else None) or "me"
+
+    def _is_private_reply(self, request: AckRequest) -> bool:
+        return request.kind in ("comment", "mention") and bool(request.reply_to)
+
+    def body(self, request: AckRequest) -> dict[str, object]:
+        """The Send API body: a private reply to a comment, else a RESPONSE message."""
+        message = {"text": request.text}
+        if self._is_private_reply(request):
+            return {"recipient": {"comment_id": request.reply_to}, "message": message}
+        return {
+            "recipient": {"id": request.recipient},
+            "messaging_type": "RESPONSE",
+            "message": message,
+        }
+
+    async def send(self, request: AckRequest, session: aiohttp.ClientSession) -> Outcome:
+        platform = request.channel
+        credentials = self._settings.account(request.account)
+        if credentials is None or credentials.access_token is None:
+            return Permanent(f"{platform}: no access token for account {request.account}", True)
+        now = self._clock()
+        window = PRIVATE_REPLY_WINDOW if self._is_private_reply(request) else STANDARD_WINDOW
+        closes = window_closes(request, window)
+        if closes is not None and closes.timestamp() <= now:
+            return Permanent(f"{platform}: outside the reply window: human needed")
+        answer = await post(
+            session,
+            self._settings.graph_url(self._page_id(request), "messages"),
+            body=dumps(self.body(request)),
+            headers={"Authorization": f"Bearer {credentials.access_token.get_secret_value()}"},
+            timeout=self._settings.http_timeout,
+            platform=platform,
+        )
+        if isinstance(answer, Retry):
+            return answer
+        if 200 <= answer.status < 300:
+            message_id = answer.json().get("message_id")
+            return Delivered(str(message_id) if message_id is not None else None)
+        return graph_outcome(answer, platform, now, self._settings.retry_after_max)

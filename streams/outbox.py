@@ -1,0 +1,208 @@
+"""Faust wiring of the responders: the acks and routes outboxes, the delivery ledger.
+
+:func:`install` adds to an app, without starting anything:
+
+- a table (``deliveries`` by default) that is the delivery ledger, keyed by ack id or
+  notification key, with the statuses of :mod:`responders.delivery`;
+- an agent on the acks outbox that sends each :class:`~streams.records.AckRequest`
+  at most once, and one on the routes outbox that notifies staff for each
+  :class:`~streams.records.RouteRequest`;
+- a dead-letter sink: every delivery given up is a :class:`~streams.records.DeadLetter`
+  on the dead-letter topic, with the request and the reason;
+- escalation: a customer whose acknowledgment failed is paged to the on-call staff
+  that ``on_call(team, now)`` names, as a ``RouteRequest`` with id
+  ``"escalation:" + ack_id`` on the routes outbox. Without ``on_call`` the dead letter
+  is the only trace (the reason says so).
+
+The agents run one record at a time per partition, so retries of one delivery hold
+back the next ones on that partition; :class:`~responders.config.ResponderSettings`
+bounds how long (``max_attempts``, ``backoff_max``, ``retry_after_max``). The ledger is
+written from the agent that consumes the record, so its changelog goes to the
+record's partition and a redelivered record finds its ledger entry on the same worker.
+
+``topics`` may carry ready Faust topics as attributes ``acks``, ``routes`` and
+``dead_letters``; a missing one is declared from the settings' topic names.
+Importing this module has no side effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import faust
+import orjson
+
+from responders.base import utc_from_epoch
+from responders.buckets import TokenBuckets
+from responders.delivery import ClaimLink, DeliveryLoop, Responders, RetryPolicy
+from responders.registry import build_registry
+from streams.records import AckRequest, DeadLetter, Notify, RouteRequest
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OnCall = Callable[[str, datetime], list[Notify]]
+"""``(team, now) -> staff to page``: who answers a customer whose acknowledgment failed."""
+
+
+RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
+
+
+class TableLedger:
+    """The delivery ledger backed by a Faust table (``get``/``set`` of a status string).
+
+    Keys and statuses are stored as UTF-8 bytes: a raw table hands back bytes after
+    recovery from its changelog, so writing bytes keeps lookups equal before and after.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, key: str) -> str | None:
+        value = self._table.get(key.encode())
+        return value.decode() if isinstance(value, bytes) else value
+
+    def set(self, key: str, status: str) -> None:
+        self._table[key.encode()] = status.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """What :func:`install` added to the app."""
+
+    ledger_table: Any
+    acks_topic: Any
+    routes_topic: Any
+    dead_letter_topic: Any
+    acks_agent: Any
+    routes_agent: Any
+
+
+def _decode(value: Any, record: type[AckRequest] | type[RouteRequest]) -> Any:
+    if isinstance(value, record):
+        return value
+    if isinstance(value, dict):
+        value = orjson.dumps(value)
+    return record.from_json(value)
+
+
+def _topic(app: faust.App, topics: Any, attribute: str, name: str) -> Any:
+    existing = getattr(topics, attribute, None) if topics is not None else None
+    if existing is not None:
+        return existing
+    return app.topic(name, value_serializer="raw", key_serializer="raw")
+
+
+def install(
+    app: faust.App,
+    topics: Any,
+    settings: Settings,
+    ledger_table_name: str = "deliveries",
+    *,
+    on_call: OnCall | None = None,
+    claim_link: ClaimLink | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Outbox:
+    """Add the responders' table, agents and dead-letter sink to ``app`` (see module doc)."""
+    responder_settings = settings.responders
+    acks = _topic(app, topics, "acks", settings.acks_topic)
+    routes = _topic(app, topics, "routes", settings.routes_topic)
+    dead_letters = _topic(app, topics, "dead_letters", settings.dead_letter_topic)
+    table = app.Table(
+        ledger_table_name,
+        default=None,
+        schema=RAW,
+        partitions=settings.partitions,
+        help="delivery status (sending, retrying, delivered, dead) by ack id or notification key",
+    )
+    ledger = TableLedger(table)
+    registry = build_registry(responder_settings, clock)
+    policy = RetryPolicy.from_settings(responder_settings)
+    jitter = random.Random().random
+
+    async def dead_letter(raw: bytes, source: str, reason: str) -> None:
+        topic_name = settings.acks_topic if source == "acks" else settings.routes_topic
+        letter = DeadLetter(
+            raw=raw.decode("utf-8"),
+            reason=reason,
+            topic=topic_name,
+            at=utc_from_epoch(clock()).isoformat(),
+        )
+        log.warning("dead letter from %s: %s", topic_name, reason)
+        await dead_letters.send(value=letter.to_json())
+
+    async def escalate(request: AckRequest, reason: str) -> None:
+        if on_call is None:
+            log.warning(
+                "acknowledgment %s failed and no on-call resolver is installed", request.ack_id
+            )
+            return
+        staff = on_call(request.team, utc_from_epoch(clock()))
+        escalation = RouteRequest(
+            route_id=f"escalation:{request.ack_id}",
+            event_id=request.event_id,
+            team=request.team,
+            action="page",
+            mode="closed",
+            to=staff,
+            channel=request.channel,
+            account=request.account,
+            conversation=request.conversation,
+            author_name=None,
+            text=None,
+            at=request.at,
+            next_open=None,
+            window_closes=request.window_closes,
+            reason=f"acknowledgment failed: {reason}",
+            extra={"ack_id": request.ack_id},
+        )
+        await routes.send(key=request.conversation.encode(), value=escalation.to_json())
+
+    async def decoded(value: Any, record: Any, source: str) -> Any:
+        try:
+            return _decode(value, record)
+        except (TypeError, ValueError, KeyError) as exc:
+            raw = value if isinstance(value, bytes) else str(value).encode()
+            await dead_letter(raw, source, f"undecodable {record.__name__}: {type(exc).__name__}")
+            return None
+
+    def responders(session: aiohttp.ClientSession) -> Responders:
+        loop = DeliveryLoop(
+            ledger=ledger, policy=policy, buckets=TokenBuckets(clock), jitter=jitter
+        )
+        return Responders(
+            registry=registry,
+            loop=loop,
+            session=session,
+            clock=clock,
+            dead_letter=dead_letter,
+            escalate=escalate,
+            claim_link=claim_link,
+        )
+
+    async def deliver_acks(stream: Any) -> None:
+        async with aiohttp.ClientSession() as session:
+            outbox = responders(session)
+            async for value in stream:
+                request = await decoded(value, AckRequest, "acks")
+                if request is not None:
+                    await outbox.acknowledge(request)
+
+    async def deliver_routes(stream: Any) -> None:
+        async with aiohttp.ClientSession() as session:
+            outbox = responders(session)
+            async for value in stream:
+                request = await decoded(value, RouteRequest, "routes")
+                if request is not None:
+                    await outbox.route(request)
+
+    acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks")(deliver_acks)
+    routes_agent = app.agent(routes, name=f"{ledger_table_name}.routes")(deliver_routes)
+    return Outbox(table, acks, routes, dead_letters, acks_agent, routes_agent)

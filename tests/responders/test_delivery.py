@@ -1,0 +1,343 @@
+"""The delivery loop: ledger idempotency, rate limits, bounded retries, dead letters."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import aiohttp
+import pytest
+
+from responders.buckets import TokenBuckets
+from responders.config import AccountCredentials, ResponderSettings
+from responders.delivery import (
+    DEAD,
+    DELIVERED,
+    SENDING,
+    DeliveryLoop,
+    MemoryLedger,
+    Responders,
+    RetryPolicy,
+)
+from responders.fakes import FakeGraph, FakeSlack, FakeTelegram, FakeWebhook
+from responders.fakes.samples import ack_request, fixed_clock, route_request
+from responders.registry import build_registry
+from streams.records import AckRequest
+
+TOKEN = "EAAG-secret-page-token-123"
+SIGNING = "whsec-very-secret"
+
+
+class SleepingClock:
+    """Epoch seconds that move only when the code under test sleeps (which returns at once)."""
+
+    def __init__(self) -> None:
+        self.now = fixed_clock()()
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@dataclasses.dataclass
+class Harness:
+    """Responders wired to recording sinks and a sleep that returns at once."""
+
+    responders: Responders
+    ledger: MemoryLedger
+    slept: list[float]
+    dead_letters: list[tuple[bytes, str, str]]
+    escalations: list[tuple[AckRequest, str]]
+
+
+def settings_for(base_url: str, **changes: object) -> ResponderSettings:
+    return ResponderSettings(
+        graph_base_url=base_url,
+        telegram_base_url=base_url,
+        signing_secret=SIGNING,
+        max_attempts=3,
+        backoff_base=1.0,
+        accounts={
+            "acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN),
+            "acme.it.whatsapp": AccountCredentials(phone_number_id="PNID_5", access_token=TOKEN),
+            "acme_it_bot": AccountCredentials(access_token=TOKEN),
+        },
+        **changes,
+    )
+
+
+def harness(
+    settings: ResponderSettings, session: aiohttp.ClientSession, ledger: MemoryLedger | None = None
+) -> Harness:
+    clock = SleepingClock()
+    dead: list[tuple[bytes, str, str]] = []
+    escalations: list[tuple[AckRequest, str]] = []
+
+    async def dead_letter(raw: bytes, source: str, reason: str) -> None:
+        dead.append((raw, source, reason))
+
+    async def escalate(request: AckRequest, reason: str) -> None:
+        escalations.append((request, reason))
+
+    ledger = ledger or MemoryLedger()
+    loop = DeliveryLoop(
+        ledger=ledger,
+        policy=RetryPolicy.from_settings(settings),
+        buckets=TokenBuckets(clock),
+        sleep=clock.sleep,
+        jitter=lambda: 0.0,
+    )
+    responders = Responders(
+        registry=build_registry(settings, clock),
+        loop=loop,
+        session=session,
+        clock=clock,
+        dead_letter=dead_letter,
+        escalate=escalate,
+    )
+    return Harness(responders, ledger, clock.slept, dead, escalations)
+
+
+class TestAcknowledge:
+    async def test_same_ack_twice_makes_one_http_call(self, session: aiohttp.ClientSession) -> None:
+        """A redelivered acknowledgment is found delivered in the ledger and not sent again."""
+        async with FakeGraph({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session)
+            first = await h.responders.acknowledge(ack_request())
+            second = await h.responders.acknowledge(ack_request())
+        assert ("delivered", "skipped") == (first.status, second.status)
+        assert 1 == len(fake.requests)
+        assert DELIVERED == h.ledger.get("ack:fb:m_abc123")
+
+    async def test_transient_failures_back_off_then_deliver(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """Two 5xx answers are retried with exponential backoff, the third attempt delivers."""
+        async with FakeGraph({TOKEN}) as fake:
+            fake.fail_next("server_error", times=2)
+            h = harness(settings_for(fake.url), session)
+            report = await h.responders.acknowledge(ack_request())
+        assert ("delivered", 3) == (report.status, report.attempts)
+        assert [0.5, 1.0] == h.slept
+        assert [] == h.dead_letters
+
+    async def test_platform_requested_wait_is_honoured(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """Telegram's parameters.retry_after is the wait before the next attempt."""
+        async with FakeTelegram({TOKEN}, retry_after=17) as fake:
+            fake.fail_next("rate_limit")
+            h = harness(settings_for(fake.url), session)
+            report = await h.responders.acknowledge(
+                ack_request(
+                    channel="telegram", account="acme_it_bot", recipient="123456", reply_to="42"
+                )
+            )
+        assert "delivered" == report.status
+        assert [17.0] == h.slept
+
+    async def test_retries_are_bounded_then_dead_lettered_and_escalated(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """After max_attempts transient failures the ack is dead-lettered and a human is asked."""
+        async with FakeGraph({TOKEN}) as fake:
+            fake.fail_next("server_error", times=10)
+            h = harness(settings_for(fake.url), session)
+            report = await h.responders.acknowledge(ack_request())
+        assert 3 == len(fake.requests)
+        assert [0.5, 1.0] == h.slept
+        assert "dead" == report.status
+        [(raw, source, reason)] = h.dead_letters
+        assert ("acks", ack_request()) == (source, AckRequest.from_json(raw))
+        assert reason.startswith("gave up after 3 attempts: ")
+        assert [ack_request().ack_id] == [request.ack_id for request, _ in h.escalations]
+
+    async def test_permanent_failure_is_dead_lettered_once_and_escalated(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """A permanent error is not retried: one request, a dead letter and an escalation."""
+        async with FakeGraph({TOKEN}) as fake:
+            fake.fail_next("permanent")
+            h = harness(settings_for(fake.url), session)
+            await h.responders.acknowledge(ack_request())
+            again = await h.responders.acknowledge(ack_request())
+        assert 1 == len(fake.requests)
+        assert "skipped" == again.status
+        assert ["facebook: graph error 10/2018278 (outside the allowed reply window)"] == [
+            r for _, _, r in h.dead_letters
+        ]
+        assert 1 == len(h.escalations)
+
+    async def test_whatsapp_outside_window_is_not_sent(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """Past the 24 h window no request is made; the reason asks for a template or a human."""
+        request = ack_request(
+            channel="whatsapp",
+            account="acme.it.whatsapp",
+            recipient="447700900123",
+            window_closes="2026-11-23T20:00:00+01:00",
+        )
+        async with FakeGraph({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session)
+            await h.responders.acknowledge(request)
+        assert [] == fake.requests
+        assert ["whatsapp: outside 24 h window: template or human needed"] == [
+            r for _, _, r in h.dead_letters
+        ]
+
+    async def test_ack_left_sending_by_a_crash_is_not_repeated(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """An ack whose outcome is unknown is never sent twice; it goes to a human instead."""
+        ledger = MemoryLedger()
+        ledger.set("ack:fb:m_abc123", SENDING)
+        async with FakeGraph({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session, ledger)
+            report = await h.responders.acknowledge(ack_request())
+        assert [] == fake.requests
+        assert ("dead", DEAD) == (report.status, ledger.get("ack:fb:m_abc123"))
+        assert 1 == len(h.escalations)
+
+    async def test_rate_limit_spaces_acks_to_the_same_chat(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """Two acks to one Telegram chat in the same instant: the second waits one second."""
+        first = ack_request(
+            channel="telegram", account="acme_it_bot", recipient="123456", reply_to="42"
+        )
+        second = dataclasses.replace(first, ack_id="ack:tg:43", reply_to="43")
+        async with FakeTelegram({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session)
+            await h.responders.acknowledge(first)
+            await h.responders.acknowledge(second)
+        assert 2 == len(fake.requests)
+        assert [1.0] == h.slept
+
+    async def test_unknown_channel_is_dead_lettered(self, session: aiohttp.ClientSession) -> None:
+        """A channel without a sender is dead-lettered with the reason, not retried."""
+        h = harness(settings_for("http://127.0.0.1:9"), session)
+        report = await h.responders.acknowledge(ack_request(channel="myspace"))
+        assert "dead" == report.status
+        assert ["no sender for channel 'myspace'"] == [r for _, _, r in h.dead_letters]
+
+
+class TestRoute:
+    async def test_every_uri_of_every_member_is_notified(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """A route goes to each notify URI of each member, each keyed in the ledger."""
+        async with FakeSlack() as slack, FakeWebhook(SIGNING) as hook:
+            h = harness(settings_for(slack.url), session)
+            reports = await h.responders.route(
+                route_request([f"slack:{slack.webhook_url}", f"webhook:{hook.hook_url}"])
+            )
+            again = await h.responders.route(
+                route_request([f"slack:{slack.webhook_url}", f"webhook:{hook.hook_url}"])
+            )
+        assert ["delivered", "delivered"] == [r.status for r in reports]
+        assert ["skipped", "skipped"] == [r.status for r in again]
+        assert (1, 1) == (len(slack.requests), len(hook.deliveries))
+
+    async def test_notification_left_sending_by_a_crash_is_repeated(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """Staff notifications are at least once: an unknown outcome is sent again."""
+        async with FakeSlack() as slack:
+            h = harness(settings_for(slack.url), session)
+            uri = f"slack:{slack.webhook_url}"
+            first = await h.responders.route(route_request([uri]))
+            h.ledger.set(first[0].key, SENDING)
+            second = await h.responders.route(route_request([uri]))
+        assert "delivered" == second[0].status
+        assert 2 == len(slack.requests)
+
+    async def test_unknown_scheme_is_dead_lettered(self, session: aiohttp.ClientSession) -> None:
+        """A notify URI without a notifier is dead-lettered naming the member and scheme."""
+        h = harness(settings_for("http://127.0.0.1:9"), session)
+        await h.responders.route(route_request(["pigeon:loft-3"]))
+        assert ["notify marta via pigeon: no notifier for scheme 'pigeon'"] == [
+            r for _, _, r in h.dead_letters
+        ]
+
+    async def test_route_without_staff_is_dead_lettered(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """A route with nobody to notify is dead-lettered."""
+        h = harness(settings_for("http://127.0.0.1:9"), session)
+        await h.responders.route(route_request([], to=[]))
+        assert ["no staff to notify"] == [r for _, _, r in h.dead_letters]
+
+
+class TestRetryPolicy:
+    @pytest.mark.parametrize(
+        ("attempt", "requested", "jitter", "expected"),
+        [
+            pytest.param(1, None, 0.0, 0.5, id="first_retry_low_jitter"),
+            pytest.param(1, None, 1.0, 1.0, id="first_retry_high_jitter"),
+            pytest.param(4, None, 1.0, 8.0, id="doubles_each_attempt"),
+            pytest.param(20, None, 1.0, 120.0, id="capped_at_backoff_max"),
+            pytest.param(1, 17.0, 0.0, 17.0, id="platform_wait_wins_when_longer"),
+            pytest.param(4, 1.0, 1.0, 8.0, id="backoff_wins_when_longer"),
+            pytest.param(1, 5000.0, 0.0, 900.0, id="platform_wait_clamped"),
+        ],
+    )
+    def test_delay(
+        self, attempt: int, requested: float | None, jitter: float, expected: float
+    ) -> None:
+        """Exponential backoff with jitter, never shorter than the platform asked, clamped."""
+        assert expected == RetryPolicy().delay(attempt, requested, jitter)
+
+
+class TestSecrets:
+    async def test_tokens_and_webhook_urls_never_reach_logs_or_reasons(
+        self, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Failures with credentials in headers, URLs and paths log and dead-letter no secret."""
+        caplog.set_level(logging.DEBUG)
+        async with (
+            FakeGraph({TOKEN}) as graph,
+            FakeSlack(path="/services/T9/B9/slack-secret-path") as slack,
+            FakeTelegram({TOKEN}) as tg,
+        ):
+            graph.fail_next("ops_alert")
+            slack.fail_next("server_error", times=5)
+            h = harness(settings_for(graph.url), session)
+            await h.responders.acknowledge(ack_request())
+            await h.responders.route(route_request([f"slack:{slack.webhook_url}"]))
+            await tg.stop()
+            h2 = harness(settings_for(tg.url), session)
+            await h2.responders.acknowledge(
+                ack_request(channel="telegram", account="acme_it_bot", recipient="1", reply_to="2")
+            )
+        texts = (
+            [caplog.text]
+            + [r for _, _, r in h.dead_letters + h2.dead_letters]
+            + list(h.ledger.statuses)
+        )
+        assert 3 == len(h.dead_letters + h2.dead_letters)
+        for secret in (TOKEN, "slack-secret-path", SIGNING):
+            assert [] == [text for text in texts if secret in text]
+
+    def test_settings_never_print_secrets(self) -> None:
+        """repr and JSON dumps of the settings mask every secret."""
+        settings = settings_for("http://127.0.0.1:9")
+        dumped = repr(settings) + settings.model_dump_json()
+        assert TOKEN not in dumped and SIGNING not in dumped
+
+    def test_secret_files_are_read_at_start(self, tmp_path) -> None:
+        """A *_file field fills its secret from the file's stripped content."""
+        token_file = tmp_path / "fb-token"
+        token_file.write_text(TOKEN + "\n")
+        credentials = AccountCredentials(access_token_file=token_file)
+        assert TOKEN == credentials.access_token.get_secret_value()
+
+    def test_unreadable_secret_file_names_the_path(self, tmp_path) -> None:
+        """A missing secret file is a settings error naming the file."""
+        missing = tmp_path / "nope"
+        with pytest.raises(ValueError, match="access_token_file: cannot read"):
+            AccountCredentials(access_token_file=missing)

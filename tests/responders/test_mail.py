@@ -1,0 +1,83 @@
+"""The mailto: notifier against a real local SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from responders.base import Delivered, Permanent, Retry
+from responders.config import ResponderSettings
+from responders.fakes import FakeSmtp
+from responders.fakes.samples import NOW, fixed_clock, route_request
+from responders.fakes.smtp import _free_port
+from responders.mail import MailNotifier
+from responders.notice import Notice
+
+CLAIM = "https://offhours.example/claim/route-fb-m_abc123?member=marta"
+
+
+def notice(address: str) -> Notice:
+    request = route_request([f"mailto:{address}"])
+    return Notice(
+        route=request, member=request.to[0], uri=f"mailto:{address}", now=NOW, claim_url=CLAIM
+    )
+
+
+def notifier(port: int) -> MailNotifier:
+    settings = ResponderSettings(
+        smtp_host="127.0.0.1", smtp_port=port, smtp_from="offhours@acme.example", smtp_timeout=5
+    )
+    return MailNotifier(settings, fixed_clock())
+
+
+class TestMailNotifier:
+    async def test_sends_plain_text_and_html_with_the_claim_link(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """One multipart message: both parts carry the customer's words, the wait and the claim link."""
+        async with FakeSmtp() as smtp:
+            outcome = await notifier(smtp.port).send(notice("marta@example.com"), session)
+            message = await smtp.wait_for_message()
+        plain = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert Delivered(None) == outcome
+        assert "[New message] facebook message from Ana Lopez (care-it)" == message["Subject"]
+        assert "marta@example.com" == message["To"]
+        for part in (plain, html):
+            assert "Il mio ordine non è arrivato" in part
+            assert "1 h 05 min" in part
+            assert "reduced" in part
+        assert CLAIM in plain
+        assert CLAIM.replace("&", "&amp;") in html
+
+    async def test_refused_recipient_is_permanent(self, session: aiohttp.ClientSession) -> None:
+        """A 550 for the recipient is Permanent: retrying the same address cannot help."""
+        async with FakeSmtp(refuse={"gone@example.com"}) as smtp:
+            outcome = await notifier(smtp.port).send(notice("gone@example.com"), session)
+        assert Permanent("mail: recipient refused ([550])") == outcome
+
+    async def test_unreachable_server_is_retry(self, session: aiohttp.ClientSession) -> None:
+        """No SMTP server listening is a Retry."""
+        outcome = await notifier(_free_port()).send(notice("marta@example.com"), session)
+        assert isinstance(outcome, Retry)
+
+
+class TestNotice:
+    def test_facts_say_who_where_what_how_long_mode_and_window(self) -> None:
+        """The notice names the author, channel, wait, mode and reply window."""
+        facts = dict(notice("marta@example.com").facts())
+        expected = {
+            "From": "Ana Lopez",
+            "Channel": "facebook (acme.it.facebook)",
+            "Waiting": "1 h 05 min",
+            "Mode": "reduced",
+            "Reply window closes": "2026-11-24T21:09:05+01:00",
+        }
+        assert expected == {key: facts[key] for key in expected}
+
+    def test_html_escapes_customer_text(self) -> None:
+        """Customer text cannot inject markup into the e-mail."""
+        request = route_request(["mailto:m@example.com"], text="<script>alert(1)</script>")
+        html = Notice(
+            route=request, member=request.to[0], uri="mailto:m@example.com", now=NOW
+        ).html()
+        assert "<script>" not in html

@@ -1,0 +1,85 @@
+"""The Faust wiring of the responders on the real embedded broker (Tansu)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from pathlib import Path
+
+import faust
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from responders.config import AccountCredentials, ResponderSettings
+from responders.fakes import FakeGraph
+from responders.fakes.samples import ack_request
+from streams.app import faust_options
+from streams.broker import EmbeddedBroker
+from streams.outbox import install
+from streams.records import DeadLetter
+from streams.settings import Settings
+from streams.worker import create_topics
+
+TOKEN = "EAAG-outbox-token"
+
+
+@pytest.mark.broker
+class TestOutboxOnBroker:
+    async def test_acks_are_sent_once_and_undecodable_records_dead_lettered(
+        self, tmp_path: Path
+    ) -> None:
+        """A duplicated ack record costs one Send API call; garbage goes to the dead-letter topic."""
+        unique = uuid.uuid4().hex[:8]
+        async with EmbeddedBroker() as broker, FakeGraph({TOKEN}) as graph:
+            settings = Settings(
+                broker_url=broker.url,
+                app_id=f"outbox-test-{unique}",
+                events_topic=f"events-{unique}",
+                decisions_topic=f"decisions-{unique}",
+                acks_topic=f"acks-{unique}",
+                routes_topic=f"routes-{unique}",
+                dead_letter_topic=f"dead-{unique}",
+                config_topic=f"config-{unique}",
+                partitions=1,
+                session_timeout=2.0,
+                data_dir=tmp_path,
+                responders=ResponderSettings(
+                    graph_base_url=graph.url,
+                    accounts={
+                        "acme.it.facebook": AccountCredentials(
+                            page_id="PAGE_111", access_token=TOKEN
+                        )
+                    },
+                ),
+            )
+            await create_topics(settings)
+            app = faust.App(settings.app_id, **faust_options(settings))
+            install(app, None, settings)
+            first = ack_request(recipient="PSID_A")
+            second = dataclasses.replace(
+                ack_request(recipient="PSID_C"), ack_id="ack:fb:m_c", event_id="fb:m_c"
+            )
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+            consumer = AIOKafkaConsumer(
+                settings.dead_letter_topic,
+                bootstrap_servers=broker.bootstrap,
+                auto_offset_reset="earliest",
+            )
+            await app.start()
+            await producer.start()
+            await consumer.start()
+            try:
+                await asyncio.wait_for(app.tables.recovery.completed.wait(), 60)
+                key = first.conversation.encode()
+                for value in (first.to_json(), first.to_json(), b"not json", second.to_json()):
+                    await producer.send_and_wait(settings.acks_topic, key=key, value=value)
+                requests = await graph.wait_for_requests(2, timeout=60)
+                letter = DeadLetter.from_json((await asyncio.wait_for(consumer.getone(), 60)).value)
+            finally:
+                await consumer.stop()
+                await producer.stop()
+                await app.stop()
+        assert ["PSID_A", "PSID_C"] == [request.json()["recipient"]["id"] for request in requests]
+        assert ("not json", settings.acks_topic) == (letter.raw, letter.topic)
+        assert letter.reason.startswith("undecodable AckRequest")
