@@ -1,0 +1,53 @@
+"""All of issue 7's benchmarks in one run: ``python -m bench [--quick]``.
+
+One embedded broker serves the pipeline throughput (stages 1-3, :mod:`bench.pipeline`)
+and the webhook latency (stage 4, :mod:`bench.latency`); the state scale (stage 5,
+:mod:`bench.state`) needs no broker; the coverage engine benchmark
+(:mod:`bench.coverage`) runs first when it is there. The whole report goes to stdout
+as markdown, progress to stderr; a full run takes about five minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import sys
+import time
+from collections.abc import Sequence
+
+from bench import latency, pipeline, state
+from streams.broker import EmbeddedBroker
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter loads (about 2 min)")
+    parser.add_argument("--profile", action="store_true", help="also profile the offhours worker (stage 3)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    print("# offhours benchmarks (issue 7)\n", flush=True)
+
+    if importlib.util.find_spec("bench.coverage") is not None:
+        from bench import coverage
+
+        print("[bench] coverage engine ...", file=sys.stderr, flush=True)
+        coverage.main(["--budget", "1" if args.quick else "3"])
+        print(flush=True)
+
+    async def with_broker() -> None:
+        async with EmbeddedBroker() as broker:
+            await pipeline.run(broker.url, events=8000 if args.quick else 30000, profile=args.profile)
+            print(flush=True)
+            await latency.run(broker.url, rates=(100, 500, 1000), seconds=4.0 if args.quick else 10.0)
+            print(flush=True)
+
+    asyncio.run(with_broker())
+    print("[bench] state ...", file=sys.stderr, flush=True)
+    state.run(100_000 if args.quick else 200_000, 300_000 if args.quick else 1_000_000)
+    print(f"\nTotal time: {time.perf_counter() - started:,.0f} s.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,433 @@
+"""Webhook -> acknowledgment latency (issue 7, stage 4) at offered loads of 100, 500 and
+1,000 events per second.
+
+Run:  python -m bench.latency [--seconds S] [--rates 100,500,1000] [--quick]
+
+The service runs in a child process composed like ``offhours run``: the triage worker
+(:func:`streams.app.create_app`, reconciliation on the leader), the responders
+(:func:`streams.outbox.install`: acks and routes agents, delivery ledger) and the
+webhook ingest (:func:`edge.app.build_webhooks` with a
+:class:`~edge.sink.KafkaEventSink`), one event loop, as deployed. This process plays
+the platforms: it POSTs signed Messenger webhooks (``X-Hub-Signature-256``) open-loop,
+each at its scheduled instant whatever the earlier ones are doing, and serves the fake
+Graph API (:class:`responders.fakes.FakeGraph`, a real aiohttp server on 127.0.0.1)
+that receives the acknowledgments. Latency is POST start -> the fake received that
+customer's acknowledgment; POST start -> decision on the decisions topic is measured
+beside it. Both go into HdrHistograms (microseconds, 3 significant digits).
+
+The coverage is one team that is closed at all times (so every message is
+acknowledged) answering on eight Facebook pages, so that the Send API's 300 sends/s
+per page limit (responders.messenger) is not what is measured. Each event is its own
+conversation, so no acknowledgment is suppressed as a duplicate.
+
+A load is *sustained* when every acknowledgment arrived within the drain time after the
+last POST and the median latency of the last quarter of the POSTs is at most twice
+the first quarter's plus 20 ms (the lag did not grow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiohttp import web
+from hdrh.histogram import HdrHistogram
+
+from bench.common import ROOT, machine_line, mib, run_settings, status_kib
+from edge.signatures import meta_signature
+from responders.fakes import FakeGraph
+
+PAGES = 8
+SECRET = "bench-meta-app-secret"
+TOKEN = "bench-page-token"
+TARGET_P99_MS = 100.0
+TARGET_RATE = 500
+DRAIN_SECONDS = 15.0
+WARMUP_EVENTS = 40
+
+COVERAGE_YAML = """\
+teams:
+  bench-closed:
+    name: Benchmark (always closed)
+    timezone: Europe/Rome
+    locale: it
+    accounts: [{accounts}]
+"""
+
+
+def page_id(n: int) -> str:
+    return f"PAGE_{n}"
+
+
+def account(n: int) -> str:
+    return f"bench.fb.{n}"
+
+
+def write_coverage(directory: Path) -> Path:
+    """The benchmark's coverage file: one always-closed team on :data:`PAGES` pages."""
+    path = directory / "coverage.yaml"
+    path.write_text(COVERAGE_YAML.format(accounts=", ".join(account(n) for n in range(PAGES))))
+    return path
+
+
+# -- the service child -----------------------------------------------------------------
+
+
+def service_settings(broker_url: str, run: str, coverage_file: Path, graph_url: str):  # -> Settings
+    """The service's settings: the run's topics, the fake Graph API, the bench secrets."""
+    from edge.config import EdgeSettings
+    from responders.config import AccountCredentials, ResponderSettings
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    edge = EdgeSettings(meta_app_secret=SECRET, accounts={page_id(n): account(n) for n in range(PAGES)})
+    responders = ResponderSettings(
+        graph_base_url=graph_url,
+        accounts={account(n): AccountCredentials(page_id=page_id(n), access_token=TOKEN) for n in range(PAGES)},
+    )
+    return run_settings(
+        broker_url, run, data_dir, coverage_file=coverage_file, edge=edge, responders=responders
+    )
+
+
+async def serve(broker_url: str, run: str, coverage_file: Path, graph_url: str) -> None:
+    """Worker + responders + webhook ingest in one loop; prints ``READY <port>``."""
+    from edge.app import build_webhooks
+    from edge.sink import KafkaEventSink
+    from schedules import load_coverage
+    from streams.app import create_app
+    from streams.outbox import install
+    from streams.worker import attach_reconciler, create_topics
+
+    settings = service_settings(broker_url, run, coverage_file, graph_url)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    await create_topics(settings)
+    app = create_app(settings, load_coverage(coverage_file))
+    install(app, app.stream_topics, settings)
+    stop_reconciler = attach_reconciler(app)
+    await app.start()
+    runner: web.AppRunner | None = None
+    try:
+        await asyncio.wait_for(app.tables.recovery.completed.wait(), 60)
+        sink = KafkaEventSink(settings.bootstrap_servers, settings.events_topic)
+        runner = web.AppRunner(build_webhooks(settings.edge, sink), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        print(f"READY {runner.addresses[0][1]}", flush=True)
+        await stopping.wait()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await stop_reconciler()
+        await app.stop()
+
+
+# -- the platform side -----------------------------------------------------------------
+
+
+class StampingGraph(FakeGraph):
+    """The fake Graph API, noting when each customer's acknowledgment arrived."""
+
+    def __init__(self) -> None:
+        super().__init__({TOKEN})
+        self.arrived: dict[str, float] = {}
+
+    async def record(self, request: web.Request):  # -> Recorded
+        recorded = await super().record(request)
+        now = time.perf_counter()
+        body = orjson.loads(recorded.body)
+        recipient = (body.get("recipient") or {}).get("id")
+        if recipient is not None:
+            self.arrived.setdefault(recipient, now)
+        return recorded
+
+
+@dataclass
+class LoadResult:
+    """One offered load's figures."""
+
+    rate: int
+    seconds: float
+    sent: int = 0
+    refused: int = 0
+    achieved_rate: float = 0.0
+    acks: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 120_000_000, 3))
+    decisions: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 120_000_000, 3))
+    missing_acks: int = 0
+    missing_decisions: int = 0
+    first_quarter_ms: float = 0.0
+    last_quarter_ms: float = 0.0
+
+    @property
+    def sustained(self) -> bool:
+        return (
+            self.refused == 0
+            and self.missing_acks == 0
+            and self.achieved_rate >= 0.95 * self.rate
+            and self.last_quarter_ms <= 1.3 * self.first_quarter_ms + 50.0
+        )
+
+
+def messenger_payload(n: int, psid: str, mid: str) -> bytes:
+    """One signed-webhook body: a Messenger DM from ``psid`` to page ``n % PAGES``."""
+    page = page_id(n % PAGES)
+    now_ms = int(time.time() * 1000)
+    return orjson.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": page,
+                    "time": now_ms,
+                    "messaging": [
+                        {
+                            "sender": {"id": psid},
+                            "recipient": {"id": page},
+                            "timestamp": now_ms,
+                            "message": {"mid": mid, "text": "Il mio ordine non è arrivato"},
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
+
+class DecisionWatch:
+    """Notes when each event's decision appears on the decisions topic."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.arrived: dict[str, float] = {}
+
+    async def run(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            metadata_max_age_ms=500,
+        )
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=100)
+                now = time.perf_counter()
+                for records in batches.values():
+                    for record in records:
+                        event_id = orjson.loads(record.value).get("event_id")
+                        if event_id:
+                            self.arrived.setdefault(event_id, now)
+        finally:
+            await consumer.stop()
+
+
+async def offer(
+    session: aiohttp.ClientSession,
+    url: str,
+    fake: StampingGraph,
+    watch: DecisionWatch,
+    rate: int,
+    seconds: float,
+    tag: str,
+) -> LoadResult:
+    """POST ``rate * seconds`` webhooks open-loop at ``rate``/s; collect their latencies."""
+    result = LoadResult(rate, seconds)
+    count = int(rate * seconds)
+    started: dict[int, float] = {}
+    tasks: list[asyncio.Task[None]] = []
+
+    async def post(n: int) -> None:
+        psid = f"{tag}_{n}"
+        body = messenger_payload(n, psid, f"m_{tag}_{n}")
+        headers = {"X-Hub-Signature-256": meta_signature(SECRET, body), "Content-Type": "application/json"}
+        started[n] = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers=headers) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    result.refused += 1
+        except aiohttp.ClientError:
+            result.refused += 1
+
+    begin = time.perf_counter() + 0.05
+    for n in range(count):
+        delay = begin + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(post(n)))
+    last_post = time.perf_counter()
+    result.sent = count
+    result.achieved_rate = count / max(last_post - begin, 1e-9)
+    await asyncio.gather(*tasks)
+
+    psids = [f"{tag}_{n}" for n in range(count)]
+    deadline = time.perf_counter() + DRAIN_SECONDS
+    while time.perf_counter() < deadline and not all(p in fake.arrived for p in psids):
+        await asyncio.sleep(0.05)
+
+    ack_ms: list[float] = []
+    for n, psid in enumerate(psids):
+        sent = started[n]
+        acked = fake.arrived.get(psid)
+        decided = watch.arrived.get(f"fb:m_{tag}_{n}")
+        if acked is None:
+            result.missing_acks += 1
+        else:
+            result.acks.record_value(max(1, int((acked - sent) * 1e6)))
+            ack_ms.append((acked - sent) * 1000)
+        if decided is None:
+            result.missing_decisions += 1
+        else:
+            result.decisions.record_value(max(1, int((decided - sent) * 1e6)))
+    quarter = max(1, len(ack_ms) // 4)
+    if ack_ms:
+        result.first_quarter_ms = sorted(ack_ms[:quarter])[quarter // 2]
+        result.last_quarter_ms = sorted(ack_ms[-quarter:])[quarter // 2]
+    return result
+
+
+def _ms(histogram: HdrHistogram, percentile: float) -> str:
+    if histogram.get_total_count() == 0:
+        return "n/a"
+    return f"{histogram.get_value_at_percentile(percentile) / 1000:,.1f}"
+
+
+def report(results: list[LoadResult], peak_kib: int | None, note: str) -> str:
+    """The markdown section for stage 4."""
+    lines = [
+        "## Webhook -> acknowledgment latency (issue 7, stage 4)",
+        "",
+        f"Machine: {machine_line()}. Service child: worker + responders + webhook ingest in one "
+        f"process (as `offhours run`); this process POSTs signed Messenger webhooks open-loop and "
+        f"serves the fake Graph API. Latency in ms from POST start; peak RSS of the service "
+        f"{mib(peak_kib)}.{(' ' + note) if note else ''}",
+        "",
+        "| offered ev/s | achieved POST/s | events | refused | ack p50 | ack p99 | ack p99.9 | ack max "
+        "| missing acks | decision p50 | decision p99 | lag q1 -> q4 (p50 ms) | sustained |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.rate:,} | {r.achieved_rate:,.0f} | {r.sent:,} | {r.refused} | {_ms(r.acks, 50)} | "
+            f"{_ms(r.acks, 99)} | {_ms(r.acks, 99.9)} | {_ms(r.acks, 100)} | {r.missing_acks} | "
+            f"{_ms(r.decisions, 50)} | {_ms(r.decisions, 99)} | "
+            f"{r.first_quarter_ms:,.0f} -> {r.last_quarter_ms:,.0f} | {'yes' if r.sustained else 'no'} |"
+        )
+    sustained = [r.rate for r in results if r.sustained]
+    at_target = next((r for r in results if r.rate == TARGET_RATE), None)
+    lines.append("")
+    lines.append(f"- highest load sustained without growing lag: **{max(sustained):,} ev/s**" if sustained
+                 else "- no offered load was sustained without growing lag")
+    if at_target is not None and at_target.acks.get_total_count():
+        p99 = at_target.acks.get_value_at_percentile(99) / 1000
+        met = "met" if p99 <= TARGET_P99_MS and at_target.missing_acks == 0 else "MISSED"
+        lines.append(f"- p99 webhook -> ack delivered at {TARGET_RATE} ev/s: **{p99:,.1f} ms** "
+                     f"(target <= {TARGET_P99_MS:.0f} ms: {met})")
+    return "\n".join(lines)
+
+
+async def run(broker_url: str, *, rates: Sequence[int], seconds: float, out=sys.stdout) -> None:
+    """Stage 4 on the broker at ``broker_url``; prints the report to ``out``."""
+    run_id = f"latency-{uuid.uuid4().hex[:8]}"
+    directory = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    coverage_file = write_coverage(directory)
+    fake = StampingGraph()
+    await fake.start()
+    command = [sys.executable, "-m", "bench.latency", "--serve", broker_url, run_id, str(coverage_file), fake.url]
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OFFHOURS_")},
+    )
+    results: list[LoadResult] = []
+    peak: int | None = None
+    note = ""
+    watching: asyncio.Task[None] | None = None
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 90)
+        if not line.startswith(b"READY"):
+            raise RuntimeError(f"the service did not start (exit {process.returncode})")
+        port = int(line.split()[1])
+        url = f"http://127.0.0.1:{port}/webhooks/meta"
+        settings = service_settings(broker_url, run_id, coverage_file, fake.url)
+        watch = DecisionWatch(settings.bootstrap_servers[0], settings.decisions_topic)
+        watching = asyncio.create_task(watch.run())
+        connector = aiohttp.TCPConnector(limit=512)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            print("[latency] warm-up ...", file=sys.stderr, flush=True)
+            warm = await offer(session, url, fake, watch, 20, WARMUP_EVENTS / 20, "warm")
+            if warm.missing_acks:
+                note = (f"Warm-up: {warm.missing_acks} of {warm.sent} acknowledgments never reached the "
+                        "fake platform; see the decision columns for webhook -> decision.")
+            for rate in rates:
+                print(f"[latency] {rate} ev/s for {seconds:g} s ...", file=sys.stderr, flush=True)
+                results.append(await offer(session, url, fake, watch, rate, seconds, f"r{rate}"))
+        peak = status_kib("VmHWM", process.pid)
+    finally:
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+        await fake.stop()
+    print(report(results, peak, note), file=out, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--serve"]:
+        broker_url, run_id, coverage_file, graph_url = argv[1:]
+        asyncio.run(serve(broker_url, run_id, Path(coverage_file), graph_url))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per offered load (default 10; 4 with --quick)")
+    parser.add_argument("--rates", default="100,500,1000", help="offered loads, events/s, comma list")
+    parser.add_argument("--quick", action="store_true", help="short loads (4 s each)")
+    parser.add_argument("--broker", help="kafka://host:port of a running broker (default: start the embedded one)")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (4.0 if args.quick else 10.0)
+    rates = [int(r) for r in args.rates.split(",") if r.strip()]
+
+    async def go() -> None:
+        if args.broker:
+            await run(args.broker, rates=rates, seconds=seconds)
+            return
+        from streams.broker import EmbeddedBroker
+
+        async with EmbeddedBroker() as broker:
+            await run(broker.url, rates=rates, seconds=seconds)
+
+    asyncio.run(go())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
