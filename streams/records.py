@@ -121,7 +121,7 @@ class Decision:
         return asdict(self)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        return orjson.dumps(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
@@ -159,7 +159,7 @@ class AckRequest:
     window_closes: str | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> AckRequest:
@@ -197,7 +197,7 @@ class RouteRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> RouteRequest:
@@ -216,7 +216,7 @@ class DeadLetter:
     at: str | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> DeadLetter:
