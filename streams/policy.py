@@ -139,7 +139,7 @@ class Triage:
         return _customer_message(policy, event, coverage_at, state, processed)
 
 
-def _reject(event_id: str, reason: str) -> Outcome:
+def _reject(event_id: str | None, reason: str) -> Outcome:
     decision = Decision(
         event_id=event_id,
         team=None,
@@ -154,14 +154,14 @@ def _reject(event_id: str, reason: str) -> Outcome:
     return Outcome(decision, None, None, None)
 
 
-def _event_id_of(raw: bytes) -> str:
-    # The id of an event that failed validation, when it has a usable one.
+def _event_id_of(raw: bytes) -> str | None:
+    # The id of an event that failed validation, when it has a usable one (else null).
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return ""
+        return None
     event_id = data.get("id") if isinstance(data, dict) else None
-    return event_id if isinstance(event_id, str) else ""
+    return event_id if isinstance(event_id, str) and event_id else None
 
 
 def _seconds(instant: datetime) -> int:

@@ -105,9 +105,12 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One decision per event, exactly the keys of CONTRACT §4."""
+    """One decision per event, exactly the keys of CONTRACT §4.
 
-    event_id: str
+    ``event_id`` is null only for an input that has no usable id (not JSON, or no ``id``).
+    """
+
+    event_id: str | None
     team: str | None
     mode: Mode | None
     action: Action

@@ -355,7 +355,7 @@ class TestTriageRejects:
                 "invalid event: conversation: Field required",
                 id="missing_conversation",
             ),
-            pytest.param(b"{not json", "", "invalid event: not JSON", id="not_json"),
+            pytest.param(b"{not json", None, "invalid event: not JSON", id="not_json"),
             pytest.param(
                 event(account="acme.fr.facebook"),
                 "fb:m_abc123",
