@@ -1,0 +1,168 @@
+"""Running the Faust app inside an asyncio program, and the stand-alone worker process.
+
+:func:`running_worker` is the one way the app is run: it creates the topics, starts
+the app (and the reconciliation timer on the leader), waits until the worker is
+ready, and stops it cleanly on exit. ``offhours run``, ``offhours replay`` and the
+tests all use it.
+
+``python -m streams.worker`` runs one worker from the environment settings (the
+distributed setup and the failover test use it): the coverage file comes from
+``OFFHOURS_COVERAGE_FILE``, the broker from ``OFFHOURS_BROKER_URL``. On stdout it
+prints ``READY`` once it processes events and ``ASSIGNED 0,2`` (the events
+partitions it holds) after each rebalance; it exits on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schedules import Coverage
+from streams.app import Decider, OffhoursApp, create_app
+from streams.reconcile import Reconciler
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def topic_names(settings: Settings) -> list[str]:
+    """Every topic the pipeline reads or writes."""
+    return [
+        settings.events_topic,
+        settings.decisions_topic,
+        settings.acks_topic,
+        settings.routes_topic,
+        settings.dead_letter_topic,
+        settings.config_topic,
+    ]
+
+
+async def create_topics(settings: Settings) -> None:
+    """Create the pipeline's topics with the configured partitions; existing ones are kept.
+
+    Faust creates the topics it consumes, but a topic it only writes would be created
+    by the broker on first use with the broker's default partition count; creating all
+    of them first keeps every topic co-partitioned with the input.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication)
+            for name in topic_names(settings)
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another worker created them first
+    finally:
+        await admin.close()
+
+
+def attach_reconciler(app: OffhoursApp) -> Callable[[], Awaitable[None]]:
+    """Run reconciliation passes on the leader every ``settings.reconcile_interval`` s.
+
+    Returns the coroutine function that closes the reconciler's consumers.
+    """
+    settings = app.settings
+    holder: dict[str, Reconciler] = {}
+
+    async def reissue(partition: int, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        await app.stream_topics.events.send(key=key, value=value, partition=partition, headers=headers)
+
+    @app.timer(settings.reconcile_interval, on_leader=True, name="reconcile")
+    async def reconcile() -> None:
+        reconciler = holder.get("active")
+        try:
+            if reconciler is None:
+                reconciler = holder["active"] = Reconciler(settings, reissue)
+                await reconciler.start()
+            await reconciler.run_pass()
+        except Exception:
+            # A broker hiccup must not stop the worker; the next pass starts afresh from
+            # the stored watermark.
+            log.exception("reconcile: pass failed; retrying in %s s", settings.reconcile_interval)
+            holder.pop("active", None)
+            if reconciler is not None:
+                with contextlib.suppress(Exception):
+                    await reconciler.stop()
+
+    async def stop_reconciler() -> None:
+        reconciler = holder.pop("active", None)
+        if reconciler is not None:
+            await reconciler.stop()
+
+    return stop_reconciler
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings,
+    coverage: Coverage,
+    *,
+    decider: Callable[[Coverage], Decider] | None = None,
+    reconcile: bool = True,
+    ready_timeout: float = 60.0,
+) -> AsyncIterator[OffhoursApp]:
+    """Create the topics, start the app and yield it once it is ready; stop it on exit."""
+    await create_topics(settings)
+    app = create_app(settings, coverage, decider=decider)
+    stop_reconciler = attach_reconciler(app) if reconcile else None
+    await app.start()
+    try:
+        await asyncio.wait_for(app.tables.recovery.completed.wait(), ready_timeout)
+        yield app
+    finally:
+        if stop_reconciler is not None:
+            await stop_reconciler()
+        await app.stop()
+
+
+async def _serve(settings: Settings) -> int:
+    from schedules import load_coverage
+
+    coverage = load_coverage(settings.coverage_file)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    async with running_worker(settings, coverage) as app:
+
+        @app.on_partitions_assigned.connect
+        async def report(sender: object, assigned: object, **kwargs: object) -> None:
+            print(f"ASSIGNED {input_partitions(app)}", flush=True)
+
+        print("READY", flush=True)
+        print(f"ASSIGNED {input_partitions(app)}", flush=True)
+        await stopping.wait()
+    return 0
+
+
+def input_partitions(app: OffhoursApp) -> str:
+    """The events-topic partitions this worker holds, as ``0,2`` (empty when none)."""
+    topic = app.settings.events_topic
+    held = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topic)
+    return ",".join(map(str, held))
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    if settings.broker_url is None:
+        print("streams.worker needs OFFHOURS_BROKER_URL", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

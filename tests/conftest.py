@@ -1,0 +1,70 @@
+"""Fixtures shared by every test tier.
+
+- The local time zone of the test process is not UTC (``Asia/Kolkata``, +05:30), so a
+  result that depends on the machine's zone shows up as a failure.
+- ``broker``: one real embedded Tansu broker for the whole session. Tests that use it
+  take unique topic names and app ids (``unique_name``, ``stream_settings``), so they
+  never see each other's records.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.settings import Settings
+
+TEST_ZONE = "Asia/Kolkata"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_COVERAGE = ROOT / "examples" / "coverage.yaml"
+EXAMPLE_EVENTS = ROOT / "examples" / "events.jsonl"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["TZ"] = TEST_ZONE
+    time.tzset()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """The session's embedded broker (started once, stopped at the end)."""
+    with EmbeddedBroker() as embedded:
+        yield embedded
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name no other test uses: the test's name plus a random suffix."""
+    base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40].strip("-")
+    return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+def settings_for(broker: EmbeddedBroker, name: str, data_dir: Path, **changes: object) -> Settings:
+    """Settings on ``broker`` whose app id and topics all carry ``name``."""
+    base = Settings(
+        broker_url=broker.url,
+        coverage_file=EXAMPLE_COVERAGE,
+        app_id=f"t-{name}",
+        events_topic=f"{name}.events",
+        decisions_topic=f"{name}.decisions",
+        acks_topic=f"{name}.acks",
+        routes_topic=f"{name}.routes",
+        dead_letter_topic=f"{name}.deadletter",
+        config_topic=f"{name}.config",
+        session_timeout=2.0,
+        reconcile_interval=1.0,
+        data_dir=data_dir,
+    )
+    return base.with_overrides(**changes)
+
+
+@pytest.fixture
+def stream_settings(broker: EmbeddedBroker, unique_name: str, tmp_path: Path) -> Settings:
+    """Settings for one test: the session broker, its own app id and topics."""
+    return settings_for(broker, unique_name, tmp_path / "data")

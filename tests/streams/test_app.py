@@ -1,0 +1,222 @@
+"""The Faust app on the real embedded broker: the triage agent, its topics, reconciliation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schedules import load_coverage
+from streams.app import CoverageHolder
+from streams.codec import HEADER_ORIGIN, HEADER_SEQ, HEADER_SOURCE, header_value
+from streams.records import AckRequest, DeadLetter, Decision, RouteRequest
+from streams.settings import Settings
+from streams.worker import create_topics, running_worker
+from tests.conftest import EXAMPLE_COVERAGE, ROOT
+from tests.integration.workers import TopicReader
+
+ROME = ZoneInfo("Europe/Rome")
+
+
+def event(event_id: str, at: datetime, *, conversation: str = "fb:PAGE_111:PSID_222", **changes: Any) -> bytes:
+    data = {
+        "id": event_id,
+        "account": "acme.it.facebook",
+        "channel": "facebook",
+        "kind": "dm",
+        "conversation": conversation,
+        "author": {"id": "PSID_222", "name": "Ana Lopez", "followers": 120},
+        "text": "Il mio ordine non è arrivato",
+        "lang": "it",
+        "at": at.isoformat(),
+        "in_reply_to": None,
+    }
+    data.update(changes)
+    return orjson.dumps(data)
+
+
+MONDAY_EVENING = datetime(2026, 11, 23, 21, 14, tzinfo=ROME)  # care-it reduced, marta on call
+MONDAY_MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=ROME)  # care-it open
+
+
+async def send(settings: Settings, *records: tuple[bytes | None, bytes, list[tuple[str, bytes]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(settings.events_topic, key=key, value=value, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def read_until(settings: Settings, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
+    """Records of ``topic`` once there are at least ``count`` of them (or the timeout)."""
+    deadline = time.monotonic() + timeout
+    async with TopicReader(settings, topic) as reader:
+        while len(reader.records) < count and time.monotonic() < deadline:
+            await reader.poll(0.2)
+        return reader.records
+
+
+@pytest.fixture
+def coverage():
+    return load_coverage(EXAMPLE_COVERAGE)
+
+
+
+@pytest.mark.broker
+class TestTriageAgent:
+    async def test_decision_carries_the_input_headers_and_its_source(self, stream_settings, coverage) -> None:
+        """Each event yields a decision keyed like it, with its headers and offhours-source."""
+        async with running_worker(stream_settings, coverage, reconcile=False):
+            await send(stream_settings, (b"fb:PAGE_111:PSID_222", event("fb:m_1", MONDAY_MORNING), [(HEADER_SEQ, b"7")]))
+            [record] = await read_until(stream_settings, stream_settings.decisions_topic, 1)
+        decision = Decision.from_json(record.value)
+        assert ("fb:m_1", "queue", b"fb:PAGE_111:PSID_222") == (decision.event_id, decision.action, record.key)
+        assert b"7" == header_value(record.headers, HEADER_SEQ)
+        assert header_value(record.headers, HEADER_SOURCE) is not None
+
+    async def test_off_hours_message_fills_both_outboxes(self, stream_settings, coverage) -> None:
+        """A reduced-hours message routes to on-call staff and acknowledges the customer."""
+        async with running_worker(stream_settings, coverage, reconcile=False):
+            await send(stream_settings, (b"fb:PAGE_111:PSID_222", event("fb:m_2", MONDAY_EVENING), []))
+            [ack_record] = await read_until(stream_settings, stream_settings.acks_topic, 1)
+            [route_record] = await read_until(stream_settings, stream_settings.routes_topic, 1)
+            [decision_record] = await read_until(stream_settings, stream_settings.decisions_topic, 1)
+        ack = AckRequest.from_json(ack_record.value)
+        route = RouteRequest.from_json(route_record.value)
+        decision = Decision.from_json(decision_record.value)
+        assert ("ack:fb:m_2", "route:fb:m_2", ["marta"]) == (ack.ack_id, route.route_id, decision.route_to)
+
+    async def test_invalid_input_is_rejected_to_the_dead_letters(self, stream_settings, coverage) -> None:
+        """A line that is not JSON gets a reject decision and a dead letter with raw text and reason."""
+        async with running_worker(stream_settings, coverage, reconcile=False):
+            await send(stream_settings, (None, b'{"id": "broken', []))
+            [decision_record] = await read_until(stream_settings, stream_settings.decisions_topic, 1)
+            [letter_record] = await read_until(stream_settings, stream_settings.dead_letter_topic, 1)
+        decision = Decision.from_json(decision_record.value)
+        letter = DeadLetter.from_json(letter_record.value)
+        assert ("reject", '{"id": "broken', stream_settings.events_topic) == (decision.action, letter.raw, letter.topic)
+        assert decision.reason == letter.reason
+
+    @pytest.mark.parametrize(
+        "store", [pytest.param("memory://", id="memory_store"), pytest.param("rocksdb://", id="rocksdb_store")]
+    )
+    async def test_redelivered_event_gets_the_same_decision(self, stream_settings, coverage, store) -> None:
+        """The conversation table remembers the event: a redelivery decides it identically."""
+        raw = event("fb:m_3", MONDAY_EVENING)
+        stream_settings = stream_settings.with_overrides(store=store)
+        async with running_worker(stream_settings, coverage, reconcile=False):
+            await send(stream_settings, (b"fb:PAGE_111:PSID_222", raw, []), (b"fb:PAGE_111:PSID_222", raw, []))
+            first, second = await read_until(stream_settings, stream_settings.decisions_topic, 2)
+            acks = await read_until(stream_settings, stream_settings.acks_topic, 1)
+        assert first.value == second.value
+        assert {b"ack:fb:m_3"} == {orjson.loads(a.value)["ack_id"].encode() for a in acks}
+
+    async def test_topics_are_created_with_the_configured_partitions(self, stream_settings, coverage) -> None:
+        """Every pipeline topic exists at start-up with settings.partitions partitions."""
+        settings = stream_settings.with_overrides(partitions=3)
+        async with running_worker(settings, coverage, reconcile=False):
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+            await admin.start()
+            try:
+                described = await admin.describe_topics(
+                    [settings.events_topic, settings.decisions_topic, settings.acks_topic,
+                     settings.routes_topic, settings.dead_letter_topic]
+                )
+            finally:
+                await admin.close()
+        assert [3] * 5 == [len(topic["partitions"]) for topic in described]
+
+
+@pytest.mark.broker
+class TestReconciliation:
+    async def test_events_skipped_by_a_commit_are_decided(self, stream_settings, coverage) -> None:
+        """Input below the committed offset without a decision is re-issued and decided."""
+        settings = stream_settings.with_overrides(partitions=1, reconcile_interval=0.5)
+        tp = TopicPartition(settings.events_topic, 0)
+        await create_topics(settings)
+        raws = [event(f"fb:lost_{n}", MONDAY_MORNING, conversation=f"c{n}") for n in range(5)]
+        await send(settings, *[(f"c{n}".encode(), raw, []) for n, raw in enumerate(raws)])
+        # What faust-streaming does when it skips events: the group's offset moves past them.
+        skipper = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=settings.app_id,
+                                   enable_auto_commit=False)
+        await skipper.start()
+        skipper.assign([tp])
+        await skipper.commit({tp: 3})
+        await skipper.stop()
+
+        async with running_worker(settings, coverage, reconcile=True):
+            records = await read_until(settings, settings.decisions_topic, 5)
+        decided = sorted(orjson.loads(r.value)["event_id"] for r in records)
+        assert [f"fb:lost_{n}" for n in range(5)] == decided
+        reissued = [r for r in records if header_value(r.headers, HEADER_ORIGIN) is not None]
+        assert {b"0:0", b"0:1", b"0:2"} == {header_value(r.headers, HEADER_ORIGIN) for r in reissued}
+
+
+class TestCoverageHolder:
+    def test_invalid_file_keeps_the_coverage_in_use(self, tmp_path: Path, coverage) -> None:
+        """Reloading an invalid file returns False and leaves coverage and policy as they were."""
+        holder = CoverageHolder(coverage, EXAMPLE_COVERAGE)
+        broken = tmp_path / "coverage.yaml"
+        broken.write_text("teams:\n  care-it:\n    timezone: Mars/Olympus\n")
+        before = (holder.coverage, holder.triage)
+        assert not holder.reload(broken)
+        assert before == (holder.coverage, holder.triage)
+
+    def test_valid_file_is_used_from_the_next_event(self, tmp_path: Path, coverage) -> None:
+        """A valid file replaces the coverage and the policy bound to it."""
+        holder = CoverageHolder(coverage, EXAMPLE_COVERAGE)
+        smaller = tmp_path / "coverage.yaml"
+        smaller.write_text(
+            "teams:\n  care-us:\n    timezone: America/New_York\n    locale: en\n"
+            "    accounts: [acme_us_x]\n    hours:\n      daily: ['08:00-20:00 open']\n"
+        )
+        assert holder.reload(smaller)
+        assert (["care-us"], smaller) == (list(holder.coverage.teams), holder.path)
+
+
+@pytest.mark.broker
+class TestRunCommand:
+    def test_serves_health_and_stops_cleanly_on_sigterm(self, broker, tmp_path: Path) -> None:
+        """`offhours run` prints where things are, answers /healthz and /readyz, exits 0 on SIGTERM."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OFFHOURS_")}
+        env.update(OFFHOURS_BROKER_URL=broker.url, OFFHOURS_APP_ID=f"run-{port}",
+                   OFFHOURS_EVENTS_TOPIC=f"run-{port}.events", OFFHOURS_SESSION_TIMEOUT="2")
+        service = subprocess.Popen(
+            [sys.executable, "-m", "offhours", "run", "--coverage", str(EXAMPLE_COVERAGE), "--port", str(port)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert service.stdout is not None
+            banner = []
+            for line in service.stdout:
+                banner.append(line)
+                if line.startswith("ready"):
+                    break
+            text = "".join(banner)
+            assert f"http://127.0.0.1:{port}" in text and "care-it" in text and broker.url in text, text
+            health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            assert (200, 200) == (health.status, ready.status)
+            service.send_signal(signal.SIGTERM)
+            assert 0 == service.wait(timeout=30)
+        finally:
+            service.kill()
+            service.wait()
