@@ -17,6 +17,7 @@ from schedules.gaps import coverage_gaps
 from schedules.holiday import HolidayCalendar
 from schedules.model import (
     CoverageAt,
+    EscalationPolicy,
     Mode,
     Override,
     Shift,
@@ -42,7 +43,7 @@ class Team:
 
     __slots__ = (
         "id", "name", "timezone", "locale", "accounts", "staff", "triage",
-        "hours", "holidays", "overrides", "on_call", "_timeline",
+        "hours", "holidays", "overrides", "on_call", "escalation", "_timeline",
     )
 
     def __init__(
@@ -59,6 +60,7 @@ class Team:
         on_call: OnCall | None = None,
         staff: Mapping[str, StaffMember] | None = None,
         triage: TriageOptions | None = None,
+        escalation: EscalationPolicy | None = None,
     ) -> None:
         self.id = id
         self.name = name or id
@@ -71,6 +73,7 @@ class Team:
         self.on_call = on_call or OnCall(timezone, None)
         self.staff: Mapping[str, StaffMember] = MappingProxyType(dict(staff or {}))
         self.triage = triage or TriageOptions()
+        self.escalation = escalation or EscalationPolicy()
         self._timeline = Timeline(timezone, hours, self.holidays, self.overrides)
 
     def __repr__(self) -> str:

@@ -26,7 +26,11 @@ from schedules.holiday import HolidayCalendar, supported_countries
 from schedules.model import (
     MINUTES_PER_DAY,
     MODES,
+    ESCALATION_SCHEMES,
     CoverageInvalid,
+    EscalationChain,
+    EscalationLink,
+    EscalationPolicy,
     Mode,
     OnCallOverride,
     Override,
@@ -55,7 +59,7 @@ _DURATION_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _TOP_KEYS = ("teams",)
 _TEAM_KEYS = (
     "name", "timezone", "locale", "accounts", "hours", "holidays",
-    "overrides", "on_call", "staff", "triage",
+    "overrides", "on_call", "staff", "triage", "escalation",
 )
 _HOLIDAY_KEYS = ("country", "subdivision", "extra", "mode", "ics")
 _OVERRIDE_KEYS = ("from", "to", "mode", "note")
@@ -70,6 +74,9 @@ _TRIAGE_KEYS = (
 _URGENT_KEYS = ("defaults", "keywords", "patterns")
 _TEMPLATE_KINDS = ("dm", "public")
 _REPLY_MODES = ("open", "reduced")
+_ESCALATION_KEYS = (*MODES, "claim_limit", "window_margin", "targets")
+_CHAIN_KEYS = ("after", "chain", "repeat")
+_CHAIN_EXAMPLE = '[next_on_call, lead:marta, "slack:https://hooks.slack.com/..."]'
 
 
 def load_coverage(path: str | Path) -> Coverage:
@@ -323,6 +330,7 @@ class _Reader:
         staff = self.staff(value("staff"), where)
         rotation, on_call_overrides = self.on_call(value("on_call"), where, staff)
         triage = self.triage(value("triage"), where, staff)
+        escalation = self.escalation(value("escalation"), where, staff)
         if len(self.problems) > before or zone is None:
             return None
         return Team(
@@ -337,6 +345,7 @@ class _Reader:
             on_call=OnCall(zone, rotation, on_call_overrides),
             staff=staff,
             triage=triage,
+            escalation=escalation,
         )
 
     def zone(self, node: Node | None, where: str) -> ZoneInfo | None:
@@ -755,6 +764,86 @@ class _Reader:
                     continue
                 templates.setdefault(locale, {})[kind] = text
         return templates
+
+
+    # -- escalation ---------------------------------------------------------------
+
+    def escalation(self, node: Node | None, where: str, staff: dict[str, StaffMember]) -> EscalationPolicy:
+        defaults = EscalationPolicy()
+        if node is None:
+            return defaults
+        where = f"{where}, 'escalation'"
+        fields = self.mapping(node, where, _ESCALATION_KEYS)
+        if fields is None:
+            return defaults
+        value = {key: entry[1] for key, entry in fields.items() if not _is_null(entry[1])}
+        chains = {
+            mode: chain
+            for mode in MODES
+            if mode in value and (chain := self.chain(value[mode], f"{where}, '{mode}'", staff)) is not None
+        }
+        limits = {
+            key: self.duration(value[key], f"{where}, '{key}'") or getattr(defaults, key)
+            for key in ("claim_limit", "window_margin")
+            if key in value
+        }
+        targets: dict[str, timedelta] = {}
+        if "targets" in value:
+            for mode, (_, duration_node) in (self.mapping(value["targets"], f"{where}, 'targets'", MODES) or {}).items():
+                duration = self.duration(duration_node, f"{where}, targets '{mode}'")
+                if duration is not None:
+                    targets[mode] = duration
+        return EscalationPolicy(chains=chains, targets=targets, **limits)
+
+    def chain(self, node: Node, where: str, staff: dict[str, StaffMember]) -> EscalationChain | None:
+        fields = self.mapping(node, where, _CHAIN_KEYS, required=("after", "chain"))
+        if fields is None:
+            return None
+        value = {key: entry[1] for key, entry in fields.items()}
+        after = self.duration(value["after"], f"{where}, 'after'") if "after" in value else None
+        links: list[EscalationLink] = []
+        if "chain" in value:
+            items = self.texts(value["chain"], f"{where}, 'chain'", _CHAIN_EXAMPLE)
+            if not items and isinstance(value["chain"], SequenceNode):
+                self.problem(value["chain"], f"{where}: 'chain' is empty", f"list at least one step, e.g. {_CHAIN_EXAMPLE}")
+            for text, item in items:
+                link = self.chain_link(text, item, f"{where}, 'chain'", staff)
+                if link is not None:
+                    links.append(link)
+        repeat = 1
+        if "repeat" in value:
+            repeat_text = self.text(value["repeat"], f"{where}, 'repeat'", "2")
+            if repeat_text is not None and (not repeat_text.isdigit() or int(repeat_text) < 1):
+                self.problem(value["repeat"], f"{where}: 'repeat' is '{repeat_text}'", "write how many times the chain is walked, a whole number from 1, e.g. 2")
+            elif repeat_text is not None:
+                repeat = int(repeat_text)
+        if after is None or not links:
+            return None
+        return EscalationChain(after, tuple(links), repeat)
+
+    def chain_link(self, text: str, node: Node, where: str, staff: dict[str, StaffMember]) -> EscalationLink | None:
+        if text == "next_on_call":
+            return EscalationLink("next_on_call")
+        kind, _, target = text.partition(":")
+        if kind == "lead":
+            if target and self.known_member(target, node, where, staff):
+                return EscalationLink("lead", target)
+            if not target:
+                self.problem(node, f"{where}: 'lead:' names nobody", "write lead:ID with an id under 'staff', e.g. lead:marta")
+            return None
+        if not target:
+            self.problem(
+                node, f"{where}: unknown step '{text}'",
+                f"{_suggest(text, ('next_on_call', 'lead'))}write next_on_call, lead:ID or a notify URI such as 'slack:https://...'",
+            )
+            return None
+        if kind not in ESCALATION_SCHEMES:
+            self.problem(
+                node, f"{where}: '{kind}:' is not a notify scheme",
+                f"{_suggest(kind, ESCALATION_SCHEMES)}write one of {_quoted(ESCALATION_SCHEMES)}, e.g. 'slack:https://hooks.slack.com/...'",
+            )
+            return None
+        return EscalationLink("channel", text)
 
 
 def _fields_of(options: TriageOptions) -> dict[str, Any]:

@@ -225,3 +225,75 @@ class CoverageInvalid(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(problem) for problem in self.problems)
+
+
+EscalationKind = Literal["next_on_call", "lead", "channel"]
+ESCALATION_SCHEMES: tuple[str, ...] = ("slack", "teams", "mailto", "webhook", "telegram")
+"""The notify URI schemes a fallback channel of an escalation chain may use."""
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationLink:
+    """One link of an escalation chain, as written in the coverage file.
+
+    ``next_on_call`` (the rotation member after the one on call), ``lead`` (``target``
+    is a staff id: ``lead:marta``) or ``channel`` (``target`` is a notify URI such as
+    ``slack:https://...``).
+    """
+
+    kind: EscalationKind
+    target: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "next_on_call":
+            return "next_on_call"
+        if self.kind == "lead":
+            return f"lead:{self.target}"
+        # A channel URI may carry a secret (a webhook token): show its scheme only.
+        return f"{(self.target or '').partition(':')[0]}:…"
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationChain:
+    """Who is notified when a routed or paged message stays unclaimed, for one mode.
+
+    Every ``after`` without a claim the next link of ``chain`` is notified; the chain is
+    walked ``repeat`` times in all, so at most ``len(chain) * repeat`` escalations.
+    """
+
+    after: timedelta
+    chain: tuple[EscalationLink, ...]
+    repeat: int = 1
+
+    @property
+    def steps(self) -> int:
+        """How many escalations this chain sends at most."""
+        return len(self.chain) * self.repeat
+
+
+DEFAULT_ESCALATION_CHAIN = EscalationChain(timedelta(minutes=15), (EscalationLink("next_on_call"),), 1)
+"""The chain of a mode the ``escalation:`` block leaves out: next on call after 15 min, once."""
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPolicy:
+    """A team's ``escalation:`` block: chains per mode, limits and first-response targets.
+
+    Defaults (a team without the block, or a key left out): every mode escalates with
+    :data:`DEFAULT_ESCALATION_CHAIN`; a claim must be answered within 30 minutes; a
+    conversation on a windowed platform is routed 2 hours before its reply window
+    closes; no first-response target (so no breach is counted) for a mode not listed.
+    """
+
+    chains: Mapping[str, EscalationChain] = field(default_factory=dict)
+    claim_limit: timedelta = timedelta(minutes=30)
+    window_margin: timedelta = timedelta(hours=2)
+    targets: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def chain_for(self, mode: str) -> EscalationChain:
+        """The chain of ``mode``, or :data:`DEFAULT_ESCALATION_CHAIN` when not configured."""
+        return self.chains.get(mode, DEFAULT_ESCALATION_CHAIN)
+
+    def target_for(self, mode: str) -> timedelta | None:
+        """The first-response target of ``mode``, or None when none is set."""
+        return self.targets.get(mode)
