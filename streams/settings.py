@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.config import EdgeSettings
+from edge.ops_config import OpsSettings
 from responders.config import ResponderSettings
 
 
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
 
     responders: ResponderSettings = ResponderSettings()
     edge: EdgeSettings = EdgeSettings()
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     @field_validator("broker_url")
     @classmethod
