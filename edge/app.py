@@ -10,7 +10,7 @@ needed (see :mod:`edge.dedupe` for what that means for redeliveries).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -19,6 +19,7 @@ from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
 from edge.sink import EventSink, ManagedSink
 from edge.webhooks import INGEST, WebhookIngest, add_routes
+from streams.records import SocialEvent
 
 
 def _utc_now() -> datetime:
@@ -33,6 +34,7 @@ def build_webhooks(
     clock: Callable[[], float] = time.monotonic,
     manage_sink: bool = True,
     prefix: str = "/webhooks",
+    on_produced: Callable[[Sequence[SocialEvent]], None] | None = None,
 ) -> web.Application:
     """The webhook routes of :mod:`edge.webhooks` on a new application.
 
@@ -41,6 +43,8 @@ def build_webhooks(
     ``start``/``stop`` (:class:`~edge.sink.ManagedSink`, e.g. ``KafkaEventSink``), the
     app starts it on startup and stops it on cleanup; otherwise the caller owns it.
     The ingest state is at ``app[edge.webhooks.INGEST]`` (its ``stats`` included).
+    ``on_produced``, when given, is called with the events of each request once they
+    are published (the service counts them by channel in its metrics).
 
     Routes are ``{prefix}/meta``, ``{prefix}/x``, ``{prefix}/telegram`` and
     ``{prefix}/generic``: serve the app as it is (``offhours ingest``), or mount it in
@@ -48,7 +52,7 @@ def build_webhooks(
     """
     app = web.Application(client_max_size=settings.max_body_bytes)
     recent = RecentIds(settings.dedupe_ttl, settings.dedupe_capacity, clock)
-    app[INGEST] = WebhookIngest(settings, sink, recent, now)
+    app[INGEST] = WebhookIngest(settings, sink, recent, now, on_produced=on_produced)
     if manage_sink and isinstance(sink, ManagedSink):
         app.cleanup_ctx.append(_sink_context(sink))
     add_routes(app, prefix)

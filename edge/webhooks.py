@@ -25,7 +25,7 @@ Error answers are ``{"error": reason}``; no reason ever contains a secret.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,8 +71,11 @@ class WebhookIngest:
         sink: EventSink,
         recent: RecentIds,
         now: Callable[[], datetime],
+        *,
+        on_produced: Callable[[Sequence[SocialEvent]], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_produced = on_produced
         self.sink = sink
         self.recent = recent
         self.now = now
@@ -117,6 +120,8 @@ class WebhookIngest:
                 log.error("%s webhook: publishing %d events failed: %r", name, len(events), exc)
                 raise _error(web.HTTPServiceUnavailable, "events could not be stored, retry") from None
         self._count(name, events, duplicates, normalized)
+        if events and self.on_produced is not None:
+            self.on_produced(events)
         return web.json_response(
             {
                 "produced": len(events),

@@ -95,6 +95,11 @@ class ResponderSettings(BaseModel):
     telegram_notify_token: SecretStr | None = None
     telegram_notify_token_file: Path | None = None
 
+    deliver: bool = Field(
+        default=True,
+        description="run the acks and routes outboxes against the platforms; "
+        "off (replay, dry runs) the outbox records are written but nothing is sent",
+    )
     http_timeout: float = Field(default=10.0, gt=0, description="seconds per HTTP send")
     max_attempts: int = Field(default=5, ge=1)
     backoff_base: float = Field(default=1.0, gt=0)

@@ -8,10 +8,18 @@ share counters. ``/metrics`` serves :meth:`Metrics.exposition`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+LAG_INTERVAL = 5.0
+
+log = logging.getLogger(__name__)
 
 # Seconds from webhook receipt (or the event's `at` when no receipt time is known) to decision.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -50,3 +58,71 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)
+
+    def count_events_in(self, events: Iterable[HasChannel]) -> None:
+        """Count accepted events by channel (the webhooks' ``on_produced`` hook)."""
+        for event in events:
+            self.events_in.labels(channel=event.channel).inc()
+
+
+class HasChannel(Protocol):
+    """Anything with the ``channel`` of CONTRACT §2 (a :class:`~streams.records.SocialEvent`)."""
+
+    channel: str
+
+
+class PartitionLike(Protocol):
+    """A topic partition as Faust and aiokafka name it (``TP``)."""
+
+    topic: str
+    partition: int
+
+
+class LagSource(Protocol):
+    """The part of a Faust consumer the lag gauge reads (``app.consumer``)."""
+
+    def assignment(self) -> set[PartitionLike]: ...
+
+    def highwaters(self, *partitions: PartitionLike) -> Awaitable[Mapping[PartitionLike, int]]: ...
+
+    def position(self, tp: PartitionLike) -> Awaitable[int | None]: ...
+
+
+async def record_consumer_lag(consumer: LagSource, topic: str, metrics: Metrics) -> dict[int, int]:
+    """Set ``consumer_lag{topic,partition}`` for the partitions of ``topic`` held now.
+
+    Lag is the broker's highwater minus the consumer's position, never below zero
+    (Tansu reports the highwater as the base offset of the last batch + 1, so a
+    consumer that read the whole batch can be "ahead"). The gauge holds only the
+    partitions held now, so a rebalance leaves no stale series behind (one topic per
+    process). Returns the lag by partition.
+    """
+    held: Sequence[PartitionLike] = sorted(
+        (tp for tp in consumer.assignment() if tp.topic == topic), key=lambda tp: tp.partition
+    )
+    highwaters = await consumer.highwaters(*held) if held else {}
+    lags: dict[int, int] = {}
+    for tp in held:
+        position = await consumer.position(tp)
+        highwater = highwaters.get(tp)
+        if position is None or highwater is None:
+            continue
+        lags[tp.partition] = max(0, highwater - position)
+    # Cleared and set with no await in between: a scrape (same event loop) never sees a gap.
+    metrics.consumer_lag.clear()
+    for partition, lag in lags.items():
+        metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+    return lags
+
+
+async def track_consumer_lag(
+    consumer: LagSource, topic: str, metrics: Metrics, *, interval: float = LAG_INTERVAL
+) -> None:
+    """Update the lag gauge every ``interval`` seconds until cancelled; a failed pass is logged."""
+    while True:
+        try:
+            await record_consumer_lag(consumer, topic, metrics)
+        except Exception:
+            # The broker may be rebalancing or briefly away; the next pass tries again.
+            log.warning("consumer lag of %s could not be read; retrying in %s s", topic, interval, exc_info=True)
+        await asyncio.sleep(interval)

@@ -22,7 +22,13 @@ record's partition and a redelivered record finds its ledger entry on the same w
 
 ``topics`` may carry ready Faust topics as attributes ``acks``, ``routes`` and
 ``dead_letters``; a missing one is declared from the settings' topic names.
+With ``metrics`` each acknowledgment delivered counts in ``acks_sent{channel}``, each
+given up in ``acks_failed{channel}`` (a ledger skip counts in neither), and each dead
+letter in ``dead_letters{topic}``.
 Importing this module has no side effect.
+
+:func:`on_call_from` and :func:`claim_links` build the ``on_call`` and ``claim_link``
+arguments from the coverage in use and the operations settings.
 """
 
 from __future__ import annotations
@@ -32,19 +38,24 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import faust
 import orjson
 
+from edge.links import LinkSigner
 from responders.base import utc_from_epoch
 from responders.buckets import TokenBuckets
 from responders.delivery import ClaimLink, DeliveryLoop, Responders, RetryPolicy
 from responders.registry import build_registry
 from streams.records import AckRequest, DeadLetter, Notify, RouteRequest
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from schedules import Coverage
+    from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +120,7 @@ def install(
     on_call: OnCall | None = None,
     claim_link: ClaimLink | None = None,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Outbox:
     """Add the responders' table, agents and dead-letter sink to ``app`` (see module doc)."""
     responder_settings = settings.responders
@@ -118,7 +130,10 @@ def install(
     table = app.Table(
         ledger_table_name,
         default=None,
-        schema=RAW,
+        # bytes -> Faust's "raw" serializer, also for the changelog and its recovery
+        # (a Schema alone is ignored there, and recovery then fails decoding JSON).
+        key_type=bytes,
+        value_type=bytes,
         partitions=settings.partitions,
         help="delivery status (sending, retrying, delivered, dead) by ack id or notification key",
     )
@@ -137,6 +152,8 @@ def install(
         )
         log.warning("dead letter from %s: %s", topic_name, reason)
         await dead_letters.send(value=letter.to_json())
+        if metrics is not None:
+            metrics.dead_letters.labels(topic=topic_name).inc()
 
     async def escalate(request: AckRequest, reason: str) -> None:
         if on_call is None:
@@ -173,6 +190,14 @@ def install(
             await dead_letter(raw, source, f"undecodable {record.__name__}: {type(exc).__name__}")
             return None
 
+    def count_ack(request: AckRequest, status: str) -> None:
+        if metrics is None:
+            return
+        if status == "delivered":
+            metrics.acks_sent.labels(channel=request.channel).inc()
+        elif status == "dead":
+            metrics.acks_failed.labels(channel=request.channel).inc()
+
     def responders(session: aiohttp.ClientSession) -> Responders:
         loop = DeliveryLoop(
             ledger=ledger, policy=policy, buckets=TokenBuckets(clock), jitter=jitter
@@ -193,7 +218,8 @@ def install(
             async for value in stream:
                 request = await decoded(value, AckRequest, "acks")
                 if request is not None:
-                    await outbox.acknowledge(request)
+                    report = await outbox.acknowledge(request)
+                    count_ack(request, report.status)
 
     async def deliver_routes(stream: Any) -> None:
         async with aiohttp.ClientSession() as session:
@@ -206,3 +232,48 @@ def install(
     acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks")(deliver_acks)
     routes_agent = app.agent(routes, name=f"{ledger_table_name}.routes")(deliver_routes)
     return Outbox(table, acks, routes, dead_letters, acks_agent, routes_agent)
+
+
+def on_call_from(coverage: Callable[[], Coverage]) -> OnCall:
+    """``on_call(team, now)`` over the coverage that ``coverage()`` returns at call time.
+
+    The staff on call for ``team`` at ``now`` with their notify URIs; a member missing
+    from ``staff`` is left out, an unknown team has nobody. Reading the coverage at each
+    call means a reloaded coverage file applies to the next escalation.
+    """
+
+    def on_call(team: str, now: datetime) -> list[Notify]:
+        found = coverage().teams.get(team)
+        if found is None:
+            return []
+        return [
+            Notify(member=member, name=found.staff[member].name, uris=list(found.staff[member].notify))
+            for member in found.on_call_at(now)
+            if member in found.staff
+        ]
+
+    return on_call
+
+
+def claim_links(settings: Settings, clock: Callable[[], float] = time.time) -> ClaimLink:
+    """``claim_link(route, notify)``: a signed link that claims the route's conversation.
+
+    Signed with ``settings.ops.link_secret``, valid for ``settings.ops.link_ttl`` from
+    ``clock()``, under ``settings.ops.actions_base_url``. None when no link can be made
+    for that recipient (an escalation channel has no member; a ``|`` in an id).
+    """
+    ops = settings.ops
+    signer = LinkSigner(
+        ops.link_secret.get_secret_value(),
+        ttl=ops.link_ttl,
+        clock=lambda: datetime.fromtimestamp(clock(), UTC),
+        base_url=ops.actions_base_url,
+    )
+
+    def claim_link(route: RouteRequest, notify: Notify) -> str | None:
+        try:
+            return signer.url("claim", route.conversation, notify.member)
+        except ValueError:
+            return None
+
+    return claim_link

@@ -77,7 +77,10 @@ def _conversation_key(raw: bytes) -> bytes | None:
 
 
 def replay_settings(base: Settings, coverage_file: Path, run_id: str | None = None) -> Settings:
-    """``base`` with this run's own app id and topics, and a short session timeout.
+    """``base`` with this run's own app id and topics, a short session timeout, no delivery.
+
+    A replay decides, it never answers: the responders are off, so nothing reaches a
+    platform or a member of staff (the outbox topics still carry what would be sent).
 
     One replay is one worker, so the session timeout only sets how long the group join
     waits (about half of it on Tansu); a short one makes a small replay take seconds.
@@ -92,6 +95,8 @@ def replay_settings(base: Settings, coverage_file: Path, run_id: str | None = No
         routes_topic=f"replay-{run}.routes",
         dead_letter_topic=f"replay-{run}.deadletter",
         config_topic=f"replay-{run}.config",
+        ops=base.ops.model_copy(update={"actions_topic": f"replay-{run}.actions"}),
+        responders=base.responders.model_copy(update={"deliver": False}),
         session_timeout=min(base.session_timeout, REPLAY_SESSION_TIMEOUT),
         store="memory://",
     )

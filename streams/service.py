@@ -1,15 +1,28 @@
-"""``offhours run``: broker, triage worker and web server in one process.
+"""``offhours run`` and ``offhours ingest``: the service's processes and their web server.
 
-Start order: the embedded broker (unless ``settings.broker_url`` is set), the triage
-worker (topics, app, reconciliation on the leader), then the web server. Stop order is
-the reverse, on Ctrl-C or SIGTERM: the web server stops accepting requests first, then
-the worker finishes the events in hand, flushes its producer and commits, and the
-broker goes last, so an event accepted before the signal is decided or left
+``offhours run``: the embedded broker (unless ``settings.broker_url`` is set), the
+triage worker (topics, app, reconciliation on the leader), then the web server. Stop
+order is the reverse, on Ctrl-C or SIGTERM: the web server stops accepting requests
+first, then the worker finishes the events in hand, flushes its producer and commits,
+and the broker goes last, so an event accepted before the signal is decided or left
 uncommitted for the next worker, never dropped half-way.
 
-Web routes: ``/healthz`` (the process is up) and ``/readyz`` (the worker holds its
-partitions and its table is recovered). The HTTP edge mounts its routes in
-:func:`mount_edge`, the one place where the service composes them.
+``offhours ingest``: the same web server without a worker; it holds no partitions and
+no table, so any number of replicas can run behind a balancer.
+
+Web routes, composed in :func:`build_web` and :func:`mount_edge`:
+
+- ``/healthz``: the process is up;
+- ``/readyz``: the broker answers, a coverage is loaded and (with a worker) the worker
+  holds its partitions with its table recovered; 503 with what is missing otherwise;
+- ``/metrics``: the Prometheus text of the process's :class:`~streams.metrics.Metrics`;
+- ``/webhooks/...``: the webhook ingest (:func:`edge.app.build_webhooks`);
+- ``settings.ops.api_prefix`` (``/api/v1``): the operations API (:mod:`edge.ops`).
+
+Coverage in the service comes from the config topic: the config store reads it at
+start (seeding it with the coverage file's text when it is empty) and follows it; each
+valid new document is swapped into the local worker, so a change made through the API
+on any process reaches every worker within seconds, and an invalid one changes nothing.
 """
 
 from __future__ import annotations
@@ -17,19 +30,77 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TextIO
 
 from aiohttp import web
+from aiokafka import AIOKafkaClient
 
+from edge.actions import KafkaActionSink
+from edge.app import build_webhooks
+from edge.config_store import KafkaConfigStore, NoCoverage, ensure_topic
+from edge.links import LinkSigner
+from edge.ops import build_operations_api
+from edge.sink import KafkaEventSink
 from schedules import Coverage
 
 from streams.app import OffhoursApp
 from streams.broker import EmbeddedBroker
+from streams.metrics import CONTENT_TYPE, Metrics, track_consumer_lag
 from streams.settings import Settings
-from streams.worker import running_worker
+from streams.worker import create_topics, running_worker
+
+Clock = Callable[[], datetime]
+PROBE_TIMEOUT = 2.0
+WEBHOOKS_PREFIX = "/webhooks"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BrokerProbe:
+    """Asks the broker for its metadata, to tell ``/readyz`` whether it answers."""
+
+    def __init__(self, bootstrap_servers: list[str], *, timeout: float = PROBE_TIMEOUT) -> None:
+        self._bootstrap = bootstrap_servers
+        self._timeout = timeout
+        self._client: AIOKafkaClient | None = None
+
+    async def start(self) -> None:
+        client = AIOKafkaClient(bootstrap_servers=self._bootstrap, request_timeout_ms=int(self._timeout * 1000))
+        await client.bootstrap()
+        self._client = client
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def reachable(self) -> bool:
+        """True when a metadata request is answered within the timeout."""
+        if self._client is None:
+            return False
+        try:
+            await asyncio.wait_for(self._client.fetch_all_metadata(), self._timeout)
+        except Exception:
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeState:
+    """The edge's long-lived resources that the service's own routes ask about."""
+
+    config_store: KafkaConfigStore
+    probe: BrokerProbe
+
 
 PIPELINE: web.AppKey[OffhoursApp] = web.AppKey("pipeline", OffhoursApp)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+EDGE: web.AppKey[EdgeState] = web.AppKey("edge", EdgeState)
 
 
 class ServiceError(Exception):
@@ -57,28 +128,141 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when the worker is ready to decide events, 503 while starting or rebalancing."""
-    app = request.app[PIPELINE]
-    ready = app.tables.recovery.completed.is_set() and not app.rebalancing
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    """200 when this process can do its work, 503 otherwise; the body names each check.
+
+    ``worker``: the worker holds its partitions and its table is recovered (absent in
+    ``offhours ingest``); ``broker``: the broker answers a metadata request;
+    ``coverage``: a coverage is loaded from the config topic.
+    """
+    root = request.app
+    checks: dict[str, bool] = {}
+    pipeline = root.get(PIPELINE)
+    if pipeline is not None:
+        checks["worker"] = pipeline.tables.recovery.completed.is_set() and not pipeline.rebalancing
+    edge = root.get(EDGE)
+    if edge is not None:
+        checks["broker"] = await edge.probe.reachable()
+        checks["coverage"] = _has_coverage(edge.config_store)
+    ready = all(checks.values())
+    return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
 
-def mount_edge(root: web.Application, settings: Settings, pipeline: OffhoursApp) -> None:
+def _has_coverage(store: KafkaConfigStore) -> bool:
+    try:
+        store.coverage()
+    except NoCoverage:
+        return False
+    return True
+
+
+async def metrics_text(request: web.Request) -> web.Response:
+    """The process's metrics in the Prometheus text format."""
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def mount_edge(
+    root: web.Application,
+    settings: Settings,
+    pipeline: OffhoursApp | None,
+    *,
+    metrics: Metrics,
+    idempotent: bool = False,
+    clock: Clock = _utc_now,
+) -> None:
     """The one place where the HTTP edge (webhooks, operations API) joins the service.
 
-    The edge builds its own aiohttp application(s) from ``settings.edge`` and adds them
-    to ``root`` here (``root.add_subapp`` or ``root.add_routes``). Until it does, the
-    service serves the health routes only.
+    ``settings.broker_url`` must be set. Mounts the webhooks at ``/webhooks`` (events
+    produced to ``settings.events_topic``, counted in ``metrics.events_in`` by channel)
+    and the operations API at ``settings.ops.api_prefix``. The configuration store
+    reads ``settings.config_topic`` at startup, seeded with the coverage file's text
+    when the topic is empty, and swaps every new valid coverage into ``pipeline`` (the
+    local worker, None in ``offhours ingest``). ``idempotent`` turns on the idempotent
+    producer of the webhooks (Apache Kafka; Tansu refuses it). Each long-lived
+    resource starts and stops with one cleanup context of ``root``.
     """
+    servers = settings.bootstrap_servers
+    ops = settings.ops
+    store = KafkaConfigStore(
+        servers,
+        topic=settings.config_topic,
+        audit_topic=ops.audit_topic,
+        clock=clock,
+        filename=settings.coverage_file.name,
+        base_dir=settings.coverage_file.parent,
+        replication=settings.replication,
+    )
+    actions = KafkaActionSink(
+        servers, ops.actions_topic, partitions=settings.partitions, replication=settings.replication
+    )
+    probe = BrokerProbe(servers)
+    root[EDGE] = EdgeState(store, probe)
+    root.cleanup_ctx.append(_config_lifetime(store, settings, pipeline))
+    root.cleanup_ctx.append(_lifetime(actions))
+    root.cleanup_ctx.append(_lifetime(probe))
+
+    sink = KafkaEventSink(servers, settings.events_topic, idempotent=idempotent)
+    webhooks = build_webhooks(
+        settings.edge, sink, now=clock, prefix="", on_produced=metrics.count_events_in
+    )
+    root.add_subapp(WEBHOOKS_PREFIX, webhooks)
+
+    signer = LinkSigner(
+        ops.link_secret.get_secret_value(), ttl=ops.link_ttl, clock=clock, base_url=ops.actions_base_url
+    )
+    api = build_operations_api(store, actions, ops.bearer_tokens(), signer, clock)
+    root.add_subapp(ops.api_prefix, api)
 
 
-def build_web(settings: Settings, pipeline: OffhoursApp) -> web.Application:
-    """The service's aiohttp application: health routes plus the HTTP edge."""
+def _lifetime(resource: KafkaActionSink | BrokerProbe) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        await resource.start()
+        try:
+            yield
+        finally:
+            await resource.stop()
+
+    return lifetime
+
+
+def _config_lifetime(
+    store: KafkaConfigStore, settings: Settings, pipeline: OffhoursApp | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        seed = settings.coverage_file.read_text(encoding="utf-8")
+        await store.start(seed=seed)
+        try:
+            if pipeline is not None:
+                # Called now with the topic's coverage (it may be newer than the file the
+                # worker started with), then with every valid new document.
+                await store.follow(pipeline.coverage.swap)
+            yield
+        finally:
+            await store.stop()
+
+    return lifetime
+
+
+def build_web(
+    settings: Settings,
+    pipeline: OffhoursApp | None,
+    *,
+    metrics: Metrics,
+    idempotent: bool = False,
+    clock: Clock = _utc_now,
+) -> web.Application:
+    """The service's aiohttp application: health routes, ``/metrics`` and the HTTP edge.
+
+    ``pipeline`` is the local worker, None for ``offhours ingest``.
+    """
     root = web.Application()
-    root[PIPELINE] = pipeline
+    if pipeline is not None:
+        root[PIPELINE] = pipeline
+    root[METRICS] = metrics
     root.router.add_get("/healthz", healthz)
     root.router.add_get("/readyz", readyz)
-    mount_edge(root, settings, pipeline)
+    root.router.add_get("/metrics", metrics_text)
+    mount_edge(root, settings, pipeline, metrics=metrics, idempotent=idempotent, clock=clock)
     return root
 
 
@@ -92,32 +276,134 @@ async def broker_for(settings: Settings) -> AsyncIterator[Settings]:
         yield settings.with_overrides(broker_url=broker.url)
 
 
-async def run_service(settings: Settings, *, web_enabled: bool = True, out: TextIO) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit code."""
-    coverage = load_coverage_or_fail(settings)
+async def prepare_config_topic(settings: Settings) -> None:
+    """Create the config topic compacted with one partition, before anything else creates it.
+
+    The worker creates every pipeline topic with ``settings.partitions`` partitions and
+    the broker's default retention; the coverage documents must instead be kept for
+    ever (compaction keeps the latest per key) and read in one order.
+    """
+    await ensure_topic(
+        settings.bootstrap_servers,
+        settings.config_topic,
+        partitions=1,
+        replication=settings.replication,
+        configs={"cleanup.policy": "compact"},
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, settings: Settings) -> AsyncIterator[str]:
+    """Serve ``app`` on ``settings.web_host:web_port``; yields the base URL (the real port when 0)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.web_host, settings.web_port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{_url_host(host)}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def print_routes(base: str, settings: Settings, out: TextIO) -> None:
+    """Tell the operator where the web routes are."""
+    api = f"{base}{settings.ops.api_prefix}"
+    print(f"web:      {base} (/healthz, /readyz, /metrics)", file=out)
+    print(f"webhooks: {base}{WEBHOOKS_PREFIX}/generic, /meta, /x, /telegram", file=out)
+    print(f"api:      {api} (OpenAPI: {api}/openapi.json; Authorization: Bearer <token>)", file=out)
+
+
+def _stop_on_signals() -> asyncio.Event:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    return stopping
 
-    async with broker_for(settings) as live, running_worker(live, coverage) as pipeline:
-        runner: web.AppRunner | None = None
-        try:
+
+async def run_service(
+    settings: Settings,
+    *,
+    web_enabled: bool = True,
+    out: TextIO,
+    metrics: Metrics | None = None,
+    idempotent: bool = False,
+) -> int:
+    """Run until SIGINT or SIGTERM; returns the exit code.
+
+    ``metrics`` is the process's metrics (a new one when None); ``idempotent`` turns
+    on the webhooks' idempotent producer (Apache Kafka only: Tansu, the embedded broker
+    included, refuses it).
+    """
+    coverage = load_coverage_or_fail(settings)
+    metrics = metrics or Metrics()
+    stopping = _stop_on_signals()
+
+    async with broker_for(settings) as live:
+        await prepare_config_topic(live)
+        async with running_worker(live, coverage, metrics=metrics) as pipeline, _tracking_lag(pipeline, metrics):
             print(f"broker:   {live.broker_url}{' (embedded)' if settings.embedded else ''}", file=out)
             print(f"coverage: {live.coverage_file}", file=out)
             for team_id, team in sorted(coverage.teams.items()):
                 print(f"team:     {team_id} {team.timezone} ({', '.join(team.accounts)})", file=out)
             print(f"topics:   {live.events_topic} -> {live.decisions_topic}", file=out)
-            if web_enabled:
-                runner = web.AppRunner(build_web(live, pipeline))
-                await runner.setup()
-                site = web.TCPSite(runner, live.web_host, live.web_port)
-                await site.start()
-                print(f"web:      http://{live.web_host}:{live.web_port} (/healthz, /readyz)", file=out)
+            async with contextlib.AsyncExitStack() as web_stack:
+                if web_enabled:
+                    app = build_web(live, pipeline, metrics=metrics, idempotent=idempotent)
+                    base = await web_stack.enter_async_context(serving(app, live))
+                    print_routes(base, live, out)
+                print("ready; Ctrl-C to stop", file=out, flush=True)
+                await stopping.wait()
+                print("stopping", file=out, flush=True)
+    return 0
+
+
+async def run_ingest(
+    settings: Settings,
+    *,
+    out: TextIO,
+    metrics: Metrics | None = None,
+    idempotent: bool = False,
+) -> int:
+    """Serve the webhooks, the operations API and the health routes, with no worker.
+
+    Stateless apart from the webhooks' dedupe memory: replicas share nothing but the
+    broker. The coverage file seeds the config topic when it is empty (and is checked
+    at start either way). Runs until SIGINT or SIGTERM; returns the exit code.
+    """
+    coverage = load_coverage_or_fail(settings)
+    metrics = metrics or Metrics()
+    stopping = _stop_on_signals()
+
+    async with broker_for(settings) as live:
+        await prepare_config_topic(live)
+        await create_topics(live)
+        app = build_web(live, None, metrics=metrics, idempotent=idempotent)
+        async with serving(app, live) as base:
+            embedded = " (embedded: for a demo only; replicas need a shared broker)" if settings.embedded else ""
+            print(f"broker:   {live.broker_url}{embedded}", file=out)
+            print(f"coverage: {live.coverage_file} (seeds {live.config_topic} when empty; teams: "
+                  f"{', '.join(sorted(coverage.teams))})", file=out)
+            print(f"topics:   webhooks -> {live.events_topic}", file=out)
+            print_routes(base, live, out)
             print("ready; Ctrl-C to stop", file=out, flush=True)
             await stopping.wait()
             print("stopping", file=out, flush=True)
-        finally:
-            if runner is not None:
-                await runner.cleanup()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _tracking_lag(pipeline: OffhoursApp, metrics: Metrics) -> AsyncIterator[None]:
+    task = asyncio.create_task(
+        track_consumer_lag(pipeline.consumer, pipeline.settings.events_topic, metrics), name="consumer lag"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -2,8 +2,8 @@
 
 One :class:`ConversationState` per conversation key lives in the triage agent's table.
 It holds the few instants the suppression rules need (last customer message, last
-acknowledgment, last staff reply), where the conversation was routed, whether it is
-answered, and a bounded record of recently processed events (:class:`Processed`), so
+acknowledgment, last staff reply), where the conversation was routed, who claimed it
+and when (on-call actions), whether it is answered, and a bounded record of recently processed events (:class:`Processed`), so
 that an event redelivered by Kafka (at-least-once) gets the same decision again and
 never a second acknowledgment or route.
 
@@ -67,6 +67,8 @@ class ConversationState:
     routed_to: tuple[str, ...] = ()
     routed_at: int | None = None
     recent: tuple[Processed, ...] = ()
+    claimed_by: str | None = None
+    claimed_at: int | None = None
 
     def processed(self, event_id: str) -> Processed | None:
         """The record of ``event_id`` when it was processed recently, else None."""
@@ -98,6 +100,8 @@ class ConversationState:
             "r": self.staff_at,
             "ri": self.staff_id,
             "ra": self.routed_at,
+            "cb": self.claimed_by,
+            "ca": self.claimed_at,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         if self.routed_to:
@@ -120,7 +124,23 @@ class ConversationState:
             routed_to=tuple(data.get("rt", ())),
             routed_at=data.get("ra"),
             recent=tuple(_entry_from_wire(item) for item in data.get("e", ())),
+            claimed_by=data.get("cb"),
+            claimed_at=data.get("ca"),
         )
+
+    def claimed(self, member: str, at: int) -> ConversationState:
+        """This state claimed by ``member`` at ``at``.
+
+        A repeated claim by the claimer keeps the first time (an action redelivered by
+        Kafka changes nothing); a claim by someone else takes the conversation over.
+        """
+        if self.claimed_by == member and self.claimed_at is not None:
+            return self
+        return replace(self, claimed_by=member, claimed_at=at)
+
+    def answered(self) -> ConversationState:
+        """This state marked answered (an on-call member said a human replied)."""
+        return replace(self, status="answered")
 
 
 def _entry_to_wire(entry: Processed) -> str:

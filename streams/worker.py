@@ -1,8 +1,9 @@
 """Running the Faust app inside an asyncio program, and the stand-alone worker process.
 
-:func:`running_worker` is the one way the app is run: it creates the topics, starts
-the app (and the reconciliation timer on the leader), waits until the worker is
-ready, and stops it cleanly on exit. ``offhours run``, ``offhours replay`` and the
+:func:`running_worker` is the one way the app is run: it creates the topics, installs
+the responders (:func:`streams.outbox.install`, unless ``settings.responders.deliver``
+is off), starts the app (and the reconciliation timer on the leader), waits until the
+worker is ready, and stops it cleanly on exit. ``offhours run``, ``offhours replay`` and the
 tests all use it.
 
 ``python -m streams.worker`` runs one worker from the environment settings (the
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,6 +28,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from schedules import Coverage
 from streams.app import Decider, OffhoursApp, create_app
+from streams.metrics import Metrics
+from streams.outbox import Outbox, claim_links, install, on_call_from
 from streams.reconcile import Reconciler
 from streams.settings import Settings
 
@@ -41,6 +45,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.routes_topic,
         settings.dead_letter_topic,
         settings.config_topic,
+        settings.ops.actions_topic,
     ]
 
 
@@ -105,6 +110,19 @@ def attach_reconciler(app: OffhoursApp) -> Callable[[], Awaitable[None]]:
     return stop_reconciler
 
 
+def install_responders(app: OffhoursApp, *, clock: Callable[[], float] = time.time) -> Outbox:
+    """Add the responders to ``app`` on its own outbox topics, with on-call and claim links."""
+    return install(
+        app,
+        app.stream_topics,
+        app.settings,
+        on_call=on_call_from(lambda: app.coverage.coverage),
+        claim_link=claim_links(app.settings, clock),
+        clock=clock,
+        metrics=app.metrics,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     settings: Settings,
@@ -113,10 +131,20 @@ async def running_worker(
     decider: Callable[[Coverage], Decider] | None = None,
     reconcile: bool = True,
     ready_timeout: float = 60.0,
+    metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[OffhoursApp]:
-    """Create the topics, start the app and yield it once it is ready; stop it on exit."""
+    """Create the topics, start the app and yield it once it is ready; stop it on exit.
+
+    With ``settings.responders.deliver`` (the default) the responders run in this worker:
+    acknowledgments go to the platforms, routes to the on-call staff (with signed claim
+    links), and a failed acknowledgment is paged to whoever the coverage in use has on
+    call. ``clock`` (POSIX seconds) is the responders' and the metrics' clock.
+    """
     await create_topics(settings)
-    app = create_app(settings, coverage, decider=decider)
+    app = create_app(settings, coverage, decider=decider, metrics=metrics, clock=clock)
+    if settings.responders.deliver:
+        install_responders(app, clock=clock)
     stop_reconciler = attach_reconciler(app) if reconcile else None
     await app.start()
     try:

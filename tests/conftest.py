@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from streams.broker import EmbeddedBroker
+from edge.ops_config import OpsSettings
+from responders.config import ResponderSettings
 from streams.settings import Settings
 
 TEST_ZONE = "Asia/Kolkata"
@@ -57,6 +59,8 @@ def settings_for(broker: EmbeddedBroker, name: str, data_dir: Path, **changes: o
         routes_topic=f"{name}.routes",
         dead_letter_topic=f"{name}.deadletter",
         config_topic=f"{name}.config",
+        ops=OpsSettings(actions_topic=f"{name}.actions", audit_topic=f"{name}.audit"),
+        responders=ResponderSettings(deliver=False),
         session_timeout=2.0,
         reconcile_interval=1.0,
         data_dir=data_dir,

@@ -37,6 +37,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "SESSION_TIMEOUT": str(settings.session_timeout),
         "RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "DATA_DIR": str(settings.data_dir),
+        "OPS__ACTIONS_TOPIC": settings.ops.actions_topic,
+        "OPS__AUDIT_TOPIC": settings.ops.audit_topic,
+        # These workers have no platforms to talk to: the acks outbox is what is checked.
+        "RESPONDERS__DELIVER": "true" if settings.responders.deliver else "false",
     }
     env.update({f"OFFHOURS_{k}": v for k, v in values.items()})
     env["PYTHONPATH"] = str(ROOT)

@@ -19,9 +19,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schedules import load_coverage
-from streams.app import CoverageHolder
+from schedules import Coverage, load_coverage
+from streams.app import HEADER_RECEIVED, CoverageHolder
 from streams.codec import HEADER_ORIGIN, HEADER_SEQ, HEADER_SOURCE, header_value
+from streams.metrics import Metrics
+from streams.policy import Triage
 from streams.records import AckRequest, DeadLetter, Decision, RouteRequest
 from streams.settings import Settings
 from streams.worker import create_topics, running_worker
@@ -76,6 +78,31 @@ def coverage():
     return load_coverage(EXAMPLE_COVERAGE)
 
 
+@pytest.fixture
+def stream_settings(stream_settings: Settings) -> Settings:
+    """The shared stream settings with delivery off (these tests read the outboxes) and own actions topic."""
+    return stream_settings.with_overrides(
+        ops=stream_settings.ops.model_copy(update={"actions_topic": f"{stream_settings.app_id}.actions"}),
+        responders=stream_settings.responders.model_copy(update={"deliver": False}),
+    )
+
+
+class FailingTriage:
+    """The real policy, except that it raises (quoting the customer) for the event ``fb:boom``."""
+
+    def __init__(self, coverage: Coverage) -> None:
+        self._triage = Triage(coverage)
+
+    def decide(self, raw: bytes, state: Any) -> Any:
+        if b'"fb:boom"' in raw:
+            raise RuntimeError(f"cannot handle {orjson.loads(raw)['text']}")
+        return self._triage.decide(raw, state)
+
+
+def sample_value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
 
 @pytest.mark.broker
 class TestTriageAgent:
@@ -111,6 +138,40 @@ class TestTriageAgent:
         letter = DeadLetter.from_json(letter_record.value)
         assert ("reject", '{"id": "broken', stream_settings.events_topic) == (decision.action, letter.raw, letter.topic)
         assert decision.reason == letter.reason
+
+    async def test_policy_failure_rejects_only_that_event(self, stream_settings, coverage) -> None:
+        """A policy that raises for one event rejects it with the exception type and goes on with the rest."""
+        inputs = [event("fb:ok_1", MONDAY_MORNING), event("fb:boom", MONDAY_MORNING), event("fb:ok_2", MONDAY_MORNING)]
+        async with running_worker(stream_settings, coverage, decider=FailingTriage, reconcile=False):
+            await send(stream_settings, *[(b"fb:PAGE_111:PSID_222", raw, []) for raw in inputs])
+            records = await read_until(stream_settings, stream_settings.decisions_topic, 3)
+            [letter_record] = await read_until(stream_settings, stream_settings.dead_letter_topic, 1)
+        decided = [(d.event_id, d.action, d.reason if d.action == "reject" else "") for d in map(Decision.from_json, (r.value for r in records))]
+        letter = DeadLetter.from_json(letter_record.value)
+        expected = [("fb:ok_1", "queue", ""), ("fb:boom", "reject", "internal error: RuntimeError"), ("fb:ok_2", "queue", "")]
+        assert expected == decided
+        assert (inputs[1].decode(), "internal error: RuntimeError") == (letter.raw, letter.reason)
+
+    async def test_metrics_count_decisions_dead_letters_and_receipt_latency(self, stream_settings, coverage) -> None:
+        """Decisions count by action and mode, rejects as dead letters, and a receipt header feeds the latency."""
+        metrics = Metrics()
+        received = 1_795_000_000.0
+        async with running_worker(stream_settings, coverage, reconcile=False, metrics=metrics, clock=lambda: received + 0.25):
+            await send(
+                stream_settings,
+                (b"fb:PAGE_111:PSID_222", event("fb:m_6", MONDAY_MORNING), [(HEADER_RECEIVED, str(received).encode())]),
+                (b"fb:PAGE_111:PSID_222", event("fb:m_7", MONDAY_MORNING), []),
+                (None, b"not json", []),
+            )
+            await read_until(stream_settings, stream_settings.dead_letter_topic, 1)
+        counts = (
+            sample_value(metrics, "offhours_decisions_total", action="queue", mode="open"),
+            sample_value(metrics, "offhours_decisions_total", action="reject", mode="none"),
+            sample_value(metrics, "offhours_dead_letters_total", topic=stream_settings.events_topic),
+            sample_value(metrics, "offhours_webhook_to_decision_seconds_count"),
+            sample_value(metrics, "offhours_webhook_to_decision_seconds_sum"),
+        )
+        assert (2.0, 1.0, 1.0, 1.0, 0.25) == counts
 
     @pytest.mark.parametrize(
         "store", [pytest.param("memory://", id="memory_store"), pytest.param("rocksdb://", id="rocksdb_store")]

@@ -1,0 +1,299 @@
+"""``offhours run`` and ``offhours ingest`` as an operator runs them: subprocesses on the
+session's embedded broker, reached over HTTP on free ports.
+
+Two ``offhours run`` processes share one broker, app id and topics (two workers of one
+deployment); each test waits for what it expects with a deadline, never a blind sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+import orjson
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.settings import Settings
+from tests.conftest import EXAMPLE_COVERAGE, settings_for
+from tests.integration.workers import ROOT, TopicReader, worker_env
+
+GENERIC_SECRET = "generic-webhook-secret"
+TOKEN = "ops-test-token"
+START_TIMEOUT = 90.0
+DEADLINE = 30.0
+T = TypeVar("T")
+
+
+@dataclass
+class ServiceProcess:
+    """One ``python -m offhours ...`` child; a thread reads its stdout for the web URL."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    lines: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+    base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            text = line.decode().rstrip()
+            self.lines.append(text)
+            found = re.match(r"web:\s+(http://\S+)", text)
+            if found:
+                self.base_url = found.group(1)
+            if text.startswith("ready;"):
+                self.ready.set()
+
+    @classmethod
+    def spawn(cls, command: str, settings: Settings, log_path: Path) -> ServiceProcess:
+        env = service_env(settings)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "offhours", command, "--port", "0"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log_path.open("wb"),
+        )
+        return cls(process, log_path)
+
+    async def wait_ready(self) -> str:
+        """The base URL once the process printed ``ready``."""
+        if not await asyncio.to_thread(self.ready.wait, START_TIMEOUT) or self.base_url is None:
+            raise AssertionError(f"service did not start:\n{self.output()}")
+        return self.base_url
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return "\n".join(self.lines) + "\n--- stderr ---\n" + self.log_path.read_text(errors="replace")[-4000:]
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment of a service process on ``settings``, with a webhook secret and a token."""
+    env = worker_env(settings)
+    env["OFFHOURS_OPS__AUDIT_TOPIC"] = f"{settings.app_id}.audit"
+    env["OFFHOURS_OPS__ACTIONS_TOPIC"] = f"{settings.app_id}.actions"
+    env["OFFHOURS_OPS__TOKENS"] = orjson.dumps({"ops:test": TOKEN}).decode()
+    env["OFFHOURS_OPS__LINK_SECRET"] = "link-secret"
+    env["OFFHOURS_EDGE__GENERIC_SECRET"] = GENERIC_SECRET
+    return env
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Two ``offhours run`` processes of one deployment and their settings."""
+
+    settings: Settings
+    first: str
+    second: str
+    first_process: ServiceProcess
+
+
+@pytest.fixture(scope="module")
+def deployment(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """Two services on the session broker, sharing topics and app id; stopped at the end."""
+    name = f"service-{uuid.uuid4().hex[:8]}"
+    base = tmp_path_factory.mktemp(name)
+    settings = settings_for(broker, name, base / "data", coverage_file=base / "coverage.yaml")
+    settings.coverage_file.write_text(EXAMPLE_COVERAGE.read_text(encoding="utf-8"), encoding="utf-8")
+    first = ServiceProcess.spawn("run", settings, base / "first.log")
+    second: ServiceProcess | None = None
+    try:
+        first_url = asyncio.run(first.wait_ready())
+        second = ServiceProcess.spawn("run", settings.with_overrides(data_dir=base / "data2"), base / "second.log")
+        second_url = asyncio.run(second.wait_ready())
+        yield Deployment(settings, first_url, second_url, first)
+    finally:
+        for process in (second, first):
+            if process is not None:
+                process.stop()
+
+
+def signed(events: list[dict[str, object]] | dict[str, object]) -> tuple[bytes, dict[str, str]]:
+    """A generic webhook body and its ``X-Offhours-Signature`` header."""
+    body = orjson.dumps(events)
+    digest = hmac.new(GENERIC_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-Offhours-Signature": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def event(event_id: str) -> dict[str, object]:
+    """A customer DM to the Italian team on a Sunday night (closed)."""
+    return {
+        "id": event_id, "account": "acme.it.facebook", "channel": "facebook", "kind": "dm",
+        "conversation": f"fb:PAGE_111:{event_id}",
+        "author": {"id": "PSID_222", "name": "Ana Lopez", "followers": 120},
+        "text": "Il mio ordine non è arrivato", "lang": "it",
+        "at": "2026-11-22T21:14:05Z", "in_reply_to": None,
+    }
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str, deadline: float = DEADLINE) -> T:
+    """The first non-None answer of ``probe``, polled until ``deadline`` seconds have passed."""
+    end = time.monotonic() + deadline
+    while True:
+        answer = await probe()
+        if answer is not None:
+            return answer
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def events_in(metrics_text: str, channel: str) -> float:
+    found = re.search(rf'^offhours_events_in_total\{{channel="{channel}"\}} (\S+)$', metrics_text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+class TestService:
+    """``offhours run``: webhooks, operations API and /metrics joined to the stream worker."""
+
+    async def test_webhook_event_is_decided(self, deployment: Deployment) -> None:
+        """A signed generic event posted to the service gets its decision on the decisions topic."""
+        event_id = f"fb:m_{uuid.uuid4().hex[:10]}"
+        body, headers = signed(event(event_id))
+        async with TopicReader(deployment.settings, deployment.settings.decisions_topic) as reader:
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{deployment.first}/webhooks/generic", data=body, headers=headers) as answer:
+                    assert (200, 1) == (answer.status, (await answer.json())["produced"])
+
+            async def decision() -> dict[str, object] | None:
+                for record in await reader.poll():
+                    decided = orjson.loads(record.value)
+                    if decided["event_id"] == event_id:
+                        return decided
+                return None
+
+            decided = await until(decision, f"the decision of {event_id}")
+        assert ("care-it", "closed", True) == (decided["team"], decided["mode"], decided["ack"] is not None)
+
+    async def test_metrics_count_events_in_by_channel(self, deployment: Deployment) -> None:
+        """/metrics counts an accepted webhook event under offhours_events_in_total by channel."""
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{deployment.first}/metrics") as answer:
+                before = events_in(await answer.text(), "facebook")
+            body, headers = signed(event(f"fb:m_{uuid.uuid4().hex[:10]}"))
+            async with http.post(f"{deployment.first}/webhooks/generic", data=body, headers=headers) as answer:
+                assert 200 == answer.status
+            async with http.get(f"{deployment.first}/metrics") as answer:
+                text = await answer.text()
+        assert before + 1 == events_in(text, "facebook")
+
+    async def test_metrics_show_consumer_lag_of_held_partitions(self, deployment: Deployment) -> None:
+        """/metrics has an offhours_consumer_lag series for each events partition the worker holds."""
+        topic = re.escape(deployment.settings.events_topic)
+        series = re.compile(rf'^offhours_consumer_lag\{{partition="(\d+)",topic="{topic}"\}} (\S+)$', re.MULTILINE)
+        async with aiohttp.ClientSession() as http:
+
+            async def lag_partitions() -> set[str] | None:
+                async with http.get(f"{deployment.first}/metrics") as answer:
+                    held = {partition for partition, _ in series.findall(await answer.text())}
+                return held or None
+
+            held = await until(lag_partitions, "a consumer lag series")
+        assert held <= {str(p) for p in range(deployment.settings.partitions)}
+
+    async def test_api_without_token_is_unauthorized(self, deployment: Deployment) -> None:
+        """The operations API answers 401 with a Bearer challenge when no token is given."""
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{deployment.first}/api/v1/teams") as answer:
+                assert (401, True) == (answer.status, answer.headers["WWW-Authenticate"].startswith("Bearer"))
+
+    async def test_readyz_reports_broker_coverage_and_worker(self, deployment: Deployment) -> None:
+        """/readyz is 200 with each of its checks true once the service is ready (it is 503 during a rebalance)."""
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> tuple[int, dict] | None:
+                async with http.get(f"{deployment.first}/readyz") as answer:
+                    found = (answer.status, await answer.json())
+                return found if found[0] == 200 else None
+
+            found = await until(ready, "/readyz to answer 200")
+        assert (200, {"ready": True, "worker": True, "broker": True, "coverage": True}) == found
+
+    async def test_coverage_change_reaches_the_second_worker(self, deployment: Deployment) -> None:
+        """A coverage PUT through the first service's API is answered by the second within seconds."""
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        at = "2027-03-10T12:00"  # a Wednesday noon in New York: open in the example file
+        query = f"/api/v1/teams/care-us/coverage?at={at}"
+        async with aiohttp.ClientSession(headers=auth) as http:
+            async with http.get(f"{deployment.second}{query}") as answer:
+                assert "open" == (await answer.json())["mode"]
+            async with http.get(f"{deployment.first}/api/v1/coverage") as answer:
+                etag, text = answer.headers["ETag"], await answer.text()
+            changed = text.replace('"08:00-20:00 open"', '"08:00-20:00 reduced"')
+            headers = {"If-Match": etag, "Content-Type": "application/yaml"}
+            async with http.put(f"{deployment.first}/api/v1/coverage", data=changed, headers=headers) as answer:
+                assert 200 == answer.status, await answer.text()
+
+            async def mode_on_second() -> str | None:
+                async with http.get(f"{deployment.second}{query}") as answer:
+                    mode = (await answer.json())["mode"]
+                return mode if mode != "open" else None
+
+            assert "reduced" == await until(mode_on_second, "the second worker to see the change")
+
+
+class TestIngest:
+    """``offhours ingest``: the edge without a stream worker."""
+
+    def test_help_exits_zero(self) -> None:
+        """``offhours ingest --help`` explains the command and exits 0."""
+        done = subprocess.run(
+            [sys.executable, "-m", "offhours", "ingest", "--help"],
+            cwd=ROOT, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60,
+        )
+        assert (0, True) == (done.returncode, b"no stream worker" in done.stdout)
+
+    async def test_ingest_produces_to_the_events_topic(
+        self, broker: EmbeddedBroker, unique_name: str, tmp_path: Path
+    ) -> None:
+        """A signed event posted to ``offhours ingest`` lands on the events topic, keyed by conversation."""
+        settings = settings_for(broker, unique_name, tmp_path / "data")
+        ingest = ServiceProcess.spawn("ingest", settings, tmp_path / "ingest.log")
+        try:
+            base = await ingest.wait_ready()
+            event_id = f"fb:m_{uuid.uuid4().hex[:10]}"
+            body, headers = signed([event(event_id)])
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{base}/webhooks/generic", data=body, headers=headers) as answer:
+                    assert 200 == answer.status, await answer.text()
+                async with http.get(f"{base}/readyz") as answer:
+                    assert {"ready": True, "broker": True, "coverage": True} == await answer.json()
+            async with TopicReader(settings, settings.events_topic) as reader:
+
+                async def produced() -> bytes | None:
+                    for record in await reader.poll():
+                        if orjson.loads(record.value)["id"] == event_id:
+                            return record.key
+                    return None
+
+                key = await until(produced, f"{event_id} on the events topic")
+            assert f"fb:PAGE_111:{event_id}".encode() == key
+        finally:
+            assert 0 == ingest.stop(), ingest.output()
