@@ -8,12 +8,18 @@ events topic with a plain aiokafka producer (no Faust in the edge) and
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaProducer
 
 from streams.records import SocialEvent
+
+HEADER_RECEIVED = "offhours-received"
+"""The record header with the receipt time; ``streams.app`` reads it (same name) for
+the webhook-to-decision latency. The edge does not import ``streams.app`` (Faust)."""
 
 
 class EventSink(Protocol):
@@ -53,6 +59,11 @@ class KafkaEventSink:
     own retries); use it on Apache Kafka. The embedded Tansu broker answers
     ``InitProducerId`` with an unknown error, so it is off by default. Either way a
     retried webhook may produce an event twice; the triage is idempotent by event id.
+
+    Each record carries the header ``offhours-received``: ``clock()`` (POSIX seconds,
+    as decimal text) when the events of a request are published, which is when the
+    webhook received them up to its verification and normalisation. The triage
+    measures ``offhours_webhook_to_decision_seconds`` from it.
     """
 
     def __init__(
@@ -62,8 +73,10 @@ class KafkaEventSink:
         *,
         idempotent: bool = False,
         client_id: str = "offhours-ingest",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.topic = topic
+        self._clock = clock
         self._options = {
             "bootstrap_servers": bootstrap_servers,
             "client_id": client_id,
@@ -73,9 +86,17 @@ class KafkaEventSink:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        """Connect; the producer is made here because aiokafka needs the running loop."""
+        """Connect; the producer is made here because aiokafka needs the running loop.
+
+        When connecting fails the producer is closed before the error propagates, so a
+        failed start leaves nothing open and may be retried.
+        """
         producer = AIOKafkaProducer(**self._options)
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -87,8 +108,11 @@ class KafkaEventSink:
     async def publish(self, events: list[SocialEvent]) -> None:
         if self._producer is None:
             raise RuntimeError("KafkaEventSink.publish before start()")
+        headers = [(HEADER_RECEIVED, repr(self._clock()).encode("ascii"))]
         deliveries = [
-            await self._producer.send(self.topic, value=event.to_json(), key=event.conversation.encode())
+            await self._producer.send(
+                self.topic, value=event.to_json(), key=event.conversation.encode(), headers=headers
+            )
             for event in events
         ]
         await asyncio.gather(*deliveries)

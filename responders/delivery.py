@@ -13,6 +13,12 @@ Plain asyncio, no Faust. :class:`DeliveryLoop` delivers one keyed message:
    :class:`~responders.base.Permanent` or after ``max_attempts`` — with a dead letter
    saying why.
 
+Every outcome is observable: :class:`Responders` hands one :class:`DeliveryOutcome` to
+its ``publish`` sink per attempt (``delivered``, ``retry`` or ``permanent``) and one
+more (``dead``) when a delivery is given up, whatever the cause (permanent failure,
+exhausted retries, outcome unknown, no adapter). A ledger skip publishes nothing: no
+attempt was made.
+
 :class:`Responders` applies the loop to the two outboxes: an acknowledgment
 (:class:`~streams.records.AckRequest`) goes to the channel's sender, and a dead
 acknowledgment is escalated so that a human answers the customer; a route
@@ -48,6 +54,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 import aiohttp
+import orjson
 
 from streams.records import AckRequest, Notify, RouteRequest
 
@@ -70,6 +77,46 @@ DeadLetterSink = Callable[[bytes, str, str], Awaitable[None]]
 Escalate = Callable[[AckRequest, str], Awaitable[None]]
 """Hands a customer message whose acknowledgment failed to on-call staff, with the reason."""
 ClaimLink = Callable[[RouteRequest, Notify], str | None]
+Observe = Callable[[int, Outcome], Awaitable[None]]
+"""Called after each attempt with its number (1-based) and its outcome."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """One outcome of one delivery: a record of the deliveries topic (audit, first-response timing).
+
+    ``id`` is the ledger key (the ack id, or a notice key whose URI part is hashed);
+    ``kind`` is ``ack`` (to a customer) or ``notice`` (to staff); ``channel`` is the
+    customer's channel for an ack, the notify scheme (``slack``, ``mailto``…) for a
+    notice; ``status`` is ``delivered``, ``retry`` or ``permanent`` for one attempt
+    and ``dead`` when the delivery is given up; ``attempt`` is the attempt's number
+    (for ``dead``, the attempts made); ``message_id`` is the platform's id of a
+    delivered message when it gives one; ``at`` is the responders' clock, ISO 8601 UTC.
+    ``event_id``, ``team`` and ``conversation`` tie the outcome to the customer message.
+    """
+
+    id: str
+    kind: Literal["ack", "notice"]
+    channel: str
+    status: Literal["delivered", "retry", "permanent", "dead"]
+    attempt: int
+    message_id: str | None
+    reason: str
+    at: str
+    event_id: str
+    team: str
+    conversation: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> DeliveryOutcome:
+        return cls(**orjson.loads(raw))
+
+
+Publish = Callable[[DeliveryOutcome], Awaitable[None]]
+"""Where :class:`Responders` hands every :class:`DeliveryOutcome`."""
 
 
 class Ledger(Protocol):
@@ -160,11 +207,13 @@ class DeliveryLoop:
         attempt: Callable[[], Awaitable[Outcome]],
         *,
         repeat_unknown: bool,
+        observe: Observe | None = None,
     ) -> Report:
         """Deliver ``key`` once (see the module docstring); never raises for a send failure.
 
         ``repeat_unknown`` says what to do with a key left ``sending`` by a crash:
-        send again (True) or give it up as "outcome unknown" (False).
+        send again (True) or give it up as "outcome unknown" (False). ``observe`` is
+        awaited after each attempt, once its result is in the ledger.
         """
         status = self.ledger.get(key)
         if status == DELIVERED:
@@ -183,13 +232,16 @@ class DeliveryLoop:
             last = await self._attempt(attempt)
             if isinstance(last, Delivered):
                 self.ledger.set(key, DELIVERED)
+                await _observed(observe, number, last)
                 return Report(key, "delivered", number, outcome=last)
             if isinstance(last, Permanent):
                 self.ledger.set(key, DEAD)
                 if last.alert_operations:
                     log.error("delivery %s: alert operations: %s", key, last.reason)
+                await _observed(observe, number, last)
                 return Report(key, "dead", number, last.reason, last)
             self.ledger.set(key, RETRYING)
+            await _observed(observe, number, last)
             if number < self.policy.max_attempts:
                 delay = self.policy.delay(number, last.after, self._jitter())
                 log.info("delivery %s: retry in %.1f s (%s)", key, delay, last.reason)
@@ -208,8 +260,17 @@ class DeliveryLoop:
             return Retry(None, f"adapter error ({type(exc).__name__})")
 
 
+async def _observed(observe: Observe | None, number: int, outcome: Outcome) -> None:
+    if observe is not None:
+        await observe(number, outcome)
+
+
 class Responders:
-    """Delivers the two outboxes: acknowledgments to customers, routes to staff."""
+    """Delivers the two outboxes: acknowledgments to customers, routes to staff.
+
+    With ``publish`` every attempt and every give-up is a :class:`DeliveryOutcome`
+    (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -221,6 +282,7 @@ class Responders:
         dead_letter: DeadLetterSink,
         escalate: Escalate | None = None,
         claim_link: ClaimLink | None = None,
+        publish: Publish | None = None,
     ) -> None:
         self.registry = registry
         self.loop = loop
@@ -229,14 +291,18 @@ class Responders:
         self._dead_letter = dead_letter
         self._escalate = escalate
         self._claim_link = claim_link
+        self._publish = publish
 
     async def acknowledge(self, request: AckRequest) -> Report:
         """Send one acknowledgment at most once; a dead one is dead-lettered and escalated."""
         sender = self.registry.senders.get(request.channel)
+        observe = self._observer(
+            request.ack_id, "ack", request.channel, request.event_id, request.team, request.conversation
+        )
         if sender is None:
             reason = f"no sender for channel {request.channel!r}"
             report = await self.loop.deliver(
-                request.ack_id, (), lambda: _refuse(reason), repeat_unknown=False
+                request.ack_id, (), lambda: _refuse(reason), repeat_unknown=False, observe=observe
             )
         else:
             report = await self.loop.deliver(
@@ -244,8 +310,10 @@ class Responders:
                 sender.limits(request),
                 lambda: sender.send(request, self._session),
                 repeat_unknown=False,
+                observe=observe,
             )
         if report.status == "dead":
+            await self._given_up(observe, report)
             await self._dead_letter(request.to_json(), "acks", report.reason)
             if self._escalate is not None:
                 await self._escalate(request, report.reason)
@@ -272,20 +340,96 @@ class Responders:
         notice = Notice(route=request, member=member, uri=uri, now=now, claim_url=claim_url)
         key = notice_key(notice)
         notifier = self.registry.notifiers.get(notice.scheme)
+        observe = self._observer(
+            key, "notice", notice.scheme, request.event_id, request.team, request.conversation
+        )
         if notifier is None:
             reason = f"no notifier for scheme {notice.scheme!r}"
-            report = await self.loop.deliver(key, (), lambda: _refuse(reason), repeat_unknown=True)
+            report = await self.loop.deliver(
+                key, (), lambda: _refuse(reason), repeat_unknown=True, observe=observe
+            )
         else:
             report = await self.loop.deliver(
                 key,
                 notifier.limits(notice),
                 lambda: notifier.send(notice, self._session),
                 repeat_unknown=True,
+                observe=observe,
             )
         if report.status == "dead":
+            await self._given_up(observe, report)
             reason = f"notify {member.member} via {notice.scheme}: {report.reason}"
             await self._dead_letter(request.to_json(), "routes", reason)
         return report
+
+
+    def _observer(
+        self,
+        key: str,
+        kind: Literal["ack", "notice"],
+        channel: str,
+        event_id: str,
+        team: str,
+        conversation: str,
+    ) -> _Observer | None:
+        if self._publish is None:
+            return None
+        return _Observer(
+            self._publish, self._clock, key, kind, channel, event_id, team, conversation
+        )
+
+    @staticmethod
+    async def _given_up(observer: _Observer | None, report: Report) -> None:
+        if observer is not None:
+            await observer.dead(report)
+
+
+@dataclass(frozen=True, slots=True)
+class _Observer:
+    """Turns the attempts of one delivery into :class:`DeliveryOutcome` records."""
+
+    publish: Publish
+    clock: Clock
+    key: str
+    kind: Literal["ack", "notice"]
+    channel: str
+    event_id: str
+    team: str
+    conversation: str
+
+    async def __call__(self, number: int, outcome: Outcome) -> None:
+        if isinstance(outcome, Delivered):
+            await self._emit("delivered", number, "", outcome.message_id)
+        elif isinstance(outcome, Permanent):
+            await self._emit("permanent", number, outcome.reason)
+        else:
+            await self._emit("retry", number, outcome.reason)
+
+    async def dead(self, report: Report) -> None:
+        await self._emit("dead", report.attempts, report.reason)
+
+    async def _emit(
+        self,
+        status: Literal["delivered", "retry", "permanent", "dead"],
+        attempt: int,
+        reason: str,
+        message_id: str | None = None,
+    ) -> None:
+        await self.publish(
+            DeliveryOutcome(
+                id=self.key,
+                kind=self.kind,
+                channel=self.channel,
+                status=status,
+                attempt=attempt,
+                message_id=message_id,
+                reason=reason,
+                at=utc_from_epoch(self.clock()).isoformat(),
+                event_id=self.event_id,
+                team=self.team,
+                conversation=self.conversation,
+            )
+        )
 
 
 async def _refuse(reason: str) -> Outcome:

@@ -1,4 +1,4 @@
-"""The ``replay``, ``run`` and ``ingest`` subcommands of ``offhours`` (CONTRACT §3).
+"""The ``replay``, ``run``, ``ingest`` and ``decisions`` subcommands of ``offhours`` (CONTRACT §3).
 
 Settings are built here once, from the environment and the flags, and passed down.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -20,7 +22,7 @@ EXIT_BROKER = 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``replay``, ``run`` and ``ingest`` to the ``offhours`` command."""
+    """Add ``replay``, ``run``, ``ingest`` and ``decisions`` to the ``offhours`` command."""
     replay = subparsers.add_parser(
         "replay",
         help="run events through the real pipeline and print one decision per line",
@@ -71,6 +73,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _service_arguments(ingest)
     ingest.set_defaults(handler=_ingest)
+
+    decisions = subparsers.add_parser(
+        "decisions",
+        help="print the decisions from the decisions topic as JSON lines",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Prints the decisions on the decisions topic, one JSON object per line (CONTRACT §4),\n"
+            "and exits; with --follow it prints each new decision as it is made until Ctrl-C.\n"
+            "It joins no consumer group and commits nothing, so it never disturbs the workers.\n"
+            "'offhours run' prints this command with its broker on the 'watch:' line.\n"
+            "Exit 1 when the broker cannot be reached or the topic does not exist, 2 without a broker."
+        ),
+        epilog=(
+            "example:\n"
+            "  offhours decisions --broker kafka://127.0.0.1:40213 --follow\n"
+            "  offhours decisions --broker kafka://127.0.0.1:40213 --conversation fb:PAGE_111:PSID_222"
+        ),
+    )
+    decisions.add_argument(
+        "--broker", metavar="URL", help="kafka://host:9092, as 'offhours run' prints it (default: OFFHOURS_BROKER_URL)"
+    )
+    decisions.add_argument("--topic", help="the decisions topic (default: OFFHOURS_DECISIONS_TOPIC or offhours.decisions)")
+    decisions.add_argument("--follow", action="store_true", help="keep printing new decisions until Ctrl-C")
+    decisions.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="with --follow, print the decisions already on the topic first (without --follow they always are)",
+    )
+    decisions.add_argument("--conversation", metavar="C", help="only the decisions of this conversation")
+    decisions.set_defaults(handler=_decisions)
 
 
 _WEB_SETTINGS = """\
@@ -128,6 +160,54 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"offhours replay: broker {settings.broker_url or '(embedded)'}: {exc}", file=sys.stderr)
         return EXIT_BROKER
     return 0
+
+
+def _decisions(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from streams.watch import WatchError, watch_decisions
+
+    _logging(False)
+    # aiokafka logs each failed connection; the one-line error below says it once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    settings = Settings().with_overrides(broker_url=args.broker, decisions_topic=args.topic)
+    if settings.embedded:
+        print(
+            "offhours decisions: no broker: pass --broker URL (the 'broker:' line of 'offhours run') "
+            "or set OFFHOURS_BROKER_URL",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    async def watch() -> int:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await watch_decisions(
+            settings.bootstrap_servers,
+            settings.decisions_topic,
+            out=sys.stdout,
+            err=sys.stderr,
+            follow=args.follow,
+            from_beginning=args.from_beginning,
+            conversation=args.conversation,
+            stopping=stopping,
+        )
+        return 0
+
+    try:
+        return asyncio.run(watch())
+    except WatchError as exc:
+        print(f"offhours decisions: {exc}", file=sys.stderr)
+        return EXIT_BROKER
+    except KafkaError as exc:
+        print(f"offhours decisions: broker {settings.broker_url}: {exc}", file=sys.stderr)
+        return EXIT_BROKER
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as other line tools do.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the interpreter's exit flush needs a file
+        return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -11,8 +11,14 @@
   on the dead-letter topic, with the request and the reason;
 - escalation: a customer whose acknowledgment failed is paged to the on-call staff
   that ``on_call(team, now)`` names, as a ``RouteRequest`` with id
-  ``"escalation:" + ack_id`` on the routes outbox. Without ``on_call`` the dead letter
-  is the only trace (the reason says so).
+  ``"escalation:" + ack_id`` on the routes outbox. It carries who wrote and what (the
+  request's ``author_name`` and ``customer_text``) and the reason, worded for staff:
+  "the customer did not get our acknowledgment because …". Without ``on_call`` the
+  dead letter is the only trace (the log says so);
+- the deliveries topic (``settings.deliveries_topic``): one
+  :class:`~responders.delivery.DeliveryOutcome` JSON record per attempt and per
+  give-up, keyed by conversation, for audit and first-response timing. A failure to
+  publish one is logged and does not stop the delivery.
 
 The agents run one record at a time per partition, so retries of one delivery hold
 back the next ones on that partition; :class:`~responders.config.ResponderSettings`
@@ -20,11 +26,11 @@ bounds how long (``max_attempts``, ``backoff_max``, ``retry_after_max``). The le
 written from the agent that consumes the record, so its changelog goes to the
 record's partition and a redelivered record finds its ledger entry on the same worker.
 
-``topics`` may carry ready Faust topics as attributes ``acks``, ``routes`` and
-``dead_letters``; a missing one is declared from the settings' topic names.
-With ``metrics`` each acknowledgment delivered counts in ``acks_sent{channel}``, each
-given up in ``acks_failed{channel}`` (a ledger skip counts in neither), and each dead
-letter in ``dead_letters{topic}``.
+``topics`` may carry ready Faust topics as attributes ``acks``, ``routes``,
+``dead_letters`` and ``deliveries``; a missing one is declared from the settings' topic
+names. With ``metrics`` each acknowledgment delivered counts in ``acks_sent{channel}``,
+each given up in ``acks_failed{channel}`` (a ledger skip counts in neither), and each
+dead letter in ``dead_letters{topic}``.
 Importing this module has no side effect.
 
 :func:`on_call_from` and :func:`claim_links` build the ``on_call`` and ``claim_link``
@@ -48,7 +54,13 @@ import orjson
 from edge.links import LinkSigner
 from responders.base import utc_from_epoch
 from responders.buckets import TokenBuckets
-from responders.delivery import ClaimLink, DeliveryLoop, Responders, RetryPolicy
+from responders.delivery import (
+    ClaimLink,
+    DeliveryLoop,
+    DeliveryOutcome,
+    Responders,
+    RetryPolicy,
+)
 from responders.registry import build_registry
 from streams.records import AckRequest, DeadLetter, Notify, RouteRequest
 from streams.settings import Settings
@@ -92,6 +104,7 @@ class Outbox:
     acks_topic: Any
     routes_topic: Any
     dead_letter_topic: Any
+    deliveries_topic: Any
     acks_agent: Any
     routes_agent: Any
 
@@ -127,6 +140,7 @@ def install(
     acks = _topic(app, topics, "acks", settings.acks_topic)
     routes = _topic(app, topics, "routes", settings.routes_topic)
     dead_letters = _topic(app, topics, "dead_letters", settings.dead_letter_topic)
+    deliveries = _topic(app, topics, "deliveries", settings.deliveries_topic)
     table = app.Table(
         ledger_table_name,
         default=None,
@@ -172,13 +186,13 @@ def install(
             channel=request.channel,
             account=request.account,
             conversation=request.conversation,
-            author_name=None,
-            text=None,
+            author_name=request.author_name,
+            text=request.customer_text,
             at=request.at,
             next_open=None,
             window_closes=request.window_closes,
-            reason=f"acknowledgment failed: {reason}",
-            extra={"ack_id": request.ack_id},
+            reason=escalation_reason(reason),
+            extra={"ack_id": request.ack_id, "ack_text": request.text},
         )
         await routes.send(key=request.conversation.encode(), value=escalation.to_json())
 
@@ -189,6 +203,13 @@ def install(
             raw = value if isinstance(value, bytes) else str(value).encode()
             await dead_letter(raw, source, f"undecodable {record.__name__}: {type(exc).__name__}")
             return None
+
+    async def publish(outcome: DeliveryOutcome) -> None:
+        try:
+            await deliveries.send(key=outcome.conversation.encode(), value=outcome.to_json())
+        except Exception as exc:  # the audit record must not cost the customer the delivery
+            log.error("deliveries: could not publish %s %s (%s)", outcome.id, outcome.status,
+                      type(exc).__name__)
 
     def count_ack(request: AckRequest, status: str) -> None:
         if metrics is None:
@@ -210,6 +231,7 @@ def install(
             dead_letter=dead_letter,
             escalate=escalate,
             claim_link=claim_link,
+            publish=publish,
         )
 
     async def deliver_acks(stream: Any) -> None:
@@ -231,7 +253,12 @@ def install(
 
     acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks")(deliver_acks)
     routes_agent = app.agent(routes, name=f"{ledger_table_name}.routes")(deliver_routes)
-    return Outbox(table, acks, routes, dead_letters, acks_agent, routes_agent)
+    return Outbox(table, acks, routes, dead_letters, deliveries, acks_agent, routes_agent)
+
+
+def escalation_reason(reason: str) -> str:
+    """What on-call staff read about a failed acknowledgment: that it failed, and why."""
+    return f"the customer did not get our acknowledgment because {reason}"
 
 
 def on_call_from(coverage: Callable[[], Coverage]) -> OnCall:

@@ -410,6 +410,8 @@ def _ack_request(event: SocialEvent, team_id: str, ack: Ack) -> AckRequest:
         public=ack.public,
         at=event.at.isoformat(timespec="seconds"),
         window_closes=_window_closes(event),
+        author_name=event.author.name,
+        customer_text=event.text,
     )
 
 

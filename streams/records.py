@@ -144,6 +144,9 @@ class AckRequest:
     ``recipient`` is the platform's id of the customer (PSID, IGSID, wa_id, X user id,
     Telegram chat id). ``window_closes`` is when the platform stops accepting a
     free-form reply (ISO 8601), or None when the platform has no such window.
+    ``author_name`` and ``customer_text`` are who wrote and what (None when unknown,
+    e.g. records written before they existed): a failed acknowledgment hands them to
+    the on-call staff so they can answer without looking the message up.
     """
 
     ack_id: str
@@ -160,6 +163,8 @@ class AckRequest:
     public: bool
     at: str
     window_closes: str | None = None
+    author_name: str | None = None
+    customer_text: str | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -318,6 +319,13 @@ def print_routes(base: str, settings: Settings, out: TextIO) -> None:
     print(f"api:      {api} (OpenAPI: {api}/openapi.json; Authorization: Bearer <token>)", file=out)
 
 
+def watch_command(settings: Settings) -> str:
+    """The shell command that prints each new decision of the service on ``settings``' broker."""
+    return shlex.join(
+        ["offhours", "decisions", "--broker", settings.broker_url or "", "--topic", settings.decisions_topic, "--follow"]
+    )
+
+
 def _stop_on_signals() -> asyncio.Event:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -352,6 +360,7 @@ async def run_service(
             for team_id, team in sorted(coverage.teams.items()):
                 print(f"team:     {team_id} {team.timezone} ({', '.join(team.accounts)})", file=out)
             print(f"topics:   {live.events_topic} -> {live.decisions_topic}", file=out)
+            print(f"watch:    {watch_command(live)}", file=out)
             async with contextlib.AsyncExitStack() as web_stack:
                 if web_enabled:
                     app = build_web(live, pipeline, metrics=metrics, idempotent=idempotent)

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     routes_topic: str = "offhours.routes"
     dead_letter_topic: str = "offhours.deadletter"
     config_topic: str = "offhours.config"
+    deliveries_topic: str = "offhours.deliveries"
 
     partitions: int = Field(default=4, ge=1)
     replication: int = Field(default=1, ge=1)

@@ -44,6 +44,7 @@ def topic_names(settings: Settings) -> list[str]:
         settings.acks_topic,
         settings.routes_topic,
         settings.dead_letter_topic,
+        settings.deliveries_topic,
         settings.config_topic,
         settings.ops.actions_topic,
     ]

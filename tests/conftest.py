@@ -59,6 +59,7 @@ def settings_for(broker: EmbeddedBroker, name: str, data_dir: Path, **changes: o
         routes_topic=f"{name}.routes",
         dead_letter_topic=f"{name}.deadletter",
         config_topic=f"{name}.config",
+        deliveries_topic=f"{name}.deliveries",
         ops=OpsSettings(actions_topic=f"{name}.actions", audit_topic=f"{name}.audit"),
         responders=ResponderSettings(deliver=False),
         session_timeout=2.0,

@@ -34,6 +34,7 @@ create_topic "${OFFHOURS_DECISIONS_TOPIC:-offhours.decisions}"
 create_topic "${OFFHOURS_ACKS_TOPIC:-offhours.acks}"
 create_topic "${OFFHOURS_ROUTES_TOPIC:-offhours.routes}"
 create_topic "${OFFHOURS_DEAD_LETTER_TOPIC:-offhours.deadletter}"
+create_topic "${OFFHOURS_DELIVERIES_TOPIC:-offhours.deliveries}"
 # The config topic holds the latest coverage per key: compaction keeps the last value
 # of every key forever instead of deleting old segments by age.
 create_topic "${OFFHOURS_CONFIG_TOPIC:-offhours.config}" --config cleanup.policy=compact

@@ -8,7 +8,7 @@ to fail the next requests with :meth:`FakePlatform.fail_next` (``rate_limit``,
 tests, the benchmark and any test that needs a platform to talk to.
 """
 
-from .base import FAILURE_KINDS, FakePlatform, Recorded
+from .base import FAILURE_KINDS, TRANSIENT_KINDS, Answered, FakePlatform, Recorded
 from .meta import FakeGraph
 from .slack import FakeSlack
 from .smtp import FakeSmtp
@@ -19,6 +19,8 @@ from .x import FakeX
 
 __all__ = [
     "FAILURE_KINDS",
+    "TRANSIENT_KINDS",
+    "Answered",
     "FakeGraph",
     "FakePlatform",
     "FakeSlack",

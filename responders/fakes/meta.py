@@ -48,12 +48,19 @@ WHATSAPP_FAILURES = MappingProxyType({
 
 
 class FakeGraph(FakePlatform):
-    """Graph API fake; ``tokens`` are the access tokens it accepts."""
+    """Graph API fake; ``tokens`` are the access tokens it accepts.
 
-    def __init__(self, tokens: set[str], version: str = "v25.0") -> None:
+    A Send API call to a recipient in ``outside_window`` (PSIDs, IGSIDs) is refused
+    as Meta refuses a reply after the 24 h window: ``10/2018278``.
+    """
+
+    def __init__(
+        self, tokens: set[str], version: str = "v25.0", outside_window: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__()
         self.tokens = tokens
         self.version = version
+        self.outside_window = outside_window
         self._sent = 0
 
     def add_routes(self, app: web.Application) -> None:
@@ -81,6 +88,9 @@ class FakeGraph(FakePlatform):
         self._sent += 1
         if whatsapp:
             return self._whatsapp(body)
+        recipient = body.get("recipient")
+        if isinstance(recipient, dict) and recipient.get("id") in self.outside_window:
+            return MESSENGER_FAILURES["permanent"]()
         return self._send_api(body)
 
     def _whatsapp(self, body: dict[str, Any]) -> web.Response:

@@ -36,6 +36,8 @@ def ack_request(**changes: object) -> AckRequest:
         public=False,
         at=WROTE_AT.isoformat(),
         window_closes=(WROTE_AT + timedelta(hours=24)).isoformat(),
+        author_name="Ana Lopez",
+        customer_text="Il mio ordine non è arrivato",
     )
     return dataclasses.replace(base, **changes)
 

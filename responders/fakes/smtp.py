@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -10,6 +11,8 @@ from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+log = logging.getLogger("responders.fakes")
 
 
 class _Handler:
@@ -37,12 +40,16 @@ def _free_port() -> int:
 
 
 class FakeSmtp:
-    """An ``aiosmtpd`` controller on 127.0.0.1; ``refuse`` lists addresses answered 550."""
+    """An ``aiosmtpd`` controller on 127.0.0.1; ``refuse`` lists addresses answered 550.
 
-    def __init__(self, refuse: set[str] | None = None) -> None:
+    ``port`` 0 picks a free one. Each accepted message is logged on the
+    ``responders.fakes`` logger at INFO (recipients and subject).
+    """
+
+    def __init__(self, refuse: set[str] | None = None, port: int = 0) -> None:
         self.refuse = refuse or set()
         self.messages: list[EmailMessage] = []
-        self.port = _free_port()
+        self.port = port or _free_port()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrived: asyncio.Event | None = None
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
@@ -53,6 +60,7 @@ class FakeSmtp:
         self._loop.call_soon_threadsafe(self._accept, message)
 
     def _accept(self, message: EmailMessage) -> None:
+        log.info("FakeSmtp mail to %s: %s", message["To"], message["Subject"])
         self.messages.append(message)
         assert self._arrived is not None
         self._arrived.set()

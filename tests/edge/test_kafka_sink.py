@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
 import uuid
+import warnings
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaConnectionError
 
 from edge import signatures
 from edge.app import build_webhooks
 from edge.config import EdgeSettings
-from edge.sink import KafkaEventSink
+from edge.sink import HEADER_RECEIVED, KafkaEventSink
+from streams import app as stream_app
 from streams.broker import EmbeddedBroker
 from streams.records import parse_event
 
@@ -35,20 +40,33 @@ def update(update_id: int, chat: int, message_id: int) -> bytes:
 
 
 async def read(broker: EmbeddedBroker, topic: str, count: int) -> list[tuple[bytes, bytes]]:
+    return [(record.key, record.value) for record in await read_records(broker, topic, count)]
+
+
+async def read_records(broker: EmbeddedBroker, topic: str, count: int) -> list[ConsumerRecord]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
                                 group_id=unique("edge-test"))
     await consumer.start()
     try:
-        records: list[tuple[bytes, bytes]] = []
+        records: list[ConsumerRecord] = []
         while len(records) < count:
             batch = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), timeout=20)
-            records.extend((r.key, r.value) for rs in batch.values() for r in rs)
+            records.extend(r for rs in batch.values() for r in rs)
         return records
     finally:
         await consumer.stop()
 
 
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class TestKafkaEventSink:
+    """KafkaEventSink: keyed records with the receipt time, a clean failed start."""
+
     async def test_webhook_events_reach_the_topic_keyed_by_conversation(self, edge_broker: EmbeddedBroker) -> None:
         """Signed Telegram updates go through the app onto the topic once each, keyed by conversation."""
         topic = unique("social.events")
@@ -90,3 +108,34 @@ class TestKafkaEventSink:
                                          headers={"X-Offhours-Signature": signatures.generic_signature("s", valid)})
         records = await read(edge_broker, topic, 1)
         assert ((403, 200), ["crm:1"]) == ((refused.status, accepted.status), [parse_event(v).id for _, v in records])
+
+    async def test_each_record_carries_the_receipt_time(self, edge_broker: EmbeddedBroker) -> None:
+        """Every produced record has the offhours-received header: the sink clock as POSIX seconds text."""
+        topic = unique("social.events")
+        received = datetime(2026, 11, 23, 21, 14, 5, 250000, tzinfo=UTC).timestamp()
+        events = [
+            parse_event(orjson.dumps({"id": f"crm:{n}", "account": "a", "channel": "generic", "kind": "dm",
+                                      "conversation": f"crm:c{n}", "author": {"id": "u"},
+                                      "at": "2026-11-23T22:14:05+01:00"}))
+            for n in (1, 2)
+        ]
+        async with KafkaEventSink(edge_broker.bootstrap, topic, clock=lambda: received) as sink:
+            await sink.publish(events)
+        records = await read_records(edge_broker, topic, 2)
+        stamps = sorted((parse_event(r.value).id, dict(r.headers)[HEADER_RECEIVED]) for r in records)
+        assert [("crm:1", b"1795468445.25"), ("crm:2", b"1795468445.25")] == stamps
+
+    def test_header_name_is_the_one_the_triage_reads(self) -> None:
+        """The edge stamps the header under the very name the triage agent measures from."""
+        assert stream_app.HEADER_RECEIVED == HEADER_RECEIVED
+
+    async def test_failed_start_leaves_no_producer_open(self) -> None:
+        """A start against an unreachable broker raises and closes its producer (no unclosed warning)."""
+        sink = KafkaEventSink(f"127.0.0.1:{closed_port()}", unique("never"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(KafkaConnectionError):
+                await sink.start()
+            gc.collect()
+        unclosed = [str(w.message) for w in caught if "Unclosed AIOKafkaProducer" in str(w.message)]
+        assert [] == unclosed

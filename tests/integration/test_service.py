@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ import pytest
 from streams.broker import EmbeddedBroker
 from streams.settings import Settings
 from tests.conftest import EXAMPLE_COVERAGE, settings_for
+from tests.integration.test_watch import WatchProcess
 from tests.integration.workers import ROOT, TopicReader, worker_env
 
 GENERIC_SECRET = "generic-webhook-secret"
@@ -114,6 +116,10 @@ class Deployment:
     second: str
     first_process: ServiceProcess
 
+    @property
+    def urls(self) -> tuple[str, str]:
+        return self.first, self.second
+
 
 @pytest.fixture(scope="module")
 def deployment(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
@@ -170,8 +176,54 @@ def events_in(metrics_text: str, channel: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def decided_from_webhooks(metrics_text: str) -> float:
+    found = re.search(r"^offhours_webhook_to_decision_seconds_count (\S+)$", metrics_text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
 class TestService:
     """``offhours run``: webhooks, operations API and /metrics joined to the stream worker."""
+
+    async def test_webhook_to_decision_latency_is_observed(self, deployment: Deployment) -> None:
+        """A decision made from a webhook event adds an observation to offhours_webhook_to_decision_seconds."""
+        async with aiohttp.ClientSession() as http:
+
+            async def observed() -> float:
+                total = 0.0
+                for url in deployment.urls:  # whichever worker holds the partition decides
+                    async with http.get(f"{url}/metrics") as answer:
+                        total += decided_from_webhooks(await answer.text())
+                return total
+
+            before = await observed()
+            body, headers = signed(event(f"fb:m_{uuid.uuid4().hex[:10]}"))
+            async with http.post(f"{deployment.first}/webhooks/generic", data=body, headers=headers) as answer:
+                assert 200 == answer.status
+
+            async def grown() -> float | None:
+                now = await observed()
+                return now if now > before else None
+
+            after = await until(grown, "a webhook-to-decision observation")
+        assert before + 1 <= after
+
+    async def test_printed_watch_command_shows_the_decision(self, deployment: Deployment) -> None:
+        """The command printed on the ``watch:`` line prints the decision of an event posted afterwards."""
+        printed = next(line for line in deployment.first_process.lines if line.startswith("watch:"))
+        command = shlex.split(printed.removeprefix("watch:"))
+        event_id = f"fb:m_{uuid.uuid4().hex[:10]}"
+        assert ["offhours", "decisions"] == command[:2]
+        watch = WatchProcess.spawn([*command[1:], "--conversation", f"fb:PAGE_111:{event_id}"])
+        try:
+            await watch.wait_watching()
+            body, headers = signed(event(event_id))
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{deployment.first}/webhooks/generic", data=body, headers=headers) as answer:
+                    assert 200 == answer.status
+            decided = await watch.wait_lines(1)
+        finally:
+            code = watch.interrupt()
+        assert (0, [event_id]) == (code, [d["event_id"] for d in decided])
 
     async def test_webhook_event_is_decided(self, deployment: Deployment) -> None:
         """A signed generic event posted to the service gets its decision on the decisions topic."""

@@ -15,6 +15,7 @@ from responders.delivery import (
     DELIVERED,
     SENDING,
     DeliveryLoop,
+    DeliveryOutcome,
     MemoryLedger,
     Responders,
     RetryPolicy,
@@ -52,6 +53,7 @@ class Harness:
     slept: list[float]
     dead_letters: list[tuple[bytes, str, str]]
     escalations: list[tuple[AckRequest, str]]
+    outcomes: list[DeliveryOutcome]
 
 
 def settings_for(base_url: str, **changes: object) -> ResponderSettings:
@@ -76,6 +78,7 @@ def harness(
     clock = SleepingClock()
     dead: list[tuple[bytes, str, str]] = []
     escalations: list[tuple[AckRequest, str]] = []
+    outcomes: list[DeliveryOutcome] = []
 
     async def dead_letter(raw: bytes, source: str, reason: str) -> None:
         dead.append((raw, source, reason))
@@ -98,8 +101,16 @@ def harness(
         clock=clock,
         dead_letter=dead_letter,
         escalate=escalate,
+        publish=_appender(outcomes),
     )
-    return Harness(responders, ledger, clock.slept, dead, escalations)
+    return Harness(responders, ledger, clock.slept, dead, escalations, outcomes)
+
+
+def _appender(outcomes: list[DeliveryOutcome]):
+    async def publish(outcome: DeliveryOutcome) -> None:
+        outcomes.append(outcome)
+
+    return publish
 
 
 class TestAcknowledge:
@@ -341,3 +352,69 @@ class TestSecrets:
         missing = tmp_path / "nope"
         with pytest.raises(ValueError, match="access_token_file: cannot read"):
             AccountCredentials(access_token_file=missing)
+
+
+class TestDeliveryOutcomes:
+    @pytest.mark.parametrize(
+        ("failures", "expected"),
+        [
+            pytest.param([], [("delivered", 1)], id="first_try"),
+            pytest.param(["rate_limit"], [("retry", 1), ("delivered", 2)], id="retry_then_delivered"),
+            pytest.param(["permanent"], [("permanent", 1), ("dead", 1)], id="outside_window"),
+            pytest.param(
+                ["server_error"] * 3,
+                [("retry", 1), ("retry", 2), ("retry", 3), ("dead", 3)],
+                id="retries_exhausted",
+            ),
+        ],
+    )
+    async def test_every_attempt_and_every_give_up_is_published(
+        self, failures, expected, session: aiohttp.ClientSession
+    ) -> None:
+        """One outcome per attempt (delivered, retry, permanent) and one more (dead) when given up."""
+        async with FakeGraph({TOKEN}) as fake:
+            for kind in failures:
+                fake.fail_next(kind)
+            h = harness(settings_for(fake.url), session)
+            await h.responders.acknowledge(ack_request())
+        assert expected == [(o.status, o.attempt) for o in h.outcomes]
+        assert {("ack:fb:m_abc123", "ack", "facebook")} == {(o.id, o.kind, o.channel) for o in h.outcomes}
+
+    async def test_delivered_outcome_carries_the_platform_message_id(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """A delivered acknowledgment's outcome names the platform's message id and the customer message."""
+        async with FakeGraph({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session)
+            await h.responders.acknowledge(ack_request())
+        [outcome] = h.outcomes
+        expected = ("m_fake1", "fb:m_abc123", "care-it", "2026-11-23T21:14:05+00:00")
+        assert expected == (outcome.message_id, outcome.event_id, outcome.team, outcome.at)
+
+    async def test_ledger_skip_publishes_nothing(self, session: aiohttp.ClientSession) -> None:
+        """A redelivered acknowledgment makes no attempt and so no outcome."""
+        async with FakeGraph({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session)
+            await h.responders.acknowledge(ack_request())
+            await h.responders.acknowledge(ack_request())
+        assert ["delivered"] == [o.status for o in h.outcomes]
+
+    async def test_notice_outcome_names_the_scheme_never_the_url(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """A staff notice's outcome is kind notice on its scheme, and its id hides the webhook URL."""
+        async with FakeSlack(path="/services/T9/B9/slack-secret-path") as slack:
+            h = harness(settings_for(slack.url), session)
+            await h.responders.route(route_request([f"slack:{slack.webhook_url}"]))
+        [outcome] = h.outcomes
+        assert ("notice", "slack", "delivered") == (outcome.kind, outcome.channel, outcome.status)
+        assert "slack-secret-path" not in outcome.to_json().decode()
+
+    def test_outcome_round_trips_through_json(self) -> None:
+        """The wire form decodes to an equal record."""
+        outcome = DeliveryOutcome(
+            id="ack:fb:m_1", kind="ack", channel="facebook", status="retry", attempt=2,
+            message_id=None, reason="Messenger 613", at="2026-11-23T20:00:00+00:00",
+            event_id="fb:m_1", team="care-it", conversation="fb:PAGE_111:PSID_222",
+        )
+        assert outcome == DeliveryOutcome.from_json(outcome.to_json())

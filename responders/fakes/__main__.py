@@ -1,0 +1,117 @@
+"""``python -m responders.fakes``: the fake platforms as one local process, to watch acks arrive.
+
+Starts, on 127.0.0.1, the fake Graph API (Messenger, Instagram, WhatsApp), X,
+Telegram, a Slack incoming webhook and an SMTP server, on consecutive ports from
+``--port-base`` (default 8781; 0 picks free ports). It prints each URL, the
+``OFFHOURS_RESPONDERS__…`` environment that points ``offhours run`` at them and the
+Slack notify URI to put in a coverage file, then logs every request it receives
+(method, route, status, body) until interrupted. The tokens are fixed demo values
+that only these fakes accept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from .meta import FakeGraph
+from .slack import FakeSlack
+from .smtp import FakeSmtp
+from .telegram import FakeTelegram
+from .x import FakeX
+
+DEFAULT_PORT_BASE = 8781
+GRAPH_TOKEN = "fake-graph-token"
+X_TOKEN = "fake-x-token"
+TELEGRAM_TOKEN = "123456:fake-telegram-token"
+
+
+def accounts() -> dict[str, dict[str, str]]:
+    """Credentials of the example coverage's accounts (``examples/coverage.yaml``), for the fakes."""
+    return {
+        "acme.it.facebook": {"page_id": "PAGE_111", "access_token": GRAPH_TOKEN},
+        "acme.it.instagram": {"page_id": "IG_111", "access_token": GRAPH_TOKEN},
+        "acme.it.whatsapp": {"phone_number_id": "PNID_5", "access_token": GRAPH_TOKEN},
+        "acme_it_x": {"access_token": X_TOKEN},
+        "acme.us.facebook": {"page_id": "PAGE_222", "access_token": GRAPH_TOKEN},
+        "acme_us_x": {"access_token": X_TOKEN},
+        "acme_it_bot": {"access_token": TELEGRAM_TOKEN},
+    }
+
+
+def environment(graph: str, x: str, telegram: str, smtp_port: int) -> dict[str, str]:
+    """The settings that point the responders at the fakes, as environment variables."""
+    return {
+        "OFFHOURS_RESPONDERS__GRAPH_BASE_URL": graph,
+        "OFFHOURS_RESPONDERS__X_BASE_URL": x,
+        "OFFHOURS_RESPONDERS__TELEGRAM_BASE_URL": telegram,
+        "OFFHOURS_RESPONDERS__SMTP_HOST": "127.0.0.1",
+        "OFFHOURS_RESPONDERS__SMTP_PORT": str(smtp_port),
+        "OFFHOURS_RESPONDERS__ACCOUNTS": orjson.dumps(accounts()).decode(),
+    }
+
+
+def _port(base: int, offset: int) -> int:
+    return base + offset if base else 0
+
+
+async def serve(port_base: int, stopping: asyncio.Event) -> None:
+    """Run every fake until ``stopping`` is set, printing where they are first."""
+    async with contextlib.AsyncExitStack() as stack:
+        graph = FakeGraph({GRAPH_TOKEN})
+        x = FakeX({X_TOKEN})
+        telegram = FakeTelegram({TELEGRAM_TOKEN})
+        slack = FakeSlack()
+        for offset, fake in enumerate((graph, x, telegram, slack)):
+            await fake.start(_port(port_base, offset))
+            stack.push_async_callback(fake.stop)
+        smtp = await stack.enter_async_context(FakeSmtp(port=_port(port_base, 4)))
+        print(f"fake Graph API (Messenger, Instagram, WhatsApp)  {graph.url}")
+        print(f"fake X API                                        {x.url}")
+        print(f"fake Telegram Bot API                             {telegram.url}")
+        print(f"fake Slack incoming webhook                       {slack.webhook_url}")
+        print(f"fake SMTP server                                  127.0.0.1:{smtp.port}")
+        print("\n# point `offhours run` at the fakes:")
+        for name, value in environment(graph.url, x.url, telegram.url, smtp.port).items():
+            print(f"export {name}={shlex.quote(value)}")
+        print(f"\n# staff notify URI for the coverage file: slack:{slack.webhook_url}")
+        print("# every request received is logged below; Ctrl-C stops\n", flush=True)
+        await stopping.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m responders.fakes",
+        description="Run the fake platforms on loopback and log every request they receive.",
+    )
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=DEFAULT_PORT_BASE,
+        help=f"first of five consecutive ports (default {DEFAULT_PORT_BASE}; 0: free ports)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
+    logging.getLogger("responders.fakes").setLevel(logging.INFO)
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await serve(args.port_base, stopping)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
