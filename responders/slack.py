@@ -11,28 +11,12 @@ URL is itself a secret: it appears in no reason, log or bucket key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-import aiohttp
-
-from .base import (
-    OPS_ALERT,
-    Clock,
-    Delivered,
-    Limit,
-    Outcome,
-    Permanent,
-    Retry,
-    dumps,
-    fingerprint,
-    post,
-    transient,
-)
-from .config import ResponderSettings
+from .base import OPS_ALERT, HttpAnswer, Permanent
+from .incoming_webhook import IncomingWebhookNotifier
 from .notice import Notice
 
-WEBHOOK_PER_SECOND = 1.0
-WEBHOOK_BURST = 3.0
 GONE = frozenset(
     {"invalid_token", "no_service", "channel_not_found", "channel_is_archived", "action_prohibited"}
 )
@@ -62,37 +46,15 @@ def slack_payload(notice: Notice) -> dict[str, object]:
     return {"text": notice.title, "blocks": blocks}
 
 
-class SlackNotifier:
+class SlackNotifier(IncomingWebhookNotifier):
     """Posts a notice to a Slack incoming webhook."""
 
-    def __init__(self, settings: ResponderSettings, clock: Clock) -> None:
-        self._settings = settings
-        self._clock = clock
+    platform = "slack"
 
-    def limits(self, notice: Notice) -> Sequence[Limit]:
-        return (
-            Limit(
-                f"slack:webhook:{fingerprint(notice.address)}", WEBHOOK_PER_SECOND, WEBHOOK_BURST
-            ),
-        )
+    def payload(self, notice: Notice) -> dict[str, Any]:
+        return slack_payload(notice)
 
-    async def send(self, notice: Notice, session: aiohttp.ClientSession) -> Outcome:
-        now = self._clock()
-        answer = await post(
-            session,
-            notice.address,
-            body=dumps(slack_payload(notice)),
-            headers={},
-            timeout=self._settings.http_timeout,
-            platform="slack",
-        )
-        if isinstance(answer, Retry):
-            return answer
-        if 200 <= answer.status < 300:
-            return Delivered(None)
-        retry = transient(answer, "slack", now, self._settings.retry_after_max)
-        if retry is not None:
-            return retry
+    def permanent(self, answer: HttpAnswer) -> Permanent:
         word = answer.text()
         if word in GONE:
             return Permanent(f"slack: {word}: {OPS_ALERT}", alert_operations=True)

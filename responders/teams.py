@@ -8,29 +8,13 @@ flow is gone or forbidden (operations alert); other 4xx are Permanent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-import aiohttp
-
-from .base import (
-    OPS_ALERT,
-    Clock,
-    Delivered,
-    Limit,
-    Outcome,
-    Permanent,
-    Retry,
-    dumps,
-    fingerprint,
-    post,
-    transient,
-)
-from .config import ResponderSettings
+from .base import OPS_ALERT, HttpAnswer, Permanent
+from .incoming_webhook import IncomingWebhookNotifier
 from .notice import Notice
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
-WEBHOOK_PER_SECOND = 1.0
-WEBHOOK_BURST = 3.0
 
 
 def teams_payload(notice: Notice) -> dict[str, object]:
@@ -63,37 +47,15 @@ def teams_payload(notice: Notice) -> dict[str, object]:
     }
 
 
-class TeamsNotifier:
+class TeamsNotifier(IncomingWebhookNotifier):
     """Posts a notice to a Teams Workflows webhook as an Adaptive Card."""
 
-    def __init__(self, settings: ResponderSettings, clock: Clock) -> None:
-        self._settings = settings
-        self._clock = clock
+    platform = "teams"
 
-    def limits(self, notice: Notice) -> Sequence[Limit]:
-        return (
-            Limit(
-                f"teams:webhook:{fingerprint(notice.address)}", WEBHOOK_PER_SECOND, WEBHOOK_BURST
-            ),
-        )
+    def payload(self, notice: Notice) -> dict[str, Any]:
+        return teams_payload(notice)
 
-    async def send(self, notice: Notice, session: aiohttp.ClientSession) -> Outcome:
-        now = self._clock()
-        answer = await post(
-            session,
-            notice.address,
-            body=dumps(teams_payload(notice)),
-            headers={},
-            timeout=self._settings.http_timeout,
-            platform="teams",
-        )
-        if isinstance(answer, Retry):
-            return answer
-        if 200 <= answer.status < 300:
-            return Delivered(None)
-        retry = transient(answer, "teams", now, self._settings.retry_after_max)
-        if retry is not None:
-            return retry
+    def permanent(self, answer: HttpAnswer) -> Permanent:
         if answer.status in (401, 403, 404):
             return Permanent(f"teams: HTTP {answer.status}: {OPS_ALERT}", alert_operations=True)
         return Permanent(f"teams: HTTP {answer.status}")
