@@ -193,6 +193,10 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # recovery for good (seen after a SIGKILL). Recovery still reads to highwater.
         "recovery_consistency_check": False,
         "producer_acks": -1,
+        # Tansu's end offset is the base offset of a partition's last batch + 1, so with
+        # one record per batch it is exact and changelog recovery reads every record
+        # (with several, a worker taking over a partition missed its newest state).
+        "producer_max_batch_size": 1 if settings.one_record_batches else 16384,
         "web_enabled": False,
         "key_serializer": "raw",
         "value_serializer": "raw",

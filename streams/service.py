@@ -274,7 +274,7 @@ async def broker_for(settings: Settings) -> AsyncIterator[Settings]:
         yield settings
         return
     async with EmbeddedBroker() as broker:
-        yield settings.with_overrides(broker_url=broker.url)
+        yield settings.with_overrides(broker_url=broker.url, one_record_batches=True)
 
 
 async def prepare_config_topic(settings: Settings) -> None:

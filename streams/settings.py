@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     app_id: str = "offhours"
     session_timeout: float = Field(default=10.0, gt=0, description="seconds")
     data_dir: Path = Path("offhours-data")
+    one_record_batches: bool = Field(
+        default=False,
+        description="write each record in its own produce batch; needed on the embedded "
+        "broker (Tansu), whose reported end offsets skip the rest of a multi-record batch, "
+        "so table recovery would miss the newest state; set automatically with the embedded broker",
+    )
     reconcile_interval: float = Field(
         default=5.0, gt=0, description="seconds between reconciliation passes"
     )

@@ -62,6 +62,7 @@ def settings_for(broker: EmbeddedBroker, name: str, data_dir: Path, **changes: o
         deliveries_topic=f"{name}.deliveries",
         ops=OpsSettings(actions_topic=f"{name}.actions", audit_topic=f"{name}.audit"),
         responders=ResponderSettings(deliver=False),
+        one_record_batches=True,  # the session broker is Tansu (see Settings)
         session_timeout=2.0,
         reconcile_interval=1.0,
         data_dir=data_dir,

@@ -36,6 +36,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "PARTITIONS": str(settings.partitions),
         "SESSION_TIMEOUT": str(settings.session_timeout),
         "RECONCILE_INTERVAL": str(settings.reconcile_interval),
+        "ONE_RECORD_BATCHES": "true" if settings.one_record_batches else "false",
         "DATA_DIR": str(settings.data_dir),
         "OPS__ACTIONS_TOPIC": settings.ops.actions_topic,
         "OPS__AUDIT_TOPIC": settings.ops.audit_topic,
