@@ -59,7 +59,8 @@ class FakeX(FakePlatform):
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "").removeprefix("Bearer ") in self.tokens
 
-    async def _dm(self, request: web.Request) -> web.Response:
+    async def _checked_text(self, request: web.Request, limit: int) -> dict | web.Response:
+        """The request body once recorded, not failed on purpose, authorised and with a text of 1..limit chars; else the error answer."""
         recorded = await self.record(request)
         failure = self._failure()
         if failure is not None:
@@ -67,12 +68,14 @@ class FakeX(FakePlatform):
         if not self._authorised(request):
             return problem(401, "Unauthorized", "Unauthorized")
         body = parse_json(recorded.body)
-        if (
-            body is None
-            or not isinstance(body.get("text"), str)
-            or not 1 <= len(body["text"]) <= 10000
-        ):
-            return problem(400, "Invalid Request", "text is required (1-10000 chars)")
+        if body is None or not isinstance(body.get("text"), str) or not 1 <= len(body["text"]) <= limit:
+            return problem(400, "Invalid Request", f"text is required (1-{limit} chars)")
+        return body
+
+    async def _dm(self, request: web.Request) -> web.Response:
+        body = await self._checked_text(request, 10000)
+        if isinstance(body, web.Response):
+            return body
         self._sent += 1
         participant = request.match_info["participant"]
         return json_response(
@@ -86,19 +89,9 @@ class FakeX(FakePlatform):
         )
 
     async def _tweet(self, request: web.Request) -> web.Response:
-        recorded = await self.record(request)
-        failure = self._failure()
-        if failure is not None:
-            return failure
-        if not self._authorised(request):
-            return problem(401, "Unauthorized", "Unauthorized")
-        body = parse_json(recorded.body)
-        if (
-            body is None
-            or not isinstance(body.get("text"), str)
-            or not 1 <= len(body["text"]) <= 280
-        ):
-            return problem(400, "Invalid Request", "text is required (1-280 chars)")
+        body = await self._checked_text(request, 280)
+        if isinstance(body, web.Response):
+            return body
         reply = body.get("reply")
         if reply is not None and not (
             isinstance(reply, dict) and isinstance(reply.get("in_reply_to_tweet_id"), str)

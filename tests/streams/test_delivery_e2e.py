@@ -25,6 +25,7 @@ from streams.records import DeadLetter
 from streams.worker import running_worker
 from tests.integration.workers import TopicReader
 from tests.streams.test_app import ROME, event, read_until, send
+from tests.streams.test_wiring import COVERAGE
 
 TOKEN = "EAAG-e2e-token"
 SUNDAY_EVENING = datetime(2026, 11, 22, 21, 0, tzinfo=ROME)  # care-it closed (no Sunday hours)
@@ -32,21 +33,6 @@ CUSTOMERS = 50
 FAULT_RATE = 0.3
 UNREACHABLE = "PSID_LATE"
 
-COVERAGE = """\
-teams:
-  care-it:
-    name: Assistenza Italia
-    timezone: Europe/Rome
-    locale: it
-    accounts: [acme.it.facebook]
-    hours:
-      mon-fri: ["09:00-19:00 open", "19:00-24:00 reduced"]
-    on_call:
-      rotation: {{members: [marta, luca], start: "2026-11-02 09:00", every: 1w}}
-    staff:
-      marta: {{name: Marta Rossi, notify: ["slack:{slack}"]}}
-      luca:  {{name: Luca Bianchi, notify: ["slack:{slack}"]}}
-"""
 
 
 def customer_event(number: int, psid: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
