@@ -348,14 +348,24 @@ def report(results: list[LoadResult], peak_kib: int | None, note: str) -> str:
     return "\n".join(lines)
 
 
-async def run(broker_url: str, *, rates: Sequence[int], seconds: float, out=sys.stdout) -> None:
-    """Stage 4 on the broker at ``broker_url``; prints the report to ``out``."""
+async def run(
+    broker_url: str, *, rates: Sequence[int], seconds: float, out=sys.stdout, profile: bool = False
+) -> None:
+    """Stage 4 on the broker at ``broker_url``; prints the report to ``out``.
+
+    With ``profile`` the service child runs under cProfile and the report ends with its
+    top functions (the whole life of the child, all loads).
+    """
     run_id = f"latency-{uuid.uuid4().hex[:8]}"
     directory = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     coverage_file = write_coverage(directory)
     fake = StampingGraph()
     await fake.start()
-    command = [sys.executable, "-m", "bench.latency", "--serve", broker_url, run_id, str(coverage_file), fake.url]
+    profile_to = directory / "service.prof" if profile else None
+    command = [sys.executable]
+    if profile_to is not None:
+        command += ["-m", "cProfile", "-o", str(profile_to)]
+    command += ["-m", "bench.latency", "--serve", broker_url, run_id, str(coverage_file), fake.url]
     process = await asyncio.create_subprocess_exec(
         *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("OFFHOURS_")},
@@ -399,6 +409,11 @@ async def run(broker_url: str, *, rates: Sequence[int], seconds: float, out=sys.
                 await process.wait()
         await fake.stop()
     print(report(results, peak, note), file=out, flush=True)
+    if profile_to is not None:
+        from bench.pipeline import top_functions
+
+        print("\n### cProfile of the service child (all loads)\n", file=out)
+        print(top_functions(profile_to) if profile_to.exists() else "(no profile written)", file=out, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -412,18 +427,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rates", default="100,500,1000", help="offered loads, events/s, comma list")
     parser.add_argument("--quick", action="store_true", help="short loads (4 s each)")
     parser.add_argument("--broker", help="kafka://host:port of a running broker (default: start the embedded one)")
+    parser.add_argument("--profile", action="store_true", help="run the service child under cProfile")
     args = parser.parse_args(argv)
     seconds = args.seconds or (4.0 if args.quick else 10.0)
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
 
     async def go() -> None:
         if args.broker:
-            await run(args.broker, rates=rates, seconds=seconds)
+            await run(args.broker, rates=rates, seconds=seconds, profile=args.profile)
             return
         from streams.broker import EmbeddedBroker
 
         async with EmbeddedBroker() as broker:
-            await run(broker.url, rates=rates, seconds=seconds)
+            await run(broker.url, rates=rates, seconds=seconds, profile=args.profile)
 
     asyncio.run(go())
     return 0

@@ -302,9 +302,9 @@ def report(results: list[StageResult], mix: MixSummary, side: dict[str, int], pr
     return "\n".join(lines)
 
 
-def profile_report(path: Path, events: int, top: int = 25) -> str:
-    """The top functions of a cProfile dump, by own time and by cumulative time."""
-    lines = [f"### cProfile of the offhours worker ({events:,} events; whole process life)", ""]
+def top_functions(path: Path, top: int = 25) -> str:
+    """The ``top`` functions of a cProfile dump by own time and by cumulative time (markdown)."""
+    lines: list[str] = []
     for key in ("tottime", "cumulative"):
         out = io.StringIO()
         stats = pstats.Stats(str(path), stream=out)
@@ -312,6 +312,13 @@ def profile_report(path: Path, events: int, top: int = 25) -> str:
         text = out.getvalue()
         start = text.find("   ncalls")
         lines += [f"By {key}:", "", "```", text[start:].rstrip() if start >= 0 else text.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def profile_report(path: Path, events: int, top: int = 25) -> str:
+    """The top functions of a cProfile dump, by own time and by cumulative time."""
+    lines = [f"### cProfile of the offhours worker ({events:,} events; whole process life)", ""]
+    lines.append(top_functions(path, top))
     stats = pstats.Stats(str(path))
     shares = split(stats)
     lines.append("Per-event time split (cumulative seconds / events):")

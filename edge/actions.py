@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -29,6 +28,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from edge.config_store import ensure_topic
+from streams.kafka_client import KafkaConnection, connection_options
 
 ActionKind = Literal["claim", "answered"]
 ActionVia = Literal["api", "link"]
@@ -89,13 +89,13 @@ class KafkaActionSink:
 
     def __init__(
         self,
-        bootstrap_servers: str | Sequence[str],
+        kafka: KafkaConnection,
         topic: str,
         *,
         partitions: int = 4,
         replication: int = 1,
     ) -> None:
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self.topic = topic
         self._partitions = partitions
         self._replication = replication
@@ -103,9 +103,9 @@ class KafkaActionSink:
 
     async def start(self) -> None:
         await ensure_topic(
-            self._bootstrap, self.topic, partitions=self._partitions, replication=self._replication
+            self._kafka, self.topic, partitions=self._partitions, replication=self._replication
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
+        producer = AIOKafkaProducer(**connection_options(self._kafka), acks="all")
         await producer.start()
         self._producer = producer
 

@@ -45,7 +45,7 @@ import difflib
 import hashlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +59,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from schedules import Coverage, CoverageInvalid, Problem, load_coverage_text
+from streams.kafka_client import KafkaConnection, connection_options
 
 log = logging.getLogger(__name__)
 
@@ -427,15 +428,18 @@ class MemoryConfigStore(_StoreBase):
 
 
 async def ensure_topic(
-    bootstrap_servers: str | Sequence[str],
+    kafka: KafkaConnection,
     topic: str,
     *,
     partitions: int = 1,
     replication: int = 1,
     configs: Mapping[str, str] | None = None,
 ) -> None:
-    """Create ``topic`` with ``configs`` unless it exists (a topic that exists is left as it is)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    """Create ``topic`` with ``configs`` unless it exists (a topic that exists is left as it is).
+
+    ``kafka`` is the brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
+    """
+    admin = AIOKafkaAdminClient(**connection_options(kafka))
     await admin.start()
     try:
         if topic in await admin.list_topics():
@@ -461,12 +465,13 @@ class KafkaConfigStore(_StoreBase):
     as version 1 when the topic is empty, then keeps following the topic in the
     background. Followers registered with :meth:`follow` are called with each new
     effective coverage; an invalid document on the topic is logged and skipped, and
-    the worker keeps the coverage it had. ``stop()`` ends it all.
+    the worker keeps the coverage it had. ``stop()`` ends it all. ``kafka`` is the
+    brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
     """
 
     def __init__(
         self,
-        bootstrap_servers: str | Sequence[str],
+        kafka: KafkaConnection,
         *,
         topic: str,
         audit_topic: str,
@@ -476,7 +481,7 @@ class KafkaConfigStore(_StoreBase):
         replication: int = 1,
     ) -> None:
         super().__init__(clock=clock, filename=filename, base_dir=base_dir)
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self.topic = topic
         self.audit_topic = audit_topic
         self._replication = replication
@@ -493,14 +498,14 @@ class KafkaConfigStore(_StoreBase):
 
     async def _start(self, seed: str | None) -> None:
         await ensure_topic(
-            self._bootstrap, self.topic, partitions=1, replication=self._replication,
+            self._kafka, self.topic, partitions=1, replication=self._replication,
             configs={"cleanup.policy": "compact"},
         )
-        await ensure_topic(self._bootstrap, self.audit_topic, partitions=1, replication=self._replication)
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all")
+        await ensure_topic(self._kafka, self.audit_topic, partitions=1, replication=self._replication)
+        self._producer = AIOKafkaProducer(**connection_options(self._kafka), acks="all")
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **connection_options(self._kafka),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

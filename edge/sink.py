@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaProducer
 
+from streams.kafka_client import KafkaConnection, connection_options
 from streams.records import SocialEvent
 
 HEADER_RECEIVED = "offhours-received"
@@ -59,6 +60,7 @@ class KafkaEventSink:
     own retries); use it on Apache Kafka. The embedded Tansu broker answers
     ``InitProducerId`` with an unknown error, so it is off by default. Either way a
     retried webhook may produce an event twice; the triage is idempotent by event id.
+    ``kafka`` is the brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
 
     Each record carries the header ``offhours-received``: ``clock()`` (POSIX seconds,
     as decimal text) when the events of a request are published, which is when the
@@ -68,7 +70,7 @@ class KafkaEventSink:
 
     def __init__(
         self,
-        bootstrap_servers: str | list[str],
+        kafka: KafkaConnection,
         topic: str,
         *,
         idempotent: bool = False,
@@ -77,12 +79,8 @@ class KafkaEventSink:
     ) -> None:
         self.topic = topic
         self._clock = clock
-        self._options = {
-            "bootstrap_servers": bootstrap_servers,
-            "client_id": client_id,
-            "acks": "all",
-            "enable_idempotence": idempotent,
-        }
+        self._options = connection_options(kafka)
+        self._options.update(client_id=client_id, acks="all", enable_idempotence=idempotent)
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:

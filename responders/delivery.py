@@ -21,7 +21,8 @@ attempt was made.
 
 :class:`Responders` applies the loop to the two outboxes: an acknowledgment
 (:class:`~streams.records.AckRequest`) goes to the channel's sender, and a dead
-acknowledgment is escalated so that a human answers the customer; a route
+acknowledgment is escalated so that a human answers the customer (a comment answered
+both privately and in public is two deliveries, see :meth:`Responders.acknowledge`); a route
 (:class:`~streams.records.RouteRequest`) goes to every ``notify`` URI of every staff
 member in ``to``, each one keyed and retried on its own.
 
@@ -49,7 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -85,7 +86,8 @@ Observe = Callable[[int, Outcome], Awaitable[None]]
 class DeliveryOutcome:
     """One outcome of one delivery: a record of the deliveries topic (audit, first-response timing).
 
-    ``id`` is the ledger key (the ack id, or a notice key whose URI part is hashed);
+    ``id`` is the ledger key (the ack id, ``<ack id>:public`` for the public reply under a
+    comment, or a notice key whose URI part is hashed);
     ``kind`` is ``ack`` (to a customer) or ``notice`` (to staff); ``channel`` is the
     customer's channel for an ack, the notify scheme (``slack``, ``mailto``…) for a
     notice; ``status`` is ``delivered``, ``retry`` or ``permanent`` for one attempt
@@ -294,19 +296,45 @@ class Responders:
         self._publish = publish
 
     async def acknowledge(self, request: AckRequest) -> Report:
-        """Send one acknowledgment at most once; a dead one is dead-lettered and escalated."""
+        """Send one acknowledgment at most once; a dead one is dead-lettered and escalated.
+
+        A request with ``private_text`` (a Facebook/Instagram comment whose team also
+        wants a public reply) is two deliveries, each at most once under its own ledger
+        key: first the private reply (key ``ack_id``, text ``private_text``), then the
+        public reply under the comment (key ``ack_id + ":public"``, text ``text``). The
+        public reply is sent whatever became of the private one: it stands on its own
+        (it invites the customer to write privately and says when a person answers).
+
+        A dead private reply is dead-lettered and escalated as any acknowledgment. A
+        dead public reply is only dead-lettered, its reason prefixed ``public reply:``:
+        the customer got the private reply, or staff were already asked to answer.
+        The report returned is the private reply's (the acknowledgment proper), so the
+        caller counts one acknowledgment per customer message.
+        """
+        if request.private_text is None:
+            return await self._acknowledge_once(request, request.ack_id, escalate=True)
+        private, public = split_comment_replies(request)
+        report = await self._acknowledge_once(private, request.ack_id, escalate=True)
+        await self._acknowledge_once(
+            public, public_reply_key(request.ack_id), escalate=False, reason_prefix="public reply: "
+        )
+        return report
+
+    async def _acknowledge_once(
+        self, request: AckRequest, key: str, *, escalate: bool, reason_prefix: str = ""
+    ) -> Report:
         sender = self.registry.senders.get(request.channel)
         observe = self._observer(
-            request.ack_id, "ack", request.channel, request.event_id, request.team, request.conversation
+            key, "ack", request.channel, request.event_id, request.team, request.conversation
         )
         if sender is None:
             reason = f"no sender for channel {request.channel!r}"
             report = await self.loop.deliver(
-                request.ack_id, (), lambda: _refuse(reason), repeat_unknown=False, observe=observe
+                key, (), lambda: _refuse(reason), repeat_unknown=False, observe=observe
             )
         else:
             report = await self.loop.deliver(
-                request.ack_id,
+                key,
                 sender.limits(request),
                 lambda: sender.send(request, self._session),
                 repeat_unknown=False,
@@ -314,8 +342,8 @@ class Responders:
             )
         if report.status == "dead":
             await self._given_up(observe, report)
-            await self._dead_letter(request.to_json(), "acks", report.reason)
-            if self._escalate is not None:
+            await self._dead_letter(request.to_json(), "acks", reason_prefix + report.reason)
+            if escalate and self._escalate is not None:
                 await self._escalate(request, report.reason)
         return report
 
@@ -435,6 +463,25 @@ class _Observer:
 async def _refuse(reason: str) -> Outcome:
     """The outcome of a message that no adapter can send (unknown channel or scheme)."""
     return Permanent(reason, alert_operations=True)
+
+
+def public_reply_key(ack_id: str) -> str:
+    """The ledger key of the public reply that goes with the private reply ``ack_id``."""
+    return f"{ack_id}:public"
+
+
+def split_comment_replies(request: AckRequest) -> tuple[AckRequest, AckRequest]:
+    """A request with ``private_text`` as its two replies: ``(private, public)``.
+
+    Neither part carries ``private_text``, so each one alone is an ordinary
+    acknowledgment: the private reply (``public`` False) and the public one (True).
+    Raises ``ValueError`` for a request without ``private_text``.
+    """
+    if request.private_text is None:
+        raise ValueError(f"{request.ack_id}: no private reply to split off")
+    private = replace(request, text=request.private_text, public=False, private_text=None)
+    public = replace(request, public=True, private_text=None)
+    return private, public
 
 
 def notice_key(notice: Notice) -> str:

@@ -1,11 +1,21 @@
-"""Acknowledgments on Facebook Messenger and Instagram through the Graph Send API.
+"""Acknowledgments on Facebook Messenger and Instagram through the Graph API.
 
 A direct message is answered with ``messaging_type: RESPONSE`` to the customer's id
 (PSID or IGSID) while the 24 h standard window is open (PLATFORMS §1.5–1.6). A comment
-gets one private reply addressed by ``recipient.comment_id`` (§1.7, 7 days). When the
-window has closed no request is made: an automated acknowledgment is not allowed
-there (HUMAN_AGENT is for humans only), so the outcome is Permanent and the caller
-routes the message to staff.
+request with ``public`` False, and any mention, gets the one private reply addressed by
+``recipient.comment_id`` (§1.7, 7 days), through the Send API. When the window has
+closed no request is made: an automated acknowledgment is not allowed there
+(HUMAN_AGENT is for humans only), so the outcome is Permanent and the caller routes
+the message to staff.
+
+A comment request with ``public`` True is a public reply under the customer's comment:
+Facebook ``POST /{comment-id}/comments``, Instagram ``POST /{ig-comment-id}/replies``,
+each with ``{"message": text}``; Graph answers ``{"id": <new comment id>}``, the
+delivered message id. A public reply has no messaging window.
+
+Rate limits: every Send API call counts against the Page's 300/s; private replies also
+against the 750 per hour per Page or IG account (§1.8), as a bucket of
+:data:`PRIVATE_REPLY_BURST` refilled so that no rolling hour ever holds more than 750.
 
 Graph errors (§1.8) are read from the ``error`` envelope by :func:`graph_outcome`.
 """
@@ -15,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from urllib.parse import quote
 
 import aiohttp
 
@@ -38,6 +49,13 @@ from .config import ResponderSettings
 STANDARD_WINDOW = timedelta(hours=24)
 PRIVATE_REPLY_WINDOW = timedelta(days=7)
 SEND_API_PER_SECOND = 300.0
+PRIVATE_REPLIES_PER_HOUR = 750
+# A burst of b plus a refill of r per second holds at most b + 3600 r sends in any
+# hour: with r = (750 - b) / 3600 that is exactly 750, and b lets a backlog start at once.
+PRIVATE_REPLY_BURST = 50.0
+PRIVATE_REPLY_RATE = (PRIVATE_REPLIES_PER_HOUR - PRIVATE_REPLY_BURST) / 3600
+# The Graph edge that creates a public reply under a comment, per channel.
+PUBLIC_REPLY_EDGES = MappingProxyType({"facebook": "comments", "instagram": "replies"})
 
 GRAPH_PERMANENT = MappingProxyType({
     (10, 2018278): "outside the allowed reply window",
@@ -88,29 +106,64 @@ def window_closes(request: AckRequest, default: timedelta) -> datetime | None:
 
 
 class MessengerSender:
-    """Customer sender for the ``facebook`` and ``instagram`` channels (Graph Send API)."""
+    """Customer sender for the ``facebook`` and ``instagram`` channels (Graph API)."""
 
     def __init__(self, settings: ResponderSettings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
 
     def limits(self, request: AckRequest) -> Sequence[Limit]:
+        """The Page's Send API bucket; a private reply also its private-reply bucket.
+
+        A public comment reply is not a Send API call and has no documented limit of its
+        own: the platform's rate-limit answers (codes 4, 613) make it wait.
+        """
+        if self._is_public_reply(request):
+            return ()
         page = self._page_id(request)
-        return (
-            Limit(
-                f"messenger:page:{request.account}:{page}", SEND_API_PER_SECOND, SEND_API_PER_SECOND
-            ),
+        send_api = Limit(
+            f"messenger:page:{request.account}:{page}", SEND_API_PER_SECOND, SEND_API_PER_SECOND
         )
+        if not self._is_private_reply(request):
+            return (send_api,)
+        private = Limit(
+            f"messenger:private-replies:{request.account}:{page}",
+            PRIVATE_REPLY_RATE,
+            PRIVATE_REPLY_BURST,
+        )
+        return (send_api, private)
 
     def _page_id(self, request: AckRequest) -> str:
         credentials = self._settings.account(request.account)
         return (credentials.page_id if credentials else None) or "me"
 
+    def _is_public_reply(self, request: AckRequest) -> bool:
+        return (
+            request.public
+            and request.kind == "comment"
+            and request.channel in PUBLIC_REPLY_EDGES
+            and bool(request.reply_to)
+        )
+
     def _is_private_reply(self, request: AckRequest) -> bool:
-        return request.kind in ("comment", "mention") and bool(request.reply_to)
+        return (
+            request.kind in ("comment", "mention")
+            and bool(request.reply_to)
+            and not self._is_public_reply(request)
+        )
+
+    def url(self, request: AckRequest) -> str:
+        """Where the request goes: the comment's reply edge, else the Page's Send API."""
+        if self._is_public_reply(request):
+            # The comment id comes from a webhook: quoted, it can only name one node.
+            comment = quote(request.reply_to or "", safe="")
+            return self._settings.graph_url(comment, PUBLIC_REPLY_EDGES[request.channel])
+        return self._settings.graph_url(self._page_id(request), "messages")
 
     def body(self, request: AckRequest) -> dict[str, object]:
-        """The Send API body: a private reply to a comment, else a RESPONSE message."""
+        """The body: a public comment reply, a private reply to a comment, else a RESPONSE message."""
+        if self._is_public_reply(request):
+            return {"message": request.text}
         message = {"text": request.text}
         if self._is_private_reply(request):
             return {"recipient": {"comment_id": request.reply_to}, "message": message}
@@ -126,13 +179,15 @@ class MessengerSender:
         if credentials is None or credentials.access_token is None:
             return Permanent(f"{platform}: no access token for account {request.account}", True)
         now = self._clock()
-        window = PRIVATE_REPLY_WINDOW if self._is_private_reply(request) else STANDARD_WINDOW
-        closes = window_closes(request, window)
-        if closes is not None and closes.timestamp() <= now:
-            return Permanent(f"{platform}: outside the reply window: human needed")
+        public = self._is_public_reply(request)
+        if not public:
+            window = PRIVATE_REPLY_WINDOW if self._is_private_reply(request) else STANDARD_WINDOW
+            closes = window_closes(request, window)
+            if closes is not None and closes.timestamp() <= now:
+                return Permanent(f"{platform}: outside the reply window: human needed")
         answer = await post(
             session,
-            self._settings.graph_url(self._page_id(request), "messages"),
+            self.url(request),
             body=dumps(self.body(request)),
             headers={"Authorization": f"Bearer {credentials.access_token.get_secret_value()}"},
             timeout=self._settings.http_timeout,
@@ -141,6 +196,6 @@ class MessengerSender:
         if isinstance(answer, Retry):
             return answer
         if 200 <= answer.status < 300:
-            message_id = answer.json().get("message_id")
+            message_id = answer.json().get("id" if public else "message_id")
             return Delivered(str(message_id) if message_id is not None else None)
         return graph_outcome(answer, platform, now, self._settings.retry_after_max)

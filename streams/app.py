@@ -2,8 +2,16 @@
 
 :func:`create_app` builds one :class:`OffhoursApp` from one :class:`Settings` and the
 :class:`~schedules.Coverage` to start with; there is no module-level app. The app
-carries its topics (``app.stream_topics``), its table (``app.conversations``) and the coverage
-in use (``app.coverage``, a :class:`CoverageHolder` that a reload swaps).
+carries its topics (``app.stream_topics``), its tables (``app.conversations``,
+``app.escalations``) and the coverage in use (``app.coverage``, a :class:`CoverageHolder`
+that a reload swaps).
+
+Tables (bytes keys and values, keyed by conversation like the inputs):
+
+- ``conversations``: :class:`~streams.state.ConversationState` bytes;
+- ``escalations``: :class:`~streams.promises.PendingEscalation` bytes of the latest
+  routed or paged message of a conversation that nobody has claimed (see
+  :mod:`streams.escalations`).
 
 Topics (names from the settings, all with ``settings.partitions`` partitions):
 
@@ -24,7 +32,10 @@ Agents:
   one event never stops the worker: the event gets a ``reject`` decision with reason
   ``internal error: <exception type>`` (no customer text) and a dead letter.
 - ``actions`` (:func:`apply_action`): ``claim`` records the claimer and the time on the
-  conversation's state, ``answered`` marks it answered; an unreadable action is a dead letter.
+  conversation's state, ``answered`` marks it answered, and both end the conversation's
+  pending escalation; ``escalate`` (a tick from a worker's sweep,
+  :func:`streams.escalations.escalation_tick`) sends the escalation step due and records
+  it; an unreadable action is a dead letter.
 
 With ``metrics`` (:class:`~streams.metrics.Metrics`) the agents count
 ``decisions{action,mode}`` (mode ``none`` when the event has none) and
@@ -48,13 +59,35 @@ import faust
 import orjson
 from faust.types import EventT
 
-from schedules import Coverage, CoverageInvalid, load_coverage
+from schedules import Coverage, CoverageInvalid, Team, load_coverage
 from streams.codec import HEADER_SOURCE, header_list, header_value, position, with_header
-from streams.metrics import Metrics
+from streams.escalations import (
+    ESCALATE,
+    REMIND,
+    TICKS,
+    WINDOW,
+    escalation_route,
+    pending_from_route,
+    reminder_route,
+    reminders_due,
+    window_route,
+    window_route_due,
+)
+from streams.kafka_client import faust_credentials
+from streams.metrics import Metrics, observe_first_response
 from streams.policy import Triage
+from streams.promises import (
+    EscalationStep,
+    FirstResponseStats,
+    PendingEscalation,
+    escalation_due,
+    next_escalation,
+)
 from streams.records import AckRequest, DeadLetter, Decision, RouteRequest
 from streams.settings import Settings
+from streams.sla import FirstResponse
 from streams.state import ConversationState
+from streams.timers import PromiseTimers
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +107,9 @@ class Outcome(Protocol):
 class Decider(Protocol):
     """The pure triage policy: ``streams.policy.Triage`` bound to one coverage."""
 
-    def decide(self, raw: bytes, state: ConversationState | None) -> Outcome: ...
+    def decide(
+        self, raw: bytes, state: ConversationState | None, stats: FirstResponseStats | None = None
+    ) -> Outcome: ...
 
 
 def _real_triage(coverage: Coverage) -> Decider:
@@ -100,6 +135,7 @@ class CoverageHolder:
         decider: Callable[[Coverage], Decider] = _real_triage,
     ) -> None:
         self._decider = decider
+        self._listeners: list[Callable[[Coverage], None]] = []
         self.path = path
         self.coverage = coverage
         self.triage = decider(coverage)
@@ -108,6 +144,12 @@ class CoverageHolder:
         """Use ``coverage`` from the next event on."""
         self.triage = self._decider(coverage)
         self.coverage = coverage
+        for listener in self._listeners:
+            listener(coverage)
+
+    def on_swap(self, listener: Callable[[Coverage], None]) -> None:
+        """Call ``listener(coverage)`` after every swap (the promise timers re-plan openings)."""
+        self._listeners.append(listener)
 
     def reload(self, path: Path | None = None) -> bool:
         """Load the coverage file again; with an invalid file keep the current coverage.
@@ -152,15 +194,20 @@ class OffhoursApp(faust.App):
     """A :class:`faust.App` that carries offhours' topics, table, coverage and settings.
 
     ``metrics`` is None when nothing records metrics; ``clock`` (POSIX seconds) is what
-    the receipt-to-decision latency is measured against.
+    the receipt-to-decision latency is measured against and the promise timers plan
+    from. ``promise_timers`` is set by :func:`streams.worker.running_worker` once the
+    worker is ready.
     """
 
     settings: Settings
     stream_topics: PipelineTopics
     conversations: faust.Table
+    escalations: faust.Table
+    reply_times: faust.Table
     coverage: CoverageHolder
     metrics: Metrics | None
     clock: Callable[[], float]
+    promise_timers: PromiseTimers | None
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -173,9 +220,14 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     heartbeat) are far longer than a loopback broker needs. The heartbeat must stay well
     below the session timeout so that a busy but live worker keeps its partitions.
     """
+    from streams.transport import transport_url
+
     session = settings.session_timeout
     return {
-        "broker": settings.broker_url,
+        # Faust's own kafka:// transport parks idle fetches for 1.5 s, which Tansu holds
+        # in full on every hop (see streams.transport).
+        "broker": None if settings.broker_url is None else transport_url(settings.broker_url),
+        "broker_credentials": faust_credentials(settings),
         "store": settings.store,
         "datadir": str(settings.data_dir),
         "topic_partitions": settings.partitions,
@@ -224,6 +276,7 @@ def create_app(
     app.settings = settings
     app.metrics = metrics
     app.clock = clock
+    app.promise_timers = None
     app.coverage = CoverageHolder(coverage, settings.coverage_file, decider=decider or _real_triage)
 
     def topic(name: str) -> faust.TopicT:
@@ -252,6 +305,23 @@ def create_app(
         value_type=bytes,
         partitions=settings.partitions,
         help="conversation state (ConversationState bytes) by conversation key",
+    )
+    app.escalations = app.Table(
+        "escalations",
+        default=None,
+        # Raw bytes like ``conversations``: a Schema here breaks changelog recovery.
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        help="pending escalation (PendingEscalation bytes) by conversation key",
+    )
+    app.reply_times = app.Table(
+        "reply-times",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        help="recent first responses (FirstResponseStats bytes) of one partition's conversations, key p<N>",
     )
 
     @app.agent(app.stream_topics.events, name="triage")
@@ -286,13 +356,16 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
     key: bytes | None = event.key
     message = event.message
     stored = app.conversations.get(key) if key is not None else None
+    stats_key = reply_times_key(message.partition)
     try:
         before = _decode_state(stored)
-        outcome = app.coverage.triage.decide(raw, before)
+        stats = _decode_stats(app.reply_times.get(stats_key))
+        outcome = app.coverage.triage.decide(raw, before, stats)
     except Exception as exc:
         # The reason names the type only: an exception's text may quote the customer.
         log.exception("triage: policy failed on %s:%s", message.partition, message.offset)
         before = None
+        stats = None
         outcome = _internal_error(raw, exc)
     decision = outcome.decision
 
@@ -310,7 +383,14 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
         state = outcome.state
         if current != stored and current is not None:
             state = _keep_actions(state, before, ConversationState.from_bytes(current))
+        state = _handover_facts(state, outcome)
         app.conversations[key] = state.to_bytes()
+        if outcome.route is not None and state.claimed_by is None:
+            # A claimed conversation has someone on it: its new messages do not escalate.
+            _start_escalation(app, key, outcome.route)
+    response = getattr(outcome, "first_response", None)
+    if response is not None:
+        _record_first_response(app, stats_key, stats, response)
     _count_decision(app, decision, message.topic, headers)
     if decision.action == "reject":
         letter = DeadLetter(
@@ -375,6 +455,58 @@ def _keep_actions(
     )
 
 
+def reply_times_key(partition: int) -> bytes:
+    """The ``reply_times`` key of ``partition``'s first responses.
+
+    One entry per partition, written only from that partition's events, so it lives in
+    the partition's own changelog and moves with it. Conversations spread evenly over
+    the partitions, so each entry is a sample of every team's recent responses.
+    """
+    return f"p{partition}".encode()
+
+
+def _decode_stats(raw: bytes | None) -> FirstResponseStats | None:
+    return None if raw is None else FirstResponseStats.from_bytes(raw)
+
+
+def _record_first_response(
+    app: OffhoursApp, key: bytes, stats: FirstResponseStats | None, response: FirstResponse
+) -> None:
+    """Add ``response`` to the partition's recent first responses and to the metrics."""
+    updated = (stats or FirstResponseStats()).record(
+        response.team, response.mode, response.customer_at, response.replied_at
+    )
+    app.reply_times[key] = updated.to_bytes()
+    team = app.coverage.coverage.teams.get(response.team)
+    if app.metrics is not None and team is not None:
+        observe_first_response(app.metrics, response, team.escalation.target_for(response.mode))
+
+
+def _start_escalation(app: OffhoursApp, key: bytes, route: RouteRequest) -> None:
+    """Make ``route`` the conversation's pending escalation, unless it already is.
+
+    A redelivered event routes again; keeping its row keeps the steps already sent.
+    """
+    stored = app.escalations.get(key)
+    if stored is not None and PendingEscalation.from_bytes(stored).event_id == route.event_id:
+        return
+    app.escalations[key] = pending_from_route(route).to_bytes()
+
+
+def _handover_facts(state: ConversationState, outcome: Outcome) -> ConversationState:
+    """``state`` with what the handover digest shows: channel, urgency, the promise made."""
+    channel = state.channel
+    promised = state.promised
+    if outcome.ack is not None:
+        channel, promised = outcome.ack.channel, outcome.ack.text
+    elif outcome.route is not None:
+        channel = outcome.route.channel
+    urgent = state.urgent or outcome.decision.action == "page"
+    if (channel, promised, urgent) == (state.channel, state.promised, state.urgent):
+        return state
+    return replace(state, channel=channel, promised=promised, urgent=urgent)
+
+
 def _count_decision(app: OffhoursApp, decision: Decision, topic: str, headers: list[tuple[str, bytes]]) -> None:
     metrics = app.metrics
     if metrics is None:
@@ -415,6 +547,13 @@ class OnCallAction:
     conversation: str
     member: str | None
     at: int
+    event_id: str | None = None
+    sent: int | None = None
+
+    @property
+    def instant(self) -> datetime:
+        """``at`` as an aware instant (UTC)."""
+        return datetime.fromtimestamp(self.at, UTC)
 
     @classmethod
     def from_json(cls, raw: bytes) -> OnCallAction:
@@ -426,7 +565,7 @@ class OnCallAction:
         if not isinstance(data, dict):
             raise ActionInvalid("not a JSON object")
         action = data.get("action")
-        if action not in ("claim", "answered"):
+        if action not in ("claim", "answered", *TICKS):
             raise ActionInvalid("action must be claim or answered")
         conversation = data.get("conversation")
         if not isinstance(conversation, str) or not conversation:
@@ -442,14 +581,25 @@ class OnCallAction:
             raise ActionInvalid("at must be ISO 8601") from None
         if at.tzinfo is None:
             raise ActionInvalid("at needs a UTC offset")
-        return cls(action=action, conversation=conversation, member=member, at=int(at.timestamp()))
+        event_id, sent = data.get("event_id"), data.get("sent")
+        if action == ESCALATE and (not isinstance(event_id, str) or not isinstance(sent, int)):
+            raise ActionInvalid("an escalation tick needs event_id and sent")
+        if action == REMIND and not isinstance(event_id, str):
+            raise ActionInvalid("a reminder tick needs event_id (the reminder id)")
+        if action == WINDOW and not isinstance(sent, int):
+            raise ActionInvalid("a reply-window tick needs sent (the customer message time)")
+        return cls(action=action, conversation=conversation, member=member, at=int(at.timestamp()),
+                   event_id=event_id if action in (ESCALATE, REMIND) else None,
+                   sent=sent if action in (ESCALATE, WINDOW) else None)
 
 
 async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | None:
     """Apply one on-call action to its conversation's state; never raises for a bad record.
 
     ``claim`` records the claimer and the time (:meth:`ConversationState.claimed`),
-    ``answered`` marks the conversation answered. The table entry is the record's key
+    ``answered`` marks the conversation answered; both drop the conversation's pending
+    escalation (someone has it). ``escalate`` is applied by :func:`apply_escalation`.
+    The table entry is the record's key
     (the conversation), written from the actions partition of the same number, which
     the same worker holds. An action for a conversation with no state yet starts one
     whose ``team`` is empty until its first event is decided. An unreadable record is
@@ -475,6 +625,17 @@ async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | N
             app.metrics.dead_letters.labels(topic=message.topic).inc()
         log.warning("actions: dead letter from %s:%s: %s", message.partition, message.offset, reason)
         return None
+    if action.action == ESCALATE:
+        await apply_escalation(app, key, action)
+        return None
+    if action.action == REMIND:
+        await apply_reminder(app, key, action)
+        return None
+    if action.action == WINDOW:
+        await apply_window(app, key, action)
+        return None
+    if app.escalations.get(key) is not None:
+        del app.escalations[key]
     if action.action == "claim":
         updated = state.claimed(action.member or "", action.at)
     else:
@@ -482,6 +643,102 @@ async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | N
     if updated != state or stored is None:
         app.conversations[key] = updated.to_bytes()
     return updated
+
+
+async def apply_escalation(app: OffhoursApp, key: bytes, tick: OnCallAction) -> EscalationStep | None:
+    """Send the escalation step due at the tick's instant and record it; returns the step sent.
+
+    The tick applies only to the pending escalation it was swept from (same event id,
+    same number of steps sent): a repeated or stale tick, or one for a conversation
+    claimed since, does nothing. A row whose chain is done, or whose team left the
+    coverage, is dropped. The route goes out before the row is written, so a crash in
+    between repeats the step with the same ``route_id`` (the ledger sends it once);
+    the row is written only if no newer route replaced it meanwhile.
+    """
+    stored = app.escalations.get(key)
+    if stored is None:
+        return None
+    pending = PendingEscalation.from_bytes(stored)
+    if pending.event_id != tick.event_id or pending.sent != tick.sent:
+        return None
+    team = app.coverage.coverage.teams.get(pending.team)
+    due = None if team is None else escalation_due(pending, team)
+    if team is None or due is None:
+        del app.escalations[key]
+        return None
+    step = next_escalation(pending, team, tick.instant)
+    if step is None:
+        if due <= tick.instant:
+            # Due, yet nobody is reachable on the rest of the chain: nothing more to send.
+            del app.escalations[key]
+        return None
+    route = escalation_route(step, pending, team)
+    await app.stream_topics.routes.send(key=key, value=route.to_json())
+    if app.escalations.get(key) == stored:
+        app.escalations[key] = pending.after_sent(step).to_bytes()
+    log.info("escalation %s sent for team %s", step.id, step.team)
+    return step
+
+
+def _open_state(app: OffhoursApp, key: bytes) -> tuple[ConversationState, Team] | None:
+    state = _decode_state(app.conversations.get(key))
+    team = None if state is None else app.coverage.coverage.teams.get(state.team)
+    if state is None or team is None or state.status != "open":
+        return None
+    return state, team
+
+
+async def apply_reminder(app: OffhoursApp, key: bytes, tick: OnCallAction) -> RouteRequest | None:
+    """Send the follow-through reminder the tick names, if still due and not sent; returns its route.
+
+    A claim reminder also starts the escalation chain of the claim (unless one is
+    pending). The route goes out before the state records it, so a crash in between
+    repeats the same ``route_id`` (``remind:<kind>:<conversation>:<due>``), which the
+    delivery ledger sends once. A ``reply_by`` reminder is a breach of the promise made
+    to the customer: counted in ``offhours_promise_breaches_total``.
+    """
+    found = _open_state(app, key)
+    if found is None:
+        return None
+    state, team = found
+    due = {reminder.id: reminder for reminder in reminders_due(tick.conversation, state, team, tick.instant)}
+    reminder = due.get(tick.event_id or "")
+    if reminder is None:
+        return None
+    route = reminder_route(reminder, state, team)
+    await app.stream_topics.routes.send(key=key, value=route.to_json())
+    if reminder.escalation is not None and app.escalations.get(key) is None:
+        app.escalations[key] = replace(reminder.escalation, channel=state.channel).to_bytes()
+    current = _decode_state(app.conversations.get(key)) or state
+    app.conversations[key] = current.reminder_sent(reminder.id).to_bytes()
+    if reminder.breach and app.metrics is not None:
+        app.metrics.promise_breaches.labels(team=team.id, kind=reminder.kind).inc()
+    log.info("reminder %s sent for team %s", reminder.id, team.id)
+    return route
+
+
+async def apply_window(app: OffhoursApp, key: bytes, tick: OnCallAction) -> RouteRequest | None:
+    """Route a conversation whose reply window closes before the team opens; returns the route.
+
+    Applies only while the customer message the tick was swept for is still the last
+    one and still waits; marks the conversation with that message (routed once) and
+    the mechanism a human reply needs after the window (``reply_via``), and starts the
+    route's escalation chain when nobody has claimed the conversation.
+    """
+    found = _open_state(app, key)
+    if found is None:
+        return None
+    state, team = found
+    if state.customer_at != tick.sent or not window_route_due(state, team, tick.instant):
+        return None
+    route, after = window_route(state, team, tick.conversation, tick.instant)
+    await app.stream_topics.routes.send(key=key, value=route.to_json())
+    current = _decode_state(app.conversations.get(key)) or state
+    app.conversations[key] = replace(current, window_routed=state.customer_at, reply_via=after).to_bytes()
+    if current.claimed_by is None and app.escalations.get(key) is None:
+        app.escalations[key] = pending_from_route(route).to_bytes()
+    log.info("reply window of %s routed early for team %s", route.route_id, team.id)
+    return route
 
 
 def _received_at(timestamp: float | None) -> str | None:

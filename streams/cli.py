@@ -1,4 +1,4 @@
-"""The ``replay``, ``run``, ``ingest`` and ``decisions`` subcommands of ``offhours`` (CONTRACT §3).
+"""The ``replay``, ``run``, ``ingest``, ``decisions`` and ``sla`` subcommands of ``offhours`` (CONTRACT §3).
 
 Settings are built here once, from the environment and the flags, and passed down.
 """
@@ -12,17 +12,21 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.sla import ResponseTracker
 
 EXIT_USAGE = 2
 EXIT_BROKER = 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``replay``, ``run``, ``ingest`` and ``decisions`` to the ``offhours`` command."""
+    """Add ``replay``, ``run``, ``ingest``, ``decisions`` and ``sla`` to the ``offhours`` command."""
     replay = subparsers.add_parser(
         "replay",
         help="run events through the real pipeline and print one decision per line",
@@ -103,6 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     decisions.add_argument("--conversation", metavar="C", help="only the decisions of this conversation")
     decisions.set_defaults(handler=_decisions)
+
+    _register_sla(subparsers)
 
 
 _WEB_SETTINGS = """\
@@ -257,3 +263,234 @@ def _serve(
         # The web port is taken or the address is not ours.
         print(f"offhours {command}: {exc}", file=sys.stderr)
         return EXIT_BROKER
+
+
+# -- offhours sla report ----------------------------------------------------------
+
+PROGRESS_EVERY = 100_000
+SKIPS_SHOWN = 20
+SLA_POLL_MS = 500
+
+
+def _register_sla(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``offhours sla`` and its ``report`` subcommand."""
+    sla = subparsers.add_parser(
+        "sla",
+        help="first-response times per team and mode, against the targets",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "First-response SLA: how long customers waited for the first staff reply, per team\n"
+            "and mode, and how many replies were slower than the mode's target\n"
+            "(escalation: targets: in the coverage file). See docs/promises.md."
+        ),
+        epilog="example:\n  offhours sla report examples/coverage.yaml --events examples/events.jsonl",
+    )
+    sla_sub = sla.add_subparsers(dest="sla_command", metavar="SUBCOMMAND", required=True)
+    report = sla_sub.add_parser(
+        "report",
+        help="a table of first-response count, median, p90 and breaches per team and mode",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Reads social events (CONTRACT §2) and prints, per team and mode, how many first\n"
+            "responses there were, their median and p90, the mode's target and the breaches\n"
+            "(responses slower than the target; none without a target).\n"
+            "\n"
+            "A first response is the first agent_reply after customer messages (dm, mention,\n"
+            "comment) that came after the previous staff reply; it counts from the FIRST of\n"
+            "those messages, in the team's mode at that message (an evening message answered\n"
+            "next morning counts as reduced, say). A response is in --from/--to by the time\n"
+            "of that customer message. Repeated event ids count once; invalid lines and\n"
+            "accounts no team answers are skipped and listed on stderr.\n"
+            "\n"
+            "Events come from --events (JSON Lines; - for stdin), else from the events topic\n"
+            "(OFFHOURS_EVENTS_TOPIC) of the broker in OFFHOURS_BROKER_URL, read from the\n"
+            "beginning until it is exhausted.\n"
+            "\n"
+            "Durations read 45s, 42m, 1h05m, 2d03h; with --json, one object per row and line\n"
+            "with durations in whole seconds (null when none).\n"
+            "Exit 0 with the report; 2 for an invalid coverage file, a bad TIME, an unreadable\n"
+            "events file or no event source; 1 when the broker cannot be read."
+        ),
+        epilog=(
+            "examples:\n"
+            "  offhours sla report examples/coverage.yaml --events examples/events.jsonl\n"
+            "  offhours sla report examples/coverage.yaml --events events.jsonl \\\n"
+            "      --from 2026-11-01T00:00+01:00 --to 2026-12-01T00:00+01:00 --json\n"
+            "  OFFHOURS_BROKER_URL=kafka://127.0.0.1:9092 offhours sla report coverage.yaml --from 2026-11-23\n"
+            "\n"
+            "output:\n"
+            "  team     mode     count  median     p90  target  breaches\n"
+            "  care-it  open        42     18m     55m       -         0\n"
+            "  care-it  reduced      9     34m   1h20m   1h00m         2"
+        ),
+    )
+    report.add_argument("coverage", metavar="FILE", help="the coverage file (YAML), validated like 'coverage check'")
+    report.add_argument(
+        "--events",
+        metavar="EVENTS.jsonl",
+        help="one CONTRACT §2 event per line; '-' reads stdin (default: the events topic of OFFHOURS_BROKER_URL)",
+    )
+    report.add_argument(
+        "--from",
+        dest="start",
+        metavar="TIME",
+        help="only responses to customer messages at or after TIME: ISO 8601 with an offset or Z; "
+        "without one TIME is UTC (e.g. 2026-11-23T09:00+01:00)",
+    )
+    report.add_argument(
+        "--to", dest="end", metavar="TIME", help="only responses to customer messages before TIME (as --from)"
+    )
+    report.add_argument("--json", action="store_true", help="JSON Lines, durations in seconds, instead of the table")
+    report.set_defaults(handler=_sla_report)
+
+
+def _sla_report(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from schedules import CoverageInvalid, load_coverage
+    from streams.sla import ResponseTracker, render_json_lines, render_table, sla_rows
+
+    prog = "offhours sla report"
+    window = []
+    for flag, text in (("--from", args.start), ("--to", args.end)):
+        instant = None if text is None else _utc_instant(text)
+        if text is not None and instant is None:
+            print(f"{prog}: {flag} '{text}' is not a time; write ISO 8601, e.g. 2026-11-23T09:00+01:00 (no offset: UTC)", file=sys.stderr)
+            return EXIT_USAGE
+        window.append(instant)
+    start, end = window
+    if start is not None and end is not None and end <= start:
+        print(f"{prog}: --to must be after --from", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        coverage = load_coverage(args.coverage)
+    except CoverageInvalid as invalid:
+        count = len(invalid.problems)
+        print(f"{args.coverage}: invalid coverage file, {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+        for problem in invalid.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
+    tracker = ResponseTracker(coverage)
+    progress = _Progress(sys.stderr)
+    if args.events is not None:
+        try:
+            _read_event_lines(args.events, tracker, progress)
+        except OSError as error:
+            print(f"{prog}: cannot read {args.events}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        settings = Settings()
+        if settings.embedded:
+            print(f"{prog}: no events: pass --events EVENTS.jsonl (- for stdin) or set OFFHOURS_BROKER_URL", file=sys.stderr)
+            return EXIT_USAGE
+        # aiokafka logs each failed connection; the one-line error below says it once.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        try:
+            found = asyncio.run(_read_events_topic(settings.bootstrap_servers, settings.events_topic, tracker, progress))
+        except KafkaError as exc:
+            print(f"{prog}: broker {settings.broker_url}: {exc}", file=sys.stderr)
+            return EXIT_BROKER
+        if not found:
+            print(f"{prog}: no topic {settings.events_topic!r} on {settings.broker_url} (see OFFHOURS_EVENTS_TOPIC)", file=sys.stderr)
+            return EXIT_BROKER
+    progress.done()
+
+    for skip in tracker.skipped[:SKIPS_SHOWN]:
+        print(f"skipped {skip}", file=sys.stderr)
+    if len(tracker.skipped) > SKIPS_SHOWN:
+        print(f"skipped {len(tracker.skipped) - SKIPS_SHOWN} more", file=sys.stderr)
+    if tracker.skipped:
+        print(f"{len(tracker.skipped)} of {progress.count} inputs skipped", file=sys.stderr)
+
+    rows = sla_rows(tracker.responses(), coverage, start, end)
+    if not rows:
+        print("no first responses in the events (and window) given", file=sys.stderr)
+    sys.stdout.write(render_json_lines(rows) if args.json else render_table(rows))
+    return 0
+
+
+def _utc_instant(text: str) -> datetime | None:
+    """An ISO 8601 instant (offset or Z); without an offset it is UTC. None when unreadable."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+
+
+class _Progress:
+    """Counts the inputs read; on a terminal, says so every :data:`PROGRESS_EVERY`."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.shown = err.isatty()
+        self.count = 0
+
+    def step(self) -> None:
+        self.count += 1
+        if self.shown and self.count % PROGRESS_EVERY == 0:
+            print(f"\r{self.count:,} events read", end="", file=self.err, flush=True)
+
+    def done(self) -> None:
+        if self.shown and self.count >= PROGRESS_EVERY:
+            print(file=self.err)
+
+
+def _read_event_lines(source: str, tracker: ResponseTracker, progress: _Progress) -> None:
+    """Feed every non-blank line of ``source`` (a path, or - for stdin) to ``tracker``."""
+    stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below, not stdin
+    try:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            progress.step()
+            tracker.add_raw(line, f"line {number}")
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+async def _read_events_topic(bootstrap_servers: list[str], topic: str, tracker: ResponseTracker, progress: _Progress) -> bool:
+    """Feed every record of ``topic``, from the beginning, to ``tracker``; False when there is no such topic.
+
+    Reading stops at the first poll that returns nothing once every partition has reached
+    the end offset seen at the start: the embedded broker (Tansu) can report an end
+    offset short of its last batch, so the end offset alone is not trusted.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="offhours-sla")
+    try:
+        await admin.start()
+        # Metadata of every topic: a request naming this one could make the broker create it.
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    partitions = sorted(
+        TopicPartition(topic, part["partition"])
+        for entry in described
+        if entry["topic"] == topic and entry["error_code"] == 0
+        for part in entry["partitions"]
+    )
+    if not partitions:
+        return False
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, client_id="offhours-sla"
+    )
+    try:
+        await consumer.start()
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while True:
+            batches = await consumer.getmany(timeout_ms=SLA_POLL_MS)
+            records = [record for batch in batches.values() for record in batch]
+            for record in records:
+                progress.step()
+                tracker.add_raw(record.value or b"", f"{record.topic}:{record.partition}:{record.offset}")
+            if not records and all([await consumer.position(p) >= end for p, end in ends.items()]):
+                return True
+    finally:
+        await consumer.stop()

@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
-from typing import Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from streams.sla import FirstResponse
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LAG_INTERVAL = 5.0
@@ -23,6 +27,11 @@ log = logging.getLogger(__name__)
 
 # Seconds from webhook receipt (or the event's `at` when no receipt time is known) to decision.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Seconds a customer waited for a first staff reply: minutes in open hours, up to days
+# over a closed weekend or holiday (1m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 12h, 1d, 2d, 3d, 7d).
+FIRST_RESPONSE_BUCKETS = (
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0, 259200.0, 604800.0
+)
 
 
 class Metrics:
@@ -54,6 +63,27 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.first_response = Histogram(
+            "offhours_first_response_seconds",
+            "Seconds from a customer's first waiting message to the first staff reply, by team and mode",
+            ["team", "mode"],
+            buckets=FIRST_RESPONSE_BUCKETS,
+            registry=self.registry,
+        )
+        # Exposed as offhours_first_response_breaches_total (the client adds _total).
+        self.first_response_breaches = Counter(
+            "offhours_first_response_breaches",
+            "First responses slower than the team's target for the mode, by team and mode",
+            ["team", "mode"],
+            registry=self.registry,
+        )
+        # Exposed as offhours_promise_breaches_total.
+        self.promise_breaches = Counter(
+            "offhours_promise_breaches",
+            "Acknowledged conversations with no staff reply by the promised reply-by time, by team",
+            ["team", "kind"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
@@ -63,6 +93,19 @@ class Metrics:
         """Count accepted events by channel (the webhooks' ``on_produced`` hook)."""
         for event in events:
             self.events_in.labels(channel=event.channel).inc()
+
+
+def observe_first_response(metrics: Metrics, response: FirstResponse, target: timedelta | None) -> None:
+    """Record one first response: its wait in the histogram, and a breach when slower than ``target``.
+
+    ``target`` is the team's target for the response's mode
+    (``team.escalation.target_for(response.mode)``); None counts no breach. The breach
+    rule is :meth:`streams.sla.FirstResponse.breaches`, the one the SLA report uses.
+    """
+    labels = {"team": response.team, "mode": response.mode}
+    metrics.first_response.labels(**labels).observe(response.seconds)
+    if response.breaches(target):
+        metrics.first_response_breaches.labels(**labels).inc()
 
 
 class HasChannel(Protocol):

@@ -20,7 +20,10 @@ Rules (CONTRACT §4):
   the conversation within ``agent_active`` (``ack_suppressed: agent_active``) or it was
   acknowledged within ``ack_cooldown`` (``duplicate``). Mentions and comments get the
   short public acknowledgment when ``public_reply``; otherwise a private one where the
-  platform allows a private reply to a comment (Facebook, Instagram), else none.
+  platform allows a private reply to a comment (Facebook, Instagram), else none. A
+  Facebook/Instagram comment answered in public also gets that private reply: the
+  decision's ``ack`` stays the public text, and the acknowledgment request carries the
+  ``dm`` text as ``private_text``.
 * A message in a conversation already routed to the same staff, unanswered, within
   ``ack_cooldown`` is decided ``route`` again but sends no new route.
 * Nothing looks at ``author.followers``.
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Literal
 import orjson
 
 from streams.acks import AckFacts, AckKind, AckWriter, format_moment
+from streams.promises import FirstResponseStats, promised_reply_within
 from streams.records import (
     PUBLIC_KINDS,
     Ack,
@@ -48,6 +52,7 @@ from streams.records import (
     SocialEvent,
     parse_event,
 )
+from streams.sla import FirstResponse
 from streams.state import ConversationState, Processed, Suppression
 from streams.urgency import UrgencyRules
 
@@ -59,6 +64,8 @@ REPLY_WINDOW = timedelta(hours=24)
 WINDOWED_CHANNELS = frozenset({"facebook", "instagram", "whatsapp"})
 # Where a public comment can be answered with a private message instead.
 PRIVATE_REPLY_CHANNELS = frozenset({"facebook", "instagram"})
+# No measured first responses yet: every promise is the configured one.
+NO_STATS = FirstResponseStats()
 # Channel prefixes that producers put before the platform's message id ("fb:m_abc").
 MESSAGE_ID_PREFIXES = ("fb:", "ig:", "wa:", "x:", "tg:")
 
@@ -74,6 +81,8 @@ class Outcome:
     """The acknowledgment to put on the acks outbox; None sends nothing."""
     route: RouteRequest | None
     """The route or page to put on the routes outbox; None sends nothing."""
+    first_response: FirstResponse | None = None
+    """The first response this staff reply gave a waiting customer, for the SLA figures."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +130,16 @@ class Triage:
         key = data.get("conversation") if isinstance(data, dict) else None
         return key if isinstance(key, str) and key else None
 
-    def decide(self, raw: bytes, state: ConversationState | None) -> Outcome:
-        """Decide one event (the Kafka message value) given its conversation's state."""
+    def decide(
+        self, raw: bytes, state: ConversationState | None, stats: FirstResponseStats | None = None
+    ) -> Outcome:
+        """Decide one event (the Kafka message value) given its conversation's state.
+
+        ``stats`` are the recent measured first responses (:mod:`streams.promises`): an
+        acknowledgment promises the measured median reply time of the team and mode
+        (:func:`~streams.promises.promised_reply_within`); without them, or with too few,
+        the configured ``triage.reply_within``.
+        """
         try:
             event = parse_event(raw)
         except InvalidEvent as exc:
@@ -135,8 +152,8 @@ class Triage:
         coverage_at = team.at(event.at)
         processed = state.processed(event.id) if state is not None else None
         if event.kind == "agent_reply":
-            return _staff_reply(event, coverage_at, state, processed)
-        return _customer_message(policy, event, coverage_at, state, processed)
+            return _staff_reply(team, event, coverage_at, state, processed)
+        return _customer_message(policy, event, coverage_at, state, processed, stats or NO_STATS)
 
 
 def _reject(event_id: str | None, reason: str) -> Outcome:
@@ -173,6 +190,7 @@ def _next_open_text(coverage_at: CoverageAt) -> str | None:
 
 
 def _staff_reply(
+    team: Team,
     event: SocialEvent,
     coverage_at: CoverageAt,
     state: ConversationState | None,
@@ -194,14 +212,35 @@ def _staff_reply(
     at = _seconds(event.at)
     current = state or ConversationState(team=coverage_at.team)
     newer = current.staff_at is None or at >= current.staff_at
+    response = _first_response(team, event, current)
     updated = replace(
         current,
         team=coverage_at.team,
         status="answered",
         staff_at=at if newer else current.staff_at,
         staff_id=event.author.id if newer else current.staff_id,
+        waiting_since=None if response is not None else current.waiting_since,
     ).remember(event.id)
-    return Outcome(decision, updated, None, None)
+    return Outcome(decision, updated, None, None, response)
+
+
+def _first_response(team: Team, event: SocialEvent, state: ConversationState) -> FirstResponse | None:
+    """The first response ``event`` (a staff reply) gives, when a customer was waiting for one.
+
+    Measured from the first customer message since the previous staff reply; the mode
+    is the team's at that message. A reply that came before it (events out of order)
+    answers nothing.
+    """
+    if state.waiting_since is None or event.at.timestamp() < state.waiting_since:
+        return None
+    customer_at = datetime.fromtimestamp(state.waiting_since, team.timezone)
+    return FirstResponse(
+        team=team.id,
+        mode=team.at(customer_at).mode,
+        conversation=event.conversation,
+        customer_at=customer_at,
+        replied_at=event.at,
+    )
 
 
 def _plan(policy: _TeamPolicy, coverage_at: CoverageAt, urgent: bool) -> _Plan:
@@ -245,6 +284,7 @@ def _customer_message(
     coverage_at: CoverageAt,
     state: ConversationState | None,
     processed: Processed | None,
+    stats: FirstResponseStats,
 ) -> Outcome:
     team = policy.team
     triage = team.triage
@@ -272,6 +312,8 @@ def _customer_message(
             reasons.append(f"already routed to {', '.join(plan.route_to)} and unanswered: no new route")
 
     ack: Ack | None = None
+    promised_by: datetime | None = None
+    private_text: str | None = None
     suppressed: Suppression | None = None
     if mode != "open" or triage.ack_when_open:
         suppressed = processed.suppressed if processed is not None else _suppression(state, at, triage)
@@ -284,7 +326,12 @@ def _customer_message(
             if kind is None:
                 reasons.append(f"no acknowledgment: public replies are off and {event.channel} has no private reply to a {event.kind}")
             else:
-                ack = policy.acks.write(kind, event.lang, _ack_facts(event, team, coverage_at, plan))
+                facts = _ack_facts(event, team, coverage_at, plan, stats)
+                promised_by = facts.reply_by
+                ack = policy.acks.write(kind, event.lang, facts)
+                if _also_private_reply(event, kind):
+                    # Same facts, and the public reply's language so the two replies agree.
+                    private_text = policy.acks.write("dm", ack.lang, facts).text
 
     decision = Decision(
         event_id=event.id,
@@ -307,13 +354,22 @@ def _customer_message(
         team=team.id,
         status="open",
         customer_at=max(at, current.customer_at or at),
+        waiting_since=_waiting_since(current, at),
         ack_at=max(at, current.ack_at or at) if ack is not None else current.ack_at,
+        reply_by=_seconds(promised_by) if ack is not None and promised_by is not None else current.reply_by,
         routed_to=plan.route_to if routed_now else current.routed_to,
         routed_at=at if routed_now else current.routed_at,
     ).remember(event.id, suppressed=suppressed, route_held=route_held)
-    ack_request = _ack_request(event, team.id, ack) if ack is not None else None
+    ack_request = _ack_request(event, team.id, ack, private_text) if ack is not None else None
     route_request = _route_request(event, team, decision, rule) if routed_now else None
     return Outcome(decision, updated, ack_request, route_request)
+
+
+def _waiting_since(state: ConversationState, at: int) -> int:
+    """The first customer message since the last staff reply, with one more at ``at``."""
+    if state.waiting_since is not None and (state.staff_at is None or state.staff_at < state.waiting_since):
+        return min(state.waiting_since, at)
+    return at
 
 
 def _minutes(delay: timedelta) -> str:
@@ -354,20 +410,31 @@ def _ack_kind(event: SocialEvent, public_reply: bool) -> AckKind | None:
     return None
 
 
+def _also_private_reply(event: SocialEvent, kind: AckKind) -> bool:
+    """A Facebook/Instagram comment answered in public also gets a private reply (the ``dm`` text)."""
+    return kind == "public" and event.kind == "comment" and event.channel in PRIVATE_REPLY_CHANNELS
+
+
 def _staff_name(team: Team, member: str) -> str:
     staff = team.staff.get(member)
     return staff.name if staff is not None and staff.name else member
 
 
-def _ack_facts(event: SocialEvent, team: Team, coverage_at: CoverageAt, plan: _Plan) -> AckFacts:
+def _ack_facts(event: SocialEvent, team: Team, coverage_at: CoverageAt, plan: _Plan, stats: FirstResponseStats) -> AckFacts:
     triage = team.triage
     mode = coverage_at.mode
     if mode == "closed":
-        # The promise is about the next opening: a person answers from then, within the open delay.
-        within = triage.reply_within.get("open", timedelta(hours=2))
-        reply_by = None if coverage_at.next_open is None else coverage_at.next_open + within
+        # The promise is about the next opening: a person answers from then, within the
+        # delay measured (or configured) for open hours.
+        configured = triage.reply_within.get("open", timedelta(hours=2))
+        if coverage_at.next_open is None:
+            within, reply_by = configured, None
+        else:
+            within = promised_reply_within(stats, team, "open", team.at(coverage_at.next_open), configured)
+            reply_by = coverage_at.next_open + within
     else:
-        within = triage.reply_within.get(mode, timedelta(hours=2))
+        configured = triage.reply_within.get(mode, timedelta(hours=2))
+        within = promised_reply_within(stats, team, mode, coverage_at, configured)
         reply_by = event.at + within
     return AckFacts(
         mode=mode,
@@ -394,7 +461,8 @@ def _window_closes(event: SocialEvent) -> str | None:
     return (event.at + REPLY_WINDOW).isoformat(timespec="seconds")
 
 
-def _ack_request(event: SocialEvent, team_id: str, ack: Ack) -> AckRequest:
+def _ack_request(event: SocialEvent, team_id: str, ack: Ack, private_text: str | None = None) -> AckRequest:
+    """The outbox record of ``ack``; ``private_text`` is the private reply sent beside a public one."""
     return AckRequest(
         ack_id=f"ack:{event.id}",
         event_id=event.id,
@@ -412,6 +480,7 @@ def _ack_request(event: SocialEvent, team_id: str, ack: Ack) -> AckRequest:
         window_closes=_window_closes(event),
         author_name=event.author.name,
         customer_text=event.text,
+        private_text=private_text,
     )
 
 

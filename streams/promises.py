@@ -59,6 +59,8 @@ class PendingEscalation:
     ``routed_at`` is when it was routed (or, for a claim that went unanswered, when the
     claimer was reminded); ``mode`` picks the team's chain; ``sent`` counts the steps
     already sent, so the next one is step ``sent``. ``claimed`` ends the escalation.
+    ``channel``, ``account``, ``author_name``, ``text`` and ``window_closes`` repeat the
+    routed message, so an escalation tells the next person what is waiting.
     """
 
     event_id: str
@@ -69,6 +71,11 @@ class PendingEscalation:
     routed_to: tuple[str, ...] = ()
     sent: int = 0
     claimed: bool = False
+    channel: str = "generic"
+    account: str = ""
+    author_name: str | None = None
+    text: str | None = None
+    window_closes: str | None = None
 
     def after_sent(self, step: EscalationStep) -> PendingEscalation:
         """This escalation with ``step`` recorded as sent (the next step follows it)."""
@@ -81,6 +88,8 @@ class PendingEscalation:
                 "event_id": self.event_id, "team": self.team, "conversation": self.conversation,
                 "mode": self.mode, "routed_at": self.routed_at.isoformat(),
                 "routed_to": list(self.routed_to), "sent": self.sent, "claimed": self.claimed,
+                "channel": self.channel, "account": self.account, "author_name": self.author_name,
+                "text": self.text, "window_closes": self.window_closes,
             }
         )
 
@@ -92,7 +101,9 @@ class PendingEscalation:
             event_id=data["event_id"], team=data["team"], conversation=data["conversation"],
             mode=data["mode"], routed_at=datetime.fromisoformat(data["routed_at"]),
             routed_to=tuple(data.get("routed_to", ())), sent=data.get("sent", 0),
-            claimed=data.get("claimed", False),
+            claimed=data.get("claimed", False), channel=data.get("channel", "generic"),
+            account=data.get("account", ""), author_name=data.get("author_name"), text=data.get("text"),
+            window_closes=data.get("window_closes"),
         )
 
 
@@ -168,7 +179,8 @@ def next_on_call(team: Team, now: datetime, walk: int = 0) -> str | None:
     return upcoming[walk % len(upcoming)] if upcoming else None
 
 
-def _member_notify(team: Team, member: str) -> Notify | None:
+def member_notify(team: Team, member: str) -> Notify | None:
+    """``member`` of ``team`` with their notify URIs; None when unknown or unreachable."""
     staff = team.staff.get(member)
     if staff is None or not staff.notify:
         return None
@@ -179,7 +191,7 @@ def _reach(link: EscalationLink, walk: int, pending: PendingEscalation, team: Te
     if link.kind == "channel":
         return (Notify(member="", name="escalation channel", uris=[link.target or ""]),)
     member = next_on_call(team, now, walk) if link.kind == "next_on_call" else link.target
-    notify = None if member is None else _member_notify(team, member)
+    notify = None if member is None else member_notify(team, member)
     return () if notify is None else (notify,)
 
 

@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.codec import HEADER_ORIGIN, HEADER_SOURCE, header_value, parse_position, position, with_header
+from streams.kafka_client import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,13 +94,12 @@ class Reconciler:
         self.reissued_total = 0
 
     async def start(self) -> None:
-        bootstrap = self.settings.bootstrap_servers
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._admin = AIOKafkaAdminClient(**client_options(self.settings))
         await self._admin.start()
-        self._input = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self._decisions = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._input = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
+        self._decisions = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
         self._watermarks = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=self._watermark_group, enable_auto_commit=False
+            **client_options(self.settings), group_id=self._watermark_group, enable_auto_commit=False
         )
         for consumer in (self._input, self._decisions, self._watermarks):
             await consumer.start()

@@ -147,6 +147,9 @@ class AckRequest:
     ``author_name`` and ``customer_text`` are who wrote and what (None when unknown,
     e.g. records written before they existed): a failed acknowledgment hands them to
     the on-call staff so they can answer without looking the message up.
+    ``private_text`` is the private reply's text for a Facebook/Instagram comment whose
+    team also wants a public reply (``text`` is then the public reply); None otherwise.
+    The responders deliver such a request as two replies, the private one first.
     """
 
     ack_id: str
@@ -165,6 +168,7 @@ class AckRequest:
     window_closes: str | None = None
     author_name: str | None = None
     customer_text: str | None = None
+    private_text: str | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

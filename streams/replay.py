@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schedules import Coverage
 from streams.broker import EmbeddedBroker
 from streams.codec import HEADER_SEQ, header_value
+from streams.kafka_client import client_options
 from streams.settings import Settings
 from streams.worker import running_worker
 
@@ -104,7 +105,7 @@ def replay_settings(base: Settings, coverage_file: Path, run_id: str | None = No
 
 async def produce_lines(settings: Settings, lines: list[InputLine]) -> None:
     """Produce every line to the events topic with its ``offhours-seq`` header."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         pending = [
@@ -135,7 +136,7 @@ async def collect_decisions(
     """
     consumer = AIOKafkaConsumer(
         settings.decisions_topic,
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_options(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -170,7 +171,7 @@ async def replay(
     progress: Callable[[int], None] = lambda done: None,
 ) -> None:
     """Run ``lines`` through the pipeline on ``settings``' broker and write the decisions."""
-    async with running_worker(settings, coverage, reconcile=False):
+    async with running_worker(settings, coverage, reconcile=False, promises=False):
         await produce_lines(settings, lines)
         deadline = time.monotonic() + 30.0 + 0.05 * len(lines)
         decisions = await collect_decisions(settings, len(lines), deadline=deadline, progress=progress)

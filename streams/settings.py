@@ -9,14 +9,110 @@ Nothing else in the code base reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.config import EdgeSettings
 from edge.ops_config import OpsSettings
 from responders.config import ResponderSettings
+
+
+KAFKA_ENV = "OFFHOURS_KAFKA__"
+"""The environment prefix of :class:`KafkaSecurity`, for errors that say what to set."""
+
+
+class KafkaSecurity(BaseModel):
+    """How every Kafka client of the service connects: TLS and SASL (``OFFHOURS_KAFKA__*``).
+
+    ``security_protocol`` is Kafka's: ``PLAINTEXT`` (the default; the embedded broker and
+    a private network), ``SSL`` (TLS, optionally with a client certificate),
+    ``SASL_PLAINTEXT`` or ``SASL_SSL`` (SASL login, over TLS for the latter).
+    ``sasl_mechanism`` is ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``; SASL needs
+    ``sasl_username`` and ``sasl_password`` (or ``sasl_password_file``, a mounted file
+    read once when the settings are built). TLS verifies the broker against
+    ``ssl_cafile`` (PEM; the system's CAs when unset) and its host name;
+    ``ssl_certfile`` and ``ssl_keyfile`` (PEM) are the client certificate for mutual TLS.
+
+    A combination that cannot be what was meant (credentials without a SASL protocol,
+    TLS files without TLS, SASL without credentials, a key without a certificate) is an
+    error that says which variables to set. The password is a :class:`SecretStr`: it
+    prints as ``**********`` and no error text contains it.
+    """
+
+    model_config = {"frozen": True}
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        """True when the connection is encrypted (``SSL`` or ``SASL_SSL``)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        """True when the client logs in with SASL (``SASL_PLAINTEXT`` or ``SASL_SSL``)."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecurity:
+        protocol = f"{KAFKA_ENV}SECURITY_PROTOCOL"
+        if self.sasl_password is None and self.sasl_password_file is not None:
+            try:
+                content = self.sasl_password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"{KAFKA_ENV}SASL_PASSWORD_FILE: cannot read {self.sasl_password_file} ({exc.strerror})"
+                ) from None
+            object.__setattr__(self, "sasl_password", SecretStr(content))
+        credentials = [
+            f"{KAFKA_ENV}{name.upper()}"
+            for name in ("sasl_username", "sasl_password")
+            if getattr(self, name) is not None
+        ]
+        files = [
+            f"{KAFKA_ENV}{name.upper()}"
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            if getattr(self, name) is not None
+        ]
+        if self.sasl:
+            missing = []
+            if not self.sasl_username:
+                missing.append(f"{KAFKA_ENV}SASL_USERNAME")
+            if self.sasl_password is None or not self.sasl_password.get_secret_value():
+                missing.append(f"{KAFKA_ENV}SASL_PASSWORD")
+            if missing:
+                raise ValueError(
+                    f"{protocol}={self.security_protocol} logs in with SASL: set {' and '.join(missing)}"
+                    f" (the password may come from {KAFKA_ENV}SASL_PASSWORD_FILE instead)"
+                )
+        elif credentials:
+            raise ValueError(
+                f"{' and '.join(credentials)} given but {protocol} is {self.security_protocol}: "
+                f"set {protocol}=SASL_SSL (or SASL_PLAINTEXT) to log in, or remove {_them(credentials)}"
+            )
+        if files and not self.tls:
+            raise ValueError(
+                f"{' and '.join(files)} given but {protocol} is {self.security_protocol}: "
+                f"set {protocol}=SSL (or SASL_SSL) to use TLS, or remove {_them(files)}"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError(
+                f"{KAFKA_ENV}SSL_KEYFILE needs its certificate: set {KAFKA_ENV}SSL_CERTFILE"
+            )
+        return self
+
+
+def _them(names: list[str]) -> str:
+    return "it" if len(names) == 1 else "them"
 
 
 class Settings(BaseSettings):
@@ -26,6 +122,8 @@ class Settings(BaseSettings):
         env_prefix="OFFHOURS_",
         env_nested_delimiter="__",
         extra="ignore",
+        # A validation error would otherwise print the input it rejected, secrets included.
+        hide_input_in_errors=True,
     )
 
     broker_url: str | None = Field(
@@ -59,7 +157,13 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(
         default=5.0, gt=0, description="seconds between reconciliation passes"
     )
+    sweep_interval: float = Field(
+        default=30.0, gt=0,
+        description="seconds between passes over the promises kept in the tables "
+        "(escalations due, follow-through reminders, reply windows closing)",
+    )
 
+    kafka: KafkaSecurity = Field(default_factory=KafkaSecurity)
     responders: ResponderSettings = ResponderSettings()
     edge: EdgeSettings = EdgeSettings()
     ops: OpsSettings = Field(default_factory=OpsSettings)

@@ -3,7 +3,11 @@
 One :class:`ConversationState` per conversation key lives in the triage agent's table.
 It holds the few instants the suppression rules need (last customer message, last
 acknowledgment, last staff reply), where the conversation was routed, who claimed it
-and when (on-call actions), whether it is answered, and a bounded record of recently processed events (:class:`Processed`), so
+and when (on-call actions), whether it is answered, what the handover at opening shows
+(the channel, whether a message was paged as urgent, the acknowledgment promised), what
+the follow-through needs (since when a customer waits for a staff reply, the reply-by
+time promised, the reminders already sent, the reply window already routed early and
+how a human reply must be sent after it), and a bounded record of recently processed events (:class:`Processed`), so
 that an event redelivered by Kafka (at-least-once) gets the same decision again and
 never a second acknowledgment or route.
 
@@ -28,6 +32,9 @@ Suppression = Literal["duplicate", "agent_active"]
 
 RECENT_LIMIT = 16
 """How many recently processed events a conversation remembers for redelivery."""
+
+REMINDERS_KEPT = 4
+"""How many follow-through reminder ids a conversation remembers (each is sent once)."""
 
 _SUPPRESSION_CODES: Mapping[str | None, int] = MappingProxyType({None: 0, "duplicate": 1, "agent_active": 2})
 _SUPPRESSIONS: tuple[Suppression | None, ...] = (None, "duplicate", "agent_active")
@@ -69,6 +76,14 @@ class ConversationState:
     recent: tuple[Processed, ...] = ()
     claimed_by: str | None = None
     claimed_at: int | None = None
+    channel: str | None = None
+    urgent: bool = False
+    promised: str | None = None
+    waiting_since: int | None = None
+    reply_by: int | None = None
+    reminded: tuple[str, ...] = ()
+    window_routed: int | None = None
+    reply_via: str | None = None
 
     def processed(self, event_id: str) -> Processed | None:
         """The record of ``event_id`` when it was processed recently, else None."""
@@ -102,10 +117,20 @@ class ConversationState:
             "ra": self.routed_at,
             "cb": self.claimed_by,
             "ca": self.claimed_at,
+            "ch": self.channel,
+            "p": self.promised,
+            "w": self.waiting_since,
+            "b": self.reply_by,
+            "wr": self.window_routed,
+            "v": self.reply_via,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
+        if self.urgent:
+            data["u"] = 1
         if self.routed_to:
             data["rt"] = list(self.routed_to)
+        if self.reminded:
+            data["rm"] = list(self.reminded)
         if self.recent:
             data["e"] = [_entry_to_wire(entry) for entry in self.recent]
         return orjson.dumps(data)
@@ -126,6 +151,14 @@ class ConversationState:
             recent=tuple(_entry_from_wire(item) for item in data.get("e", ())),
             claimed_by=data.get("cb"),
             claimed_at=data.get("ca"),
+            channel=data.get("ch"),
+            urgent=bool(data.get("u", 0)),
+            promised=data.get("p"),
+            waiting_since=data.get("w"),
+            reply_by=data.get("b"),
+            reminded=tuple(data.get("rm", ())),
+            window_routed=data.get("wr"),
+            reply_via=data.get("v"),
         )
 
     def claimed(self, member: str, at: int) -> ConversationState:
@@ -137,6 +170,20 @@ class ConversationState:
         if self.claimed_by == member and self.claimed_at is not None:
             return self
         return replace(self, claimed_by=member, claimed_at=at)
+
+    def waiting(self) -> bool:
+        """True when a customer message waits for a staff reply (open, no reply since)."""
+        return (
+            self.status == "open"
+            and self.customer_at is not None
+            and (self.staff_at is None or self.staff_at < self.customer_at)
+        )
+
+    def reminder_sent(self, reminder_id: str) -> ConversationState:
+        """This state with a follow-through reminder recorded as sent (the latest few kept)."""
+        if reminder_id in self.reminded:
+            return self
+        return replace(self, reminded=(*self.reminded, reminder_id)[-REMINDERS_KEPT:])
 
     def answered(self) -> ConversationState:
         """This state marked answered (an on-call member said a human replied)."""

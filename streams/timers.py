@@ -46,7 +46,9 @@ class PromiseTimers:
 
     ``on_opening(team, opening_at)`` is awaited at each transition to ``open``;
     ``on_sweep(now)`` every ``sweep_every``. ``clock`` is the instant planning starts
-    from (the system clock unless a test gives another). A fire that is late by up to
+    from (the system clock unless a test gives another); an opening fires when that
+    clock reaches it, taking the clock to advance like the system clock from the moment
+    of planning (so a test clock set just before an opening fires it at once). A fire that is late by up to
     ``grace`` still runs (a busy loop, a short pause); later than that it is skipped and
     the next one planned, and the sweep catches what the missed handover would have
     shown. Call :meth:`start` on the running event loop, :meth:`shutdown` when done.
@@ -116,7 +118,7 @@ class PromiseTimers:
                 team_id = job.id[len(_OPENING_PREFIX):]
                 team = self._coverage.teams.get(team_id)
                 if team is not None:
-                    found[team_id] = job.trigger.run_date.astimezone(team.timezone)
+                    found[team_id] = job.args[1].astimezone(team.timezone)
         return found
 
     def _plan_team(self, team: Team, after: datetime) -> None:
@@ -126,9 +128,12 @@ class PromiseTimers:
             if self._scheduler.get_job(job_id) is not None:
                 self._scheduler.remove_job(job_id)
             return
+        # The scheduler waits on the system clock: fire after the time the clock has
+        # left until the opening (with the system clock, exactly at the opening).
+        run_date = _system_clock() + max(opening - self._clock(), timedelta(0))
         self._scheduler.add_job(
             self._opening,
-            DateTrigger(run_date=opening, timezone=timezone.utc),
+            DateTrigger(run_date=run_date, timezone=timezone.utc),
             args=(team.id, opening),
             id=job_id,
             replace_existing=True,

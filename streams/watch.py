@@ -23,6 +23,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.kafka_client import KafkaConnection, connection_options
+
 POLL_SECONDS = 0.5
 TOPIC_WAIT_SECONDS = 1.0
 
@@ -32,7 +34,7 @@ class WatchError(Exception):
 
 
 async def watch_decisions(
-    bootstrap_servers: list[str],
+    kafka: KafkaConnection,
     topic: str,
     *,
     out: TextIO,
@@ -47,16 +49,17 @@ async def watch_decisions(
     Once the consumer holds its start positions, a line ``watching TOPIC ...`` goes to
     ``err`` (a decision made after it is printed is never missed with ``follow``).
     A record that is not JSON is reported on ``err`` with its position and skipped.
+    ``kafka`` is the brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
     Raises :class:`WatchError` when the topic does not exist and ``follow`` is off
     (with ``follow`` it waits for the topic), and aiokafka's ``KafkaError`` when the
     broker cannot be reached.
     """
     stopping = stopping or asyncio.Event()
-    partitions = await _partitions_of(bootstrap_servers, topic, follow=follow, stopping=stopping, err=err)
+    partitions = await _partitions_of(kafka, topic, follow=follow, stopping=stopping, err=err)
     if partitions is None:
         return 0
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **connection_options(kafka),
         group_id=None,
         enable_auto_commit=False,
         client_id="offhours-decisions",
@@ -79,7 +82,7 @@ async def watch_decisions(
 
 
 async def _partitions_of(
-    bootstrap_servers: list[str], topic: str, *, follow: bool, stopping: asyncio.Event, err: TextIO
+    kafka: KafkaConnection, topic: str, *, follow: bool, stopping: asyncio.Event, err: TextIO
 ) -> list[TopicPartition] | None:
     """The partitions of ``topic``; with ``follow`` waits for the topic to exist.
 
@@ -87,7 +90,7 @@ async def _partitions_of(
     a request naming this one could make the broker create it.
     """
     told = False
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="offhours-decisions")
+    admin = AIOKafkaAdminClient(**connection_options(kafka), client_id="offhours-decisions")
     try:
         await admin.start()
         while not stopping.is_set():

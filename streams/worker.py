@@ -3,7 +3,9 @@
 :func:`running_worker` is the one way the app is run: it creates the topics, installs
 the responders (:func:`streams.outbox.install`, unless ``settings.responders.deliver``
 is off), starts the app (and the reconciliation timer on the leader), waits until the
-worker is ready, and stops it cleanly on exit. ``offhours run``, ``offhours replay`` and the
+worker is ready, starts the promise timers (:func:`start_promise_timers`: escalation
+sweeps and the handover at each opening, on every worker, each over the partitions it
+holds), and stops it cleanly on exit. ``offhours run``, ``offhours replay`` and the
 tests all use it.
 
 ``python -m streams.worker`` runs one worker from the environment settings (the
@@ -22,16 +24,23 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from schedules import Coverage
+from schedules import Coverage, Team
 from streams.app import Decider, OffhoursApp, create_app
+from streams.escalations import hand_over, sweep_promises
+from streams.kafka_client import client_options
 from streams.metrics import Metrics
 from streams.outbox import Outbox, claim_links, install, on_call_from
 from streams.reconcile import Reconciler
 from streams.settings import Settings
+from streams.timers import PromiseTimers
+
+SWEEP_EVERY = timedelta(seconds=30)
+"""How often a worker looks for escalations due (a step is late by at most this)."""
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +66,7 @@ async def create_topics(settings: Settings) -> None:
     by the broker on first use with the broker's default partition count; creating all
     of them first keeps every topic co-partitioned with the input.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -124,6 +133,40 @@ def install_responders(app: OffhoursApp, *, clock: Callable[[], float] = time.ti
     )
 
 
+def start_promise_timers(app: OffhoursApp, *, sweep_every: timedelta = SWEEP_EVERY) -> PromiseTimers:
+    """Start the escalation sweep and the handover at openings for ``app``, on the running loop.
+
+    The timers plan from ``app.clock`` and from the coverage in use, and plan again on
+    every coverage swap. Each worker sweeps and hands over the partitions it holds, so
+    this runs on every worker, not only the leader; nothing here outlives a restart
+    (the pending escalations and the backlog are in the tables).
+    """
+
+    async def on_opening(team: Team, opening_at: datetime) -> None:
+        try:
+            await hand_over(app, team, opening_at)
+        except Exception:
+            log.exception("handover of %s at %s failed", team.id, opening_at.isoformat())
+
+    async def on_sweep(now: datetime) -> None:
+        try:
+            await sweep_promises(app, now)
+        except Exception:
+            # A broker hiccup must not stop the timers: the next sweep finds the same rows.
+            log.exception("promise sweep failed; retrying at the next sweep")
+
+    timers = PromiseTimers(
+        app.coverage.coverage,
+        on_opening=on_opening,
+        on_sweep=on_sweep,
+        sweep_every=sweep_every,
+        clock=lambda: datetime.fromtimestamp(app.clock(), UTC),
+    )
+    app.coverage.on_swap(timers.plan)
+    timers.start()
+    return timers
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     settings: Settings,
@@ -134,13 +177,18 @@ async def running_worker(
     ready_timeout: float = 60.0,
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
+    sweep_every: timedelta | None = None,
+    promises: bool = True,
 ) -> AsyncIterator[OffhoursApp]:
     """Create the topics, start the app and yield it once it is ready; stop it on exit.
 
     With ``settings.responders.deliver`` (the default) the responders run in this worker:
     acknowledgments go to the platforms, routes to the on-call staff (with signed claim
     links), and a failed acknowledgment is paged to whoever the coverage in use has on
-    call. ``clock`` (POSIX seconds) is the responders' and the metrics' clock.
+    call. ``clock`` (POSIX seconds) is the responders', the metrics' and the promise
+    timers' clock; ``sweep_every`` is how often the promises are swept (default
+    ``settings.sweep_interval``). ``promises=False`` runs no promise timers (a replay
+    decides past events: escalating or handing them over now would be wrong).
     """
     await create_topics(settings)
     app = create_app(settings, coverage, decider=decider, metrics=metrics, clock=clock)
@@ -148,10 +196,16 @@ async def running_worker(
         install_responders(app, clock=clock)
     stop_reconciler = attach_reconciler(app) if reconcile else None
     await app.start()
+    timers: PromiseTimers | None = None
     try:
         await asyncio.wait_for(app.tables.recovery.completed.wait(), ready_timeout)
+        if promises:
+            every = sweep_every if sweep_every is not None else timedelta(seconds=settings.sweep_interval)
+            timers = app.promise_timers = start_promise_timers(app, sweep_every=every)
         yield app
     finally:
+        if timers is not None:
+            timers.shutdown()
         if stop_reconciler is not None:
             await stop_reconciler()
         await app.stop()

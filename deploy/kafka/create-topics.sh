@@ -10,12 +10,20 @@
 # partitions keeps at most N workers busy. Raise OFFHOURS_PARTITIONS before going
 # live: Kafka can add partitions later, but that moves conversations between
 # partitions (keys hash anew) while their state stays behind.
+#
+# A cluster with TLS/SASL: set KAFKA_COMMAND_CONFIG to a client properties file
+# (security.protocol, sasl.mechanism, sasl.jaas.config, ssl.truststore.*), passed to
+# kafka-topics.sh as --command-config.
 set -euo pipefail
 
 : "${OFFHOURS_BROKER_URL:?set OFFHOURS_BROKER_URL, e.g. kafka://kafka:9092}"
 topics_cli="${KAFKA_TOPICS_CLI:-/opt/kafka/bin/kafka-topics.sh}"
 partitions="${OFFHOURS_PARTITIONS:-4}"
 replication="${OFFHOURS_REPLICATION:-1}"
+command_config=()
+if [[ -n "${KAFKA_COMMAND_CONFIG:-}" ]]; then
+  command_config=(--command-config "$KAFKA_COMMAND_CONFIG")
+fi
 
 # Faust's broker URL is kafka://host:port[,kafka://host:port]; kafka-topics.sh wants
 # host:port[,host:port].
@@ -25,7 +33,7 @@ create_topic() {
   local topic="$1"
   shift
   echo "topic ${topic}: ${partitions} partitions, replication ${replication} $*"
-  "$topics_cli" --bootstrap-server "$bootstrap" --create --if-not-exists \
+  "$topics_cli" --bootstrap-server "$bootstrap" "${command_config[@]}" --create --if-not-exists \
     --topic "$topic" --partitions "$partitions" --replication-factor "$replication" "$@"
 }
 

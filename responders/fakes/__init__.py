@@ -9,7 +9,7 @@ tests, the benchmark and any test that needs a platform to talk to.
 """
 
 from .base import FAILURE_KINDS, TRANSIENT_KINDS, Answered, FakePlatform, Recorded
-from .meta import FakeGraph
+from .meta import CommentReply, FakeGraph
 from .slack import FakeSlack
 from .smtp import FakeSmtp
 from .teams import FakeTeams
@@ -21,6 +21,7 @@ __all__ = [
     "FAILURE_KINDS",
     "TRANSIENT_KINDS",
     "Answered",
+    "CommentReply",
     "FakeGraph",
     "FakePlatform",
     "FakeSlack",

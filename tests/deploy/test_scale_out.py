@@ -11,10 +11,18 @@ event and none for the others. Each rebalance is timed from the moment the broke
 group changed (a member joined, or the dead one expired) to the moment the workers'
 ``ASSIGNED`` lines split the partitions again, and printed (``pytest -s`` shows it).
 
-Pending escalations are not checked: they are not wired into the workers yet
-(``streams.promises`` has the rules and timers, but no table the workers fill), so
-there is no escalation state to carry across the moves. When they are, phase 1 should
-leave some pending and the last phase should find each one exactly once.
+Pending escalations cross the same moves. Phase 1 also pages on-call with urgent
+messages (cohort E) that nobody claims, so each leaves a row in the ``escalations``
+table. The coverage gives the closed mode a long chain (:data:`CHAIN` walked
+:data:`REPEAT` times) and the events are in the past, so every step is due at once and
+the sweep (every :data:`SWEEP_INTERVAL` s on each worker, over the partitions it holds)
+sends one step per row per pass: the chains run through the scale-up, the SIGKILL and
+the restart. At the end the routes topic must hold, for each paged message, every step
+id ``esc:<event_id>:0`` to ``:<steps - 1>`` with the link the chain gives it, first
+seen in step order, and no other. A step id may repeat only on the partitions the
+SIGKILL orphaned: the victim may have sent a step and died before its table write
+reached the changelog, so the new owner sends it again (the delivery ledger, keyed by
+step id, sends it once); so the distinct set is compared, and repeats elsewhere fail.
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+import yaml
 
 from streams.codec import HEADER_SOURCE, header_value, parse_position
 from streams.settings import Settings
-from tests.conftest import settings_for
+from tests.conftest import EXAMPLE_COVERAGE, settings_for
 from tests.deploy.scale import GroupWatch, TimedWorker
 from tests.integration.workers import TopicReader, produce
 
@@ -50,6 +59,14 @@ PER_COHORT = 24
 SESSION_TIMEOUT = 10.0
 DECIDE_WITHIN = 90.0
 SETTLE_WITHIN = 90.0
+URGENT_TEXT = "il servizio non funziona da stamattina"
+# The closed-mode chain of the test coverage: 18 steps, one per sweep per row, so the
+# chains outlast the moves (at least 18 x SWEEP_INTERVAL s, plus the pauses of rebalances).
+CHAIN = ["next_on_call", "lead:luca", "lead:marta"]
+REPEAT = 6
+STEPS = len(CHAIN) * REPEAT
+SWEEP_INTERVAL = 2.0
+ESCALATED_WITHIN = 120.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,15 @@ class Sent:
     expected: Outcome
 
 
-def message(conversation: str, n: int, at: datetime, kind: str, expected: Outcome) -> Sent:
+def coverage_with_chain(path: Path) -> Path:
+    """The example coverage, with care-it's closed-mode escalation chain set to :data:`CHAIN`."""
+    document = yaml.safe_load(EXAMPLE_COVERAGE.read_text())
+    document["teams"]["care-it"]["escalation"] = {"closed": {"after": "10m", "chain": CHAIN, "repeat": REPEAT}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def message(conversation: str, n: int, at: datetime, kind: str, expected: Outcome, text: str = "il mio ordine non è ancora arrivato") -> Sent:
     event_id = f"{conversation}-m{n}"
     author = {"id": "staff-marta", "name": "Marta"} if kind == "agent_reply" else {"id": f"u-{conversation}", "name": "Ana"}
     event = {
@@ -73,7 +98,7 @@ def message(conversation: str, n: int, at: datetime, kind: str, expected: Outcom
         "kind": kind,
         "conversation": conversation,
         "author": author,
-        "text": "il mio ordine non è ancora arrivato",
+        "text": text,
         "lang": "it",
         "at": at.isoformat(),
         "in_reply_to": None,
@@ -90,15 +115,18 @@ def phases(run: str) -> list[list[Sent]]:
       after the reply in phase 3 (``agent_active``): the staff reply crossed the failover.
     - cohort C: first message in phase 3, another in phase 4 (``duplicate``).
     - cohort D: first message in phase 4.
+    - cohort E: an urgent first message in phase 1 (acknowledged and paged to on-call,
+      never claimed): its pending escalation runs through every move.
     """
     t = SUNDAY_MORNING
     a = [f"{run}-a{i}" for i in range(PER_COHORT)]
     b = [f"{run}-b{i}" for i in range(PER_COHORT)]
     c = [f"{run}-c{i}" for i in range(PER_COHORT)]
     d = [f"{run}-d{i}" for i in range(PER_COHORT)]
+    e = [f"{run}-e{i}" for i in range(PER_COHORT // 2)]
     hour = timedelta(hours=1)
     return [
-        [message(x, 1, t, "dm", "ack") for x in a],
+        [message(x, 1, t, "dm", "ack") for x in a] + [message(x, 1, t, "dm", "ack", URGENT_TEXT) for x in e],
         [message(x, 2, t + hour, "dm", "duplicate") for x in a]
         + [message(x, 1, t + hour, "dm", "ack") for x in b]
         + [message(x, 2, t + 1.5 * hour, "agent_reply", "ignore") for x in b],
@@ -166,6 +194,16 @@ async def settled(workers: list[TimedWorker], watch: GroupWatch, partitions: int
     )
 
 
+async def await_escalations(routes: TopicReader, wanted: set[str]) -> None:
+    """Poll the routes topic until every step id in ``wanted`` is on it."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + ESCALATED_WITHIN
+    while not wanted <= seen and time.monotonic() < deadline:
+        seen |= {orjson.loads(record.value)["route_id"] for record in await routes.poll()}
+    missing = wanted - seen
+    assert set() == missing, f"{len(missing)} escalation steps not sent in {ESCALATED_WITHIN:.0f} s, e.g. {sorted(missing)[:5]}"
+
+
 def rebalance_time(watch: GroupWatch, trigger: float, settled_at: float, what: str) -> float:
     """Seconds from the group's first change after ``trigger`` to ``settled_at``."""
     changed = watch.changed_after(trigger)
@@ -177,11 +215,17 @@ class TestScaleOut:
     async def test_state_follows_partitions_through_scale_up_kill_and_restart(self, broker, tmp_path: Path) -> None:
         """One worker, then three, one SIGKILLed and restarted: every event decided once in effect, state carried."""
         run = f"scale-{time.time_ns() % 10**8}"
-        settings = settings_for(broker, run, tmp_path / "data", session_timeout=SESSION_TIMEOUT, reconcile_interval=2.0)
+        settings = settings_for(
+            broker, run, tmp_path / "data", session_timeout=SESSION_TIMEOUT, reconcile_interval=2.0,
+            sweep_interval=SWEEP_INTERVAL, coverage_file=coverage_with_chain(tmp_path / "coverage.yaml"),
+        )
         batches = phases(run)
         everything = [s for batch in batches for s in batch]
+        paged = [s for s in batches[0] if URGENT_TEXT in orjson.loads(s.value)["text"]]
+        steps = {f"esc:{s.event_id}:{n}": (s, n) for s in paged for n in range(STEPS)}
         seen: dict[str, list[bytes]] = defaultdict(list)
         timings: dict[str, float] = {}
+        escalated_at: float | None = None
         workers = [TimedWorker.spawn(0, settings, tmp_path)]
         restarted_logs = tmp_path / "restarted"
         restarted_logs.mkdir()
@@ -190,6 +234,7 @@ class TestScaleOut:
             async with GroupWatch(settings) as watch, TopicReader(settings, settings.decisions_topic) as decisions:
                 await settled(workers, watch, settings.partitions, None)
                 await send_and_wait(settings, batches[0], decisions, seen)
+                first_sent_at = time.monotonic()
 
                 added_at = time.monotonic()
                 workers += [TimedWorker.spawn(i, settings, tmp_path) for i in (1, 2)]
@@ -200,7 +245,7 @@ class TestScaleOut:
                 # The victim holds the most partitions: the most conversation state moves.
                 victim = max(workers, key=lambda w: len(w.partitions))
                 orphaned = victim.partitions
-                killed_at = time.monotonic()
+                killed_at, killed_wall = time.monotonic(), time.time()
                 victim.kill()
                 workers.remove(victim)
                 # Phase 3 is produced at once: the orphaned partitions' events wait for the takeover.
@@ -219,11 +264,20 @@ class TestScaleOut:
                 records = await decisions.read_all()
             async with TopicReader(settings, settings.acks_topic) as acks:
                 ack_records = await acks.read_all()
+            async with TopicReader(settings, settings.routes_topic) as routes:
+                await await_escalations(routes, set(steps))
+                escalated_at = time.monotonic()
+                route_records = await routes.read_all()
         finally:
             for worker in workers:
                 worker.stop()
             for what, seconds in timings.items():
                 print(f"rebalance {what}: {seconds:.2f} s (session timeout {SESSION_TIMEOUT:.0f} s)")
+            if escalated_at is not None:
+                print(
+                    f"escalations: {len(paged)} chains of {STEPS} steps (sweep every {SWEEP_INTERVAL:.0f} s) "
+                    f"done {escalated_at - first_sent_at:.1f} s after phase 1 was decided"
+                )
 
         copies: dict[str, set[bytes]] = defaultdict(set)
         partition_of: dict[str, int] = {}
@@ -253,3 +307,41 @@ class TestScaleOut:
         # the SIGKILL orphaned, and still got "duplicate" after the failover.
         moved = {s.conversation for s in batches[0] if partition_of.get(s.event_id) in orphaned}
         assert moved, f"no phase-1 conversation on the victim's partitions {sorted(orphaned)}"
+
+        # Pending escalations: every step of every chain, with its link, in step order;
+        # repeats only where the SIGKILL can explain them (see the module docstring).
+        assert {s.event_id: "page" for s in paged} == {
+            s.event_id: orjson.loads(next(iter(copies[s.event_id])))["action"] for s in paged
+        }
+        sent = [(orjson.loads(r.value), r.timestamp / 1000) for r in route_records]
+        escalations = [(route, at) for route, at in sent if route["route_id"].startswith("esc:")]
+        assert set(steps) == {route["route_id"] for route, _ in escalations}
+        assert {step_id: CHAIN[n % len(CHAIN)] for step_id, (_, n) in steps.items()} == {
+            route["route_id"]: route["extra"]["escalation"]["link"] for route, _ in escalations
+        }
+        first_seen: dict[str, list[int]] = defaultdict(list)
+        copies_of_step: dict[str, int] = defaultdict(int)
+        for route, _ in escalations:
+            copies_of_step[route["route_id"]] += 1
+            if copies_of_step[route["route_id"]] == 1:
+                first_seen[route["event_id"]].append(steps[route["route_id"]][1])
+        assert {s.event_id: list(range(STEPS)) for s in paged} == dict(first_seen)
+        repeated = {step_id for step_id, n in copies_of_step.items() if n > 1}
+        orphaned_steps = {
+            step_id for step_id, (s, _) in steps.items()
+            if partition_of.get(s.event_id) in orphaned
+        }
+        assert set() == repeated - orphaned_steps, "escalation steps repeated on partitions the SIGKILL did not touch"
+
+        # Not vacuous: some chain on the victim's partitions had steps sent before the
+        # SIGKILL and the rest after the failover, so its row moved mid-chain.
+        times: dict[str, list[float]] = defaultdict(list)
+        for route, at in escalations:
+            times[route["event_id"]].append(at)
+        crossed = [
+            s.event_id for s in paged
+            if partition_of.get(s.event_id) in orphaned
+            and min(times[s.event_id]) < killed_wall < max(times[s.event_id])
+        ]
+        print(f"escalations: {len(crossed)} chains crossed the SIGKILL; {len(repeated)} steps repeated after it")
+        assert crossed, f"no escalation chain on the victim's partitions {sorted(orphaned)} ran across the SIGKILL"

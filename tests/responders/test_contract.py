@@ -162,6 +162,39 @@ CASES = [
         Case(
             lambda: FakeGraph({TOKEN}),
             graph_settings,
+            MessengerSender,
+            lambda fake, valid: ack_request(
+                kind="comment", reply_to="POST_9_CMT_7", recipient="USER_333", public=True
+            ),
+            "/v25.0/POST_9_CMT_7/comments",
+            {"message": ack_request().text},
+            None,
+        ),
+        id="facebook_comment_public_reply",
+    ),
+    pytest.param(
+        Case(
+            lambda: FakeGraph({TOKEN}),
+            graph_settings,
+            MessengerSender,
+            lambda fake, valid: ack_request(
+                channel="instagram",
+                account="acme.it.instagram",
+                kind="comment",
+                reply_to="17870913679156914",
+                recipient="IGSID_9",
+                public=True,
+            ),
+            "/v25.0/17870913679156914/replies",
+            {"message": ack_request().text},
+            None,
+        ),
+        id="instagram_comment_public_reply",
+    ),
+    pytest.param(
+        Case(
+            lambda: FakeGraph({TOKEN}),
+            graph_settings,
             WhatsAppSender,
             lambda fake, valid: ack_request(
                 channel="whatsapp",

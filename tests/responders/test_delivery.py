@@ -23,7 +23,9 @@ from responders.delivery import (
 from responders.fakes import FakeGraph, FakeSlack, FakeTelegram, FakeWebhook
 from responders.fakes.samples import ack_request, fixed_clock, route_request
 from responders.registry import build_registry
+from streams.policy import Triage
 from streams.records import AckRequest
+from tests.streams.policy_fixtures import MONDAY_EVENING, event, small_coverage
 
 TOKEN = "EAAG-secret-page-token-123"
 SIGNING = "whsec-very-secret"
@@ -418,3 +420,155 @@ class TestDeliveryOutcomes:
             event_id="fb:m_1", team="care-it", conversation="fb:PAGE_111:PSID_222",
         )
         assert outcome == DeliveryOutcome.from_json(outcome.to_json())
+
+
+COMMENT_ID = "POST_9_CMT_7"
+PUBLIC_TEXT = "Grazie per averci scritto! Scrivici in privato."
+PRIVATE_TEXT = "Ciao Ana, grazie per averci scritto. Ti rispondiamo domani dalle 9:00."
+
+
+def comment_request(**changes: object) -> AckRequest:
+    """A Facebook comment acknowledged in public, with its private reply."""
+    fields: dict[str, object] = {
+        "ack_id": f"ack:fb:{COMMENT_ID}",
+        "event_id": f"fb:{COMMENT_ID}",
+        "kind": "comment",
+        "recipient": "USER_333",
+        "reply_to": COMMENT_ID,
+        "text": PUBLIC_TEXT,
+        "public": True,
+        "private_text": PRIVATE_TEXT,
+    }
+    return ack_request(**{**fields, **changes})
+
+
+def replies(fake: FakeGraph) -> list[tuple[bool, str]]:
+    """What the fake accepted under comments, in order: (public, text)."""
+    return [(reply.public, reply.text) for reply in fake.comment_replies]
+
+
+class TestCommentReplies:
+    @pytest.mark.parametrize(
+        "failures",
+        [
+            pytest.param([], id="no_failure"),
+            pytest.param(["rate_limit"], id="rate_limited_first"),
+            pytest.param(["server_error", "rate_limit"], id="two_transient_failures"),
+        ],
+    )
+    async def test_one_private_then_one_public_reply(
+        self, failures: list, session: aiohttp.ClientSession
+    ) -> None:
+        """A comment gets exactly one private reply, then exactly one public reply, through 429/5xx answers."""
+        async with FakeGraph({TOKEN}) as fake:
+            for kind in failures:
+                fake.fail_next(kind)
+            h = harness(settings_for(fake.url), session)
+            report = await h.responders.acknowledge(comment_request())
+        assert [(False, PRIVATE_TEXT), (True, PUBLIC_TEXT)] == replies(fake)
+        assert 2 == sum(1 for answer in fake.answers if answer.ok)
+        assert (f"ack:fb:{COMMENT_ID}", "delivered") == (report.key, report.status)
+        assert {f"ack:fb:{COMMENT_ID}": DELIVERED, f"ack:fb:{COMMENT_ID}:public": DELIVERED} == h.ledger.statuses
+        assert ([], []) == (h.dead_letters, h.escalations)
+
+    async def test_redelivery_sends_neither_reply_again(self, session: aiohttp.ClientSession) -> None:
+        """The same request delivered twice (a Kafka redelivery) makes no second request of either kind."""
+        async with FakeGraph({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session)
+            await h.responders.acknowledge(comment_request())
+            again = await h.responders.acknowledge(comment_request())
+        assert (2, "skipped") == (len(fake.requests), again.status)
+        assert [(False, PRIVATE_TEXT), (True, PUBLIC_TEXT)] == replies(fake)
+
+    async def test_restart_between_the_replies_sends_only_the_public_one(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """After a restart that followed the private reply, only the public reply is sent, retried through a 5xx."""
+        ledger = MemoryLedger()
+        ledger.set(f"ack:fb:{COMMENT_ID}", DELIVERED)
+        async with FakeGraph({TOKEN}) as fake:
+            fake.fail_next("server_error")
+            h = harness(settings_for(fake.url), session, ledger)
+            await h.responders.acknowledge(comment_request())
+        assert [(True, PUBLIC_TEXT)] == replies(fake)
+        assert DELIVERED == ledger.get(f"ack:fb:{COMMENT_ID}:public")
+
+    async def test_dead_private_reply_is_escalated_and_the_public_one_still_sent(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """A refused private reply is dead-lettered and escalated with its text; the public reply still goes."""
+        async with FakeGraph({TOKEN}) as fake:
+            fake.fail_next("permanent")
+            h = harness(settings_for(fake.url), session)
+            report = await h.responders.acknowledge(comment_request())
+        assert ("dead", [(True, PUBLIC_TEXT)]) == (report.status, replies(fake))
+        [(raw, _, reason)] = h.dead_letters
+        assert (PRIVATE_TEXT, False) == (AckRequest.from_json(raw).text, AckRequest.from_json(raw).public)
+        assert reason == "facebook: graph error 10/2018278 (outside the allowed reply window)"
+        assert [PRIVATE_TEXT] == [request.text for request, _ in h.escalations]
+
+    async def test_dead_public_reply_is_dead_lettered_without_escalation(
+        self, session: aiohttp.ClientSession
+    ) -> None:
+        """A refused public reply is a dead letter saying so; no staff page, the customer got the private reply."""
+        async with FakeGraph({TOKEN}, hidden_comments=frozenset({COMMENT_ID})) as fake:
+            h = harness(settings_for(fake.url), session)
+            report = await h.responders.acknowledge(comment_request())
+        assert ("delivered", [(False, PRIVATE_TEXT)]) == (report.status, replies(fake))
+        [(raw, source, reason)] = h.dead_letters
+        assert ("acks", PUBLIC_TEXT, True) == (source, AckRequest.from_json(raw).text, AckRequest.from_json(raw).public)
+        assert reason.startswith("public reply: facebook: graph error 100/")
+        assert [] == h.escalations
+        assert {(f"ack:fb:{COMMENT_ID}:public", "dead")} == {
+            (o.id, o.status) for o in h.outcomes if o.status == "dead"
+        }
+
+    @pytest.mark.parametrize(
+        ("team_triage", "changes", "expected"),
+        [
+            pytest.param(
+                "",
+                {"id": f"fb:{COMMENT_ID}", "account": "desk.facebook"},
+                [(False, "messages"), (True, "comments")],
+                id="facebook_public_reply_wanted",
+            ),
+            pytest.param(
+                "",
+                {"id": "ig:17870913679156914", "channel": "instagram", "account": "desk.instagram"},
+                [(False, "messages"), (True, "replies")],
+                id="instagram_public_reply_wanted",
+            ),
+            pytest.param(
+                "      public_reply: false\n",
+                {"id": f"fb:{COMMENT_ID}", "account": "desk.facebook"},
+                [(False, "messages")],
+                id="facebook_public_reply_off",
+            ),
+            pytest.param(
+                "      public_reply: false\n",
+                {"id": "ig:17870913679156914", "channel": "instagram", "account": "desk.instagram"},
+                [(False, "messages")],
+                id="instagram_public_reply_off",
+            ),
+        ],
+    )
+    async def test_the_team_option_decides_the_replies(
+        self, team_triage: str, changes: dict, expected: list, session: aiohttp.ClientSession
+    ) -> None:
+        """From the triage decision to the platform: public_reply adds the public reply, off leaves only the private one."""
+        raw = event(MONDAY_EVENING, kind="comment", author={"id": "USER_333", "name": "Ana Lopez"}, **changes)
+        outcome = Triage(small_coverage(team_triage)).decide(raw, None)
+        async with FakeGraph({TOKEN}) as fake:
+            settings = settings_for(fake.url).model_copy(
+                update={
+                    "accounts": {
+                        "desk.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN),
+                        "desk.instagram": AccountCredentials(access_token=TOKEN),
+                    }
+                }
+            )
+            h = harness(settings, session)
+            await h.responders.acknowledge(outcome.ack)
+        assert expected == [(reply.public, reply.edge) for reply in fake.comment_replies]
+        public_texts = [reply.text for reply in fake.comment_replies if reply.public]
+        assert public_texts == ([outcome.decision.ack.text] if outcome.decision.ack.public else [])

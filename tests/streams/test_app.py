@@ -93,10 +93,10 @@ class FailingTriage:
     def __init__(self, coverage: Coverage) -> None:
         self._triage = Triage(coverage)
 
-    def decide(self, raw: bytes, state: Any) -> Any:
+    def decide(self, raw: bytes, state: Any, stats: Any = None) -> Any:
         if b'"fb:boom"' in raw:
             raise RuntimeError(f"cannot handle {orjson.loads(raw)['text']}")
-        return self._triage.decide(raw, state)
+        return self._triage.decide(raw, state, stats)
 
 
 def sample_value(metrics: Metrics, name: str, **labels: str) -> float | None:

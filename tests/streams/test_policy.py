@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from schedules import Coverage
 from streams.policy import Outcome, Triage
-from streams.records import Decision, Notify
+from streams.records import AckRequest, Decision, Notify
 from streams.state import ConversationState
 from tests.streams.policy_fixtures import (
     MONDAY_EVENING,
@@ -407,3 +407,73 @@ class TestTriageFame:
             outcome = triage.decide(event(at, text=text, kind=kind, author=author), state)
             outcomes.append(outcome)
         assert outcomes[0] == outcomes[1]
+
+
+PUBLIC_REPLY_OFF = "      public_reply: false\n"
+FB_COMMENT = {"id": "fb:POST_9_CMT_7", "kind": "comment", "account": "desk.facebook", "author": {"id": "USER_333", "name": "Ana Lopez"}}
+IG_COMMENT = {**FB_COMMENT, "id": "ig:17870913679156914", "channel": "instagram", "account": "desk.instagram"}
+
+
+class TestTriageCommentReplies:
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            pytest.param(FB_COMMENT, id="facebook_comment"),
+            pytest.param(IG_COMMENT, id="instagram_comment"),
+            pytest.param({**FB_COMMENT, "lang": "en"}, id="in_the_event_language"),
+            pytest.param({**FB_COMMENT, "text": "Carta clonata, aiuto!"}, id="urgent_comment_paged"),
+        ],
+    )
+    def test_public_reply_carries_the_private_reply(self, changes: dict[str, Any]) -> None:
+        """A Facebook/Instagram comment answered in public also carries the dm text the team would send privately."""
+        public = Triage(small_coverage()).decide(event(MONDAY_EVENING, **changes), None)
+        private_only = Triage(small_coverage(PUBLIC_REPLY_OFF)).decide(event(MONDAY_EVENING, **changes), None)
+        assert (True, public.decision.ack.text, public.decision.ack.lang) == (
+            public.ack.public, public.ack.text, public.ack.lang,
+        )
+        assert private_only.decision.ack.text == public.ack.private_text
+        assert public.decision.ack.text != public.ack.private_text
+
+    @pytest.mark.parametrize(
+        ("team_triage", "changes"),
+        [
+            pytest.param("", {}, id="dm"),
+            pytest.param("", {"kind": "mention", "channel": "x", "account": "desk_x"}, id="x_mention"),
+            pytest.param("", {"kind": "mention", "account": "desk.facebook"}, id="facebook_mention"),
+            pytest.param(PUBLIC_REPLY_OFF, FB_COMMENT, id="public_reply_off"),
+        ],
+    )
+    def test_no_private_text_otherwise(self, team_triage: str, changes: dict[str, Any]) -> None:
+        """Only a Facebook/Instagram comment answered in public has a private_text."""
+        raw = event(MONDAY_EVENING, **{"account": "desk.facebook", **changes})
+        ack = Triage(small_coverage(team_triage)).decide(raw, None).ack
+        assert (True, None) == (ack is not None, ack.private_text)
+
+    def test_decision_record_keeps_its_shape(self) -> None:
+        """The private reply never reaches the decision record: its ack is the public text, with CONTRACT §4 keys."""
+        decision = Triage(small_coverage()).decide(event(MONDAY_EVENING, **FB_COMMENT), None).decision
+        assert ({"text", "lang", "public"}, True) == (set(decision.to_dict()["ack"]), decision.ack.public)
+
+    def test_same_event_same_replies(self) -> None:
+        """Deciding the same event again, from the same state, gives the same decision and the same replies."""
+        triage = Triage(small_coverage())
+        first = triage.decide(event(MONDAY_EVENING, **FB_COMMENT), None)
+        again = triage.decide(event(MONDAY_EVENING, **FB_COMMENT), None)
+        redelivered = triage.decide(event(MONDAY_EVENING, **FB_COMMENT), first.state)
+        assert (first.decision, first.ack) == (again.decision, again.ack)
+        assert (first.decision, None) == (redelivered.decision, redelivered.ack)
+
+    @pytest.mark.parametrize(
+        ("drop", "expected"),
+        [
+            pytest.param(False, "private", id="round_trip"),
+            pytest.param(True, None, id="record_written_before_the_field"),
+        ],
+    )
+    def test_wire_form(self, drop: bool, expected: str | None) -> None:
+        """private_text survives the wire form, and an older record without it loads with None."""
+        ack = replace(Triage(small_coverage()).decide(event(MONDAY_EVENING, **FB_COMMENT), None).ack, private_text="private")
+        data = orjson.loads(ack.to_json())
+        if drop:
+            del data["private_text"]
+        assert expected == AckRequest.from_json(orjson.dumps(data)).private_text

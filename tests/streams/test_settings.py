@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from streams.settings import Settings, normalise_broker_url
+from streams.settings import KafkaSecurity, Settings, normalise_broker_url
 
 
 class TestSettings:
@@ -68,3 +68,99 @@ class TestSettings:
         settings = Settings(web_port=9000, app_id="a")
         changed = settings.with_overrides(web_port=None, app_id="b", broker_url="k9:1")
         assert (9000, "b", "kafka://k9:1") == (changed.web_port, changed.app_id, changed.broker_url)
+
+
+PASSWORD = "s3cr3t-Pa55"
+
+
+class TestKafkaSecurity:
+    def test_environment_sets_tls_and_sasl(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OFFHOURS_KAFKA__* set the protocol, mechanism, login and TLS files."""
+        for name, value in {
+            "SECURITY_PROTOCOL": "SASL_SSL",
+            "SASL_MECHANISM": "SCRAM-SHA-512",
+            "SASL_USERNAME": "offhours",
+            "SASL_PASSWORD": PASSWORD,
+            "SSL_CAFILE": "/etc/offhours/kafka/ca.crt",
+        }.items():
+            monkeypatch.setenv(f"OFFHOURS_KAFKA__{name}", value)
+        kafka = Settings().kafka
+        assert ("SASL_SSL", "SCRAM-SHA-512", "offhours", PASSWORD, Path("/etc/offhours/kafka/ca.crt")) == (
+            kafka.security_protocol,
+            kafka.sasl_mechanism,
+            kafka.sasl_username,
+            kafka.sasl_password.get_secret_value(),
+            kafka.ssl_cafile,
+        )
+
+    def test_default_is_plaintext(self) -> None:
+        """Without configuration clients connect in PLAINTEXT, as to the embedded broker."""
+        assert ("PLAINTEXT", False, False) == (
+            KafkaSecurity().security_protocol, KafkaSecurity().tls, KafkaSecurity().sasl
+        )
+
+    def test_password_file_is_read_once(self, tmp_path: Path) -> None:
+        """SASL_PASSWORD_FILE fills the password from a mounted file, stripped."""
+        secret = tmp_path / "kafka-password"
+        secret.write_text(f"{PASSWORD}\n")
+        kafka = KafkaSecurity(security_protocol="SASL_SSL", sasl_username="u", sasl_password_file=secret)
+        assert PASSWORD == kafka.sasl_password.get_secret_value()
+
+    @pytest.mark.parametrize(
+        ("security", "says"),
+        [
+            pytest.param(
+                {"security_protocol": "SASL_SSL"},
+                "SECURITY_PROTOCOL=SASL_SSL logs in with SASL: set OFFHOURS_KAFKA__SASL_USERNAME and "
+                "OFFHOURS_KAFKA__SASL_PASSWORD",
+                id="sasl_without_credentials",
+            ),
+            pytest.param(
+                {"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password": ""},
+                "set OFFHOURS_KAFKA__SASL_PASSWORD",
+                id="sasl_with_empty_password",
+            ),
+            pytest.param(
+                {"sasl_username": "u", "sasl_password": PASSWORD},
+                "OFFHOURS_KAFKA__SASL_USERNAME and OFFHOURS_KAFKA__SASL_PASSWORD given but "
+                "OFFHOURS_KAFKA__SECURITY_PROTOCOL is PLAINTEXT: set OFFHOURS_KAFKA__SECURITY_PROTOCOL=SASL_SSL",
+                id="credentials_without_sasl",
+            ),
+            pytest.param(
+                {"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password": PASSWORD,
+                 "ssl_cafile": "/ca.pem"},
+                "OFFHOURS_KAFKA__SSL_CAFILE given but OFFHOURS_KAFKA__SECURITY_PROTOCOL is SASL_PLAINTEXT: "
+                "set OFFHOURS_KAFKA__SECURITY_PROTOCOL=SSL (or SASL_SSL) to use TLS, or remove it",
+                id="tls_files_without_tls",
+            ),
+            pytest.param(
+                {"security_protocol": "SSL", "ssl_keyfile": "/client.key"},
+                "OFFHOURS_KAFKA__SSL_KEYFILE needs its certificate: set OFFHOURS_KAFKA__SSL_CERTFILE",
+                id="key_without_certificate",
+            ),
+            pytest.param(
+                {"security_protocol": "SASL_SSL", "sasl_username": "u", "sasl_password_file": "/nonexistent/pw"},
+                "OFFHOURS_KAFKA__SASL_PASSWORD_FILE: cannot read /nonexistent/pw (No such file or directory)",
+                id="unreadable_password_file",
+            ),
+        ],
+    )
+    def test_inconsistent_settings_say_what_to_set(self, security: dict[str, str], says: str) -> None:
+        """A combination that cannot work is rejected with the variables to set; no secret shown."""
+        with pytest.raises(ValidationError) as caught:
+            Settings(kafka=security)
+        assert (True, False, False) == (
+            says in str(caught.value), PASSWORD in str(caught.value), PASSWORD in repr(caught.value)
+        )
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            pytest.param("security_protocol", "TLS", id="unknown_protocol"),
+            pytest.param("sasl_mechanism", "GSSAPI", id="unsupported_mechanism"),
+        ],
+    )
+    def test_unknown_values_are_rejected(self, field: str, value: str) -> None:
+        """Only the protocols and SASL mechanisms offhours supports are accepted."""
+        with pytest.raises(ValidationError, match=field):
+            KafkaSecurity(**{field: value})

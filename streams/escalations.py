@@ -1,0 +1,482 @@
+"""Driving the promise rules from the workers: escalation sweeps and the handover digest.
+
+The rules are in :mod:`streams.promises`; this module gathers their input from the
+worker's tables and emits what they return.
+
+Escalation. A routed or paged message that waits for a claim is one row of the
+``escalations`` table (key: the conversation, so the row lives on the partition of
+the conversation's events and actions; value: :class:`~streams.promises.PendingEscalation`
+bytes of the latest route of that conversation). Each worker sweeps the rows of the
+partitions it holds (:func:`sweep_escalations`) and, for each one whose next step is
+due, sends an *escalation tick* (:func:`escalation_tick`) to the actions topic, keyed by
+the conversation. The actions agent applies the tick (:func:`streams.app.apply_action`):
+it asks :func:`~streams.promises.next_escalation` for the step due at the tick's
+instant, sends it to the routes outbox and records it as sent. So every read and write
+of a row happens inside the agent that owns its partition (Faust's stores write only
+from a stream event), a claim and an escalation of one conversation are applied in
+order, and a tick that is swept twice, or redelivered, finds the step already sent and
+does nothing. A crash between the route and the table write makes the tick apply
+again with the same ``route_id`` (``esc:<event_id>:<n>``), which the delivery ledger
+sends once.
+
+Handover. At each opening (:class:`~streams.timers.PromiseTimers`) each worker sends
+the digest of the backlog held in *its own* partitions of the ``conversations`` table
+(:func:`hand_over`): one route per team, opening and worker partitions, with the
+deterministic id ``handover:<team>:<opening>:p<partitions>``. With several workers the
+team gets one digest per worker that holds part of its backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import orjson
+from aiokafka.partitioner import murmur2
+
+from schedules import Team
+from streams.promises import (
+    BacklogItem,
+    Digest,
+    EscalationStep,
+    FollowUp,
+    PendingEscalation,
+    Reminder,
+    conversation_link,
+    escalation_due,
+    handover_digest,
+    member_notify,
+    needs_early_route,
+    overdue,
+    reply_mechanism,
+    window_deadline,
+)
+from streams.records import Notify, RouteRequest
+from streams.state import ConversationState
+
+if TYPE_CHECKING:
+    from streams.app import OffhoursApp
+
+log = logging.getLogger(__name__)
+
+ESCALATE = "escalate"
+"""The ``action`` of an escalation tick on the actions topic."""
+
+REMIND = "remind"
+"""The ``action`` of a follow-through tick (a reminder due) on the actions topic."""
+
+WINDOW = "window"
+"""The ``action`` of a reply-window tick (route before the window closes) on the actions topic."""
+
+TICKS = (ESCALATE, REMIND, WINDOW)
+"""The actions the sweep posts; the on-call actions are ``claim`` and ``answered``."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producers' default partitioner (murmur2) gives ``key``.
+
+    Every producer of the pipeline's inputs (ingest, the action sink, Faust) keys by
+    conversation with that partitioner, so this is where a conversation's rows live.
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def held_rows(rows: Iterable[tuple[bytes, bytes]], held: Collection[int], partitions: int) -> Iterator[tuple[bytes, bytes]]:
+    """The table rows whose key belongs to a partition in ``held``.
+
+    A worker's in-memory store may still carry rows of partitions a rebalance took away;
+    only the holder of a partition acts on its rows.
+    """
+    for key, value in rows:
+        if value is not None and partition_of(key, partitions) in held:
+            yield key, value
+
+
+def pending_from_route(route: RouteRequest) -> PendingEscalation:
+    """The pending escalation a route starts: the route's event, team, mode and time.
+
+    ``routed_at`` is the routed event's own time, so a replay of the events gives the
+    same rows and the same step due times.
+    """
+    return PendingEscalation(
+        event_id=route.event_id,
+        team=route.team,
+        conversation=route.conversation,
+        mode=route.mode,
+        routed_at=datetime.fromisoformat(route.at),
+        routed_to=tuple(notify.member for notify in route.to),
+        channel=route.channel,
+        account=route.account,
+        author_name=route.author_name,
+        text=route.text,
+        window_closes=route.window_closes,
+    )
+
+
+def escalation_tick(pending: PendingEscalation, now: datetime) -> dict[str, object]:
+    """The actions-topic record asking the partition's owner to escalate ``pending`` at ``now``.
+
+    ``sent`` is the number of steps sent when the sweep saw the row: a tick applies only
+    while that still holds, so two ticks of one sweep state never send two steps.
+    """
+    return {
+        "action": ESCALATE,
+        "conversation": pending.conversation,
+        "event_id": pending.event_id,
+        "sent": pending.sent,
+        "at": now.astimezone(UTC).isoformat(),
+    }
+
+
+def due_ticks(rows: Iterable[tuple[bytes, bytes]], teams: dict[str, Team], now: datetime) -> list[tuple[bytes, dict[str, object]]]:
+    """The escalation ticks due at ``now`` for ``rows`` of the escalations table.
+
+    A row of a team the coverage no longer has, or whose chain is done or claimed, is
+    left alone (the agent drops exhausted rows when it applies their last tick).
+    """
+    ticks: list[tuple[bytes, dict[str, object]]] = []
+    for key, value in rows:
+        pending = PendingEscalation.from_bytes(value)
+        team = teams.get(pending.team)
+        if team is None:
+            continue
+        due = escalation_due(pending, team)
+        if due is not None and due <= now:
+            ticks.append((key, escalation_tick(pending, now)))
+    return ticks
+
+
+def escalation_reason(step: EscalationStep, team: Team, mode: str) -> str:
+    """What the escalated staff read: how long the message waited and who is escalated to."""
+    minutes = int(team.escalation.chain_for(mode).after.total_seconds() // 60) * (step.n + 1)
+    names = ", ".join(notify.name or notify.member for notify in step.notify)
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"not claimed within {minutes} {unit}: escalated to {names}"
+
+
+def escalation_route(step: EscalationStep, pending: PendingEscalation, team: Team) -> RouteRequest:
+    """The route of one escalation step, repeating the routed message.
+
+    ``route_id`` is the step's id (``esc:<event_id>:<n>``): the ledger sends it once.
+    """
+    return RouteRequest(
+        route_id=step.id,
+        event_id=step.event_id,
+        team=step.team,
+        action="route",
+        mode=pending.mode,
+        to=list(step.notify),
+        channel=pending.channel,
+        account=pending.account,
+        conversation=step.conversation,
+        author_name=pending.author_name,
+        text=pending.text,
+        at=step.due.astimezone(team.timezone).isoformat(timespec="seconds"),
+        next_open=None,
+        window_closes=pending.window_closes,
+        reason=escalation_reason(step, team, pending.mode),
+        extra={"escalation": {"step": step.n, "link": step.link, "routed_at": pending.routed_at.isoformat()}},
+    )
+
+
+def backlog_of(rows: Iterable[tuple[bytes, bytes]], team: Team, opening_at: datetime) -> list[BacklogItem]:
+    """The off-hours backlog of ``team`` at ``opening_at`` among ``rows`` of the conversations table.
+
+    A conversation is in the backlog when it is open (not marked answered), its last
+    customer message came before the opening while the team was not open, and no staff
+    reply came after that message.
+    """
+    items: list[BacklogItem] = []
+    for key, value in rows:
+        state = ConversationState.from_bytes(value)
+        if state.team != team.id or state.status != "open" or state.customer_at is None:
+            continue
+        if state.staff_at is not None and state.staff_at >= state.customer_at:
+            continue
+        last_message = datetime.fromtimestamp(state.customer_at, UTC)
+        if last_message >= opening_at or team.at(last_message).mode == "open":
+            continue
+        first_waiting = state.waiting_since if state.waiting_since is not None else state.customer_at
+        items.append(
+            BacklogItem(
+                conversation=key.decode("utf-8", "replace"),
+                channel=state.channel or "generic",
+                waiting_since=datetime.fromtimestamp(min(first_waiting, state.customer_at), UTC),
+                urgent=state.urgent,
+                ack_text=state.promised,
+                reply_by=None if state.reply_by is None else datetime.fromtimestamp(state.reply_by, UTC),
+            )
+        )
+    return items
+
+
+def digest_route(digest: Digest, team: Team, held: Collection[int]) -> RouteRequest:
+    """The one route that hands ``digest`` over: to the staff on call at the opening, else all staff.
+
+    ``route_id`` is ``<digest id>:p<partitions>``: each worker's digest (of the
+    partitions it holds) is sent once per opening.
+    """
+    members = team.on_call_at(digest.opening_at) or tuple(team.staff)
+    to = [
+        Notify(member=member, name=team.staff[member].name, uris=list(team.staff[member].notify))
+        for member in members
+        if member in team.staff
+    ]
+    partitions = ",".join(str(partition) for partition in sorted(held))
+    return RouteRequest(
+        route_id=f"{digest.id}:p{partitions}",
+        event_id=digest.id,
+        team=team.id,
+        action="route",
+        mode="open",
+        to=to,
+        channel="generic",
+        account="",
+        conversation="",
+        author_name=None,
+        text=digest.text(),
+        at=digest.opening_at.isoformat(timespec="seconds"),
+        next_open=None,
+        reason=f"handover at opening: {len(digest.items)} waiting from off hours",
+        extra={
+            "handover": [
+                {
+                    "conversation": item.conversation,
+                    "channel": item.channel,
+                    "urgent": item.urgent,
+                    "waited_seconds": int(item.waited.total_seconds()),
+                    "promised": item.promised,
+                    "reply_by": None if item.reply_by is None else item.reply_by.isoformat(),
+                    "link": item.link,
+                    "action": item.action,
+                }
+                for item in digest.items
+            ],
+            "partitions": sorted(held),
+        },
+    )
+
+
+def handover_route(rows: Iterable[tuple[bytes, bytes]], team: Team, opening_at: datetime, held: Collection[int]) -> RouteRequest | None:
+    """The handover route of ``team`` at ``opening_at`` for ``rows``, or None when nothing waits."""
+    backlog = backlog_of(rows, team, opening_at)
+    if not backlog:
+        return None
+    return digest_route(handover_digest(team, backlog, opening_at), team, held)
+
+
+def tick_bytes(tick: dict[str, object]) -> bytes:
+    """The wire form of an escalation tick (JSON)."""
+    return orjson.dumps(tick)
+
+
+def held_partitions(app: OffhoursApp) -> set[int]:
+    """The partitions of the events topic (and so of the tables) this worker holds now."""
+    topic = app.settings.events_topic
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+
+
+async def sweep_escalations(app: OffhoursApp, now: datetime) -> int:
+    """Send an escalation tick for each pending escalation due at ``now`` in this worker's partitions.
+
+    Returns how many ticks were sent. The actions agent applies them
+    (:func:`streams.app.apply_escalation`); a tick it finds stale does nothing, so a
+    sweep may run as often as wanted, on every worker.
+    """
+    held = held_partitions(app)
+    if not held:
+        return 0
+    rows = held_rows(list(app.escalations.items()), held, app.settings.partitions)
+    ticks = due_ticks(rows, app.coverage.coverage.teams, now)
+    for key, tick in ticks:
+        await app.stream_topics.actions.send(key=key, value=tick_bytes(tick))
+    return len(ticks)
+
+
+async def hand_over(app: OffhoursApp, team: Team, opening_at: datetime) -> RouteRequest | None:
+    """Send ``team``'s handover digest of this worker's partitions at ``opening_at``; returns it.
+
+    Nothing is sent when no conversation of the team waits in these partitions.
+    """
+    held = held_partitions(app)
+    rows = held_rows(list(app.conversations.items()), held, app.settings.partitions)
+    route = handover_route(rows, team, opening_at, held)
+    if route is not None:
+        await app.stream_topics.routes.send(key=f"handover:{team.id}".encode(), value=route.to_json())
+        log.info("handover %s sent (%d waiting)", route.route_id, len(route.extra["handover"]))
+    return route
+
+
+# -- follow-through and reply windows -------------------------------------------------
+
+
+def _instant(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def follow_up_of(conversation: str, state: ConversationState, team: Team) -> FollowUp:
+    """What :func:`~streams.promises.overdue` needs to know of one conversation's state.
+
+    A staff reply counts when it came after the customer's last message. A claim that
+    goes unanswered escalates as its own pending escalation, ``claim:<conversation>:<at>``,
+    in the team's mode at the claim.
+    """
+    claimed_at = _instant(state.claimed_at)
+    replied = None if state.waiting() else _instant(state.staff_at)
+    return FollowUp(
+        conversation=conversation,
+        team=state.team,
+        event_id=f"claim:{conversation}:{state.claimed_at}",
+        mode=team.at(claimed_at).mode if claimed_at is not None else "open",
+        acknowledged_at=_instant(state.ack_at),
+        reply_by=_instant(state.reply_by),
+        staff_replied_at=replied,
+        claimed_by=state.claimed_by,
+        claimed_at=claimed_at,
+        answered=state.status == "answered",
+        sent=frozenset(state.reminded),
+    )
+
+
+def reminders_due(conversation: str, state: ConversationState, team: Team, now: datetime) -> list[Reminder]:
+    """The follow-through reminders of one conversation due at ``now`` and not yet sent."""
+    return overdue([follow_up_of(conversation, state, team)], {team.id: team}, now)
+
+
+def window_route_due(state: ConversationState, team: Team, now: datetime) -> bool:
+    """True when the conversation must be routed now to be answered inside its reply window.
+
+    Only for a customer still waiting, and once per customer message (``window_routed``
+    holds the message time whose window was routed).
+    """
+    if not state.waiting() or state.channel is None or state.customer_at is None:
+        return False
+    if state.window_routed == state.customer_at:
+        return False
+    last = datetime.fromtimestamp(state.customer_at, UTC)
+    return needs_early_route(team, state.channel, last, now, team.escalation.window_margin)
+
+
+def promise_ticks(rows: Iterable[tuple[bytes, bytes]], teams: dict[str, Team], now: datetime) -> list[tuple[bytes, dict[str, object]]]:
+    """The follow-through and reply-window ticks due at ``now`` for ``rows`` of the conversations table."""
+    ticks: list[tuple[bytes, dict[str, object]]] = []
+    at = now.astimezone(UTC).isoformat()
+    for key, value in rows:
+        state = ConversationState.from_bytes(value)
+        team = teams.get(state.team)
+        if team is None or state.status != "open":
+            continue
+        conversation = key.decode("utf-8", "replace")
+        for reminder in reminders_due(conversation, state, team, now):
+            ticks.append((key, {"action": REMIND, "conversation": conversation, "event_id": reminder.id, "at": at}))
+        if window_route_due(state, team, now):
+            ticks.append((key, {"action": WINDOW, "conversation": conversation, "sent": state.customer_at, "at": at}))
+    return ticks
+
+
+def _staff_or_team(team: Team, members: Iterable[str]) -> list[Notify]:
+    """``members`` who can be notified; all the team's staff when none can (its inbox)."""
+    notify = [n for n in (member_notify(team, m) for m in members) if n is not None]
+    if notify:
+        return notify
+    return [n for n in (member_notify(team, m) for m in team.staff) if n is not None]
+
+
+def reminder_route(reminder: Reminder, state: ConversationState, team: Team) -> RouteRequest:
+    """The route of a follow-through reminder; ``route_id`` is the reminder's id (sent once)."""
+    zone = team.timezone
+    if reminder.kind == "reply_by":
+        promised = reminder.due.astimezone(zone).isoformat(timespec="minutes")
+        reason = f"promised a reply by {promised}; no staff reply yet (breach)"
+    else:
+        limit = int(team.escalation.claim_limit.total_seconds() // 60)
+        reason = f"claimed by {reminder.to[0]} and not answered within {limit} minutes"
+    return RouteRequest(
+        route_id=reminder.id,
+        event_id=reminder.id,
+        team=team.id,
+        action="route",
+        mode=team.at(reminder.due).mode,
+        to=_staff_or_team(team, reminder.to),
+        channel=state.channel or "generic",
+        account="",
+        conversation=reminder.conversation,
+        author_name=None,
+        text=None,
+        at=reminder.due.astimezone(zone).isoformat(timespec="seconds"),
+        next_open=None,
+        window_closes=_window_text(state, zone),
+        reason=reason,
+        extra={"reminder": {"kind": reminder.kind, "breach": reminder.breach, "promised": state.promised,
+                            "link": conversation_link(reminder.conversation)}},
+    )
+
+
+def window_route(state: ConversationState, team: Team, conversation: str, now: datetime) -> tuple[RouteRequest, str]:
+    """The early route of a conversation whose reply window closes before the team opens.
+
+    Goes to the staff on call at ``now`` (all the team's staff when nobody is), says when
+    the window closes and how a reply must be sent after it; returns the route and that
+    after-window mechanism (``human_agent``, ``template`` or ``none``) to mark on the state.
+    ``route_id`` is ``window:<conversation>:<customer message POSIX seconds>``.
+    """
+    assert state.customer_at is not None and state.channel is not None
+    zone = team.timezone
+    last = datetime.fromtimestamp(state.customer_at, UTC)
+    closes = window_deadline(state.channel, last)
+    assert closes is not None
+    after = reply_mechanism(state.channel, last, closes)
+    human = window_deadline(state.channel, last, human_agent=True)
+    later = {"human_agent": f"after it, only with the HUMAN_AGENT tag until {human.astimezone(zone).isoformat(timespec='minutes')}" if human else "",
+             "template": "after it, only an approved WhatsApp template",
+             "none": "after it, wait for the customer to write again"}.get(after, "")
+    opening = team.at(now).next_open
+    opens = "no opening within 400 days" if opening is None else f"the team opens {opening.astimezone(zone).isoformat(timespec='minutes')}"
+    route = RouteRequest(
+        route_id=f"window:{conversation}:{state.customer_at}",
+        event_id=f"window:{conversation}:{state.customer_at}",
+        team=team.id,
+        action="route",
+        mode=team.at(now).mode,
+        to=_staff_or_team(team, team.on_call_at(now)),
+        channel=state.channel,
+        account="",
+        conversation=conversation,
+        author_name=None,
+        text=None,
+        at=now.astimezone(zone).isoformat(timespec="seconds"),
+        next_open=None if opening is None else opening.astimezone(zone).isoformat(timespec="seconds"),
+        window_closes=closes.astimezone(zone).isoformat(timespec="seconds"),
+        reason=f"reply window closes {closes.astimezone(zone).isoformat(timespec='minutes')}, before {opens}: "
+               f"reply free-form before it; {later}",
+        extra={"window": {"closes": closes.isoformat(), "after": after, "promised": state.promised,
+                          "link": conversation_link(conversation)}},
+    )
+    return route, after
+
+
+def _window_text(state: ConversationState, zone) -> str | None:
+    if state.channel is None or state.customer_at is None:
+        return None
+    closes = window_deadline(state.channel, datetime.fromtimestamp(state.customer_at, UTC))
+    return None if closes is None else closes.astimezone(zone).isoformat(timespec="seconds")
+
+
+async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
+    """Send the escalation, follow-through and reply-window ticks due at ``now`` in this worker's partitions.
+
+    Returns how many ticks were sent. The actions agent applies each against the
+    conversation's state at that moment (:func:`streams.app.apply_action`), so a tick
+    that is stale (a reply came, the reminder was sent) does nothing.
+    """
+    count = await sweep_escalations(app, now)
+    held = held_partitions(app)
+    if not held:
+        return count
+    rows = held_rows(list(app.conversations.items()), held, app.settings.partitions)
+    ticks = promise_ticks(rows, app.coverage.coverage.teams, now)
+    for key, tick in ticks:
+        await app.stream_topics.actions.send(key=key, value=tick_bytes(tick))
+    return count + len(ticks)

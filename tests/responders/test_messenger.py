@@ -1,0 +1,200 @@
+"""Messenger/Instagram comments: public replies under the comment, private replies, their limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from responders.base import Delivered, Permanent
+from responders.buckets import TokenBuckets
+from responders.config import AccountCredentials, ResponderSettings
+from responders.fakes import FakeGraph
+from responders.fakes.samples import ack_request, fixed_clock
+from responders.messenger import (
+    PRIVATE_REPLIES_PER_HOUR,
+    SEND_API_PER_SECOND,
+    MessengerSender,
+)
+from streams.records import AckRequest
+
+TOKEN = "EAAG-test-page-token"
+CLOCK = fixed_clock()
+FB_COMMENT = "POST_9_CMT_7"
+IG_COMMENT = "17870913679156914"
+
+
+def sender(base_url: str = "http://127.0.0.1:9") -> MessengerSender:
+    settings = ResponderSettings(
+        graph_base_url=base_url,
+        accounts={
+            "acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN),
+            "acme.it.instagram": AccountCredentials(access_token=TOKEN),
+        },
+    )
+    return MessengerSender(settings, CLOCK)
+
+
+def comment(public: bool, **changes: Any) -> AckRequest:
+    """A Facebook comment acknowledgment: public under the comment, or private to its author."""
+    fields: dict[str, Any] = {"kind": "comment", "reply_to": FB_COMMENT, "recipient": "USER_333", "public": public}
+    return ack_request(**{**fields, **changes})
+
+
+def instagram_comment(public: bool, **changes: Any) -> AckRequest:
+    return comment(
+        public, channel="instagram", account="acme.it.instagram", reply_to=IG_COMMENT, recipient="IGSID_9", **changes
+    )
+
+
+class TestMessengerCommentReplies:
+    @pytest.mark.parametrize(
+        ("request_", "url", "body"),
+        [
+            pytest.param(
+                comment(True),
+                f"/v25.0/{FB_COMMENT}/comments",
+                {"message": ack_request().text},
+                id="facebook_public_reply",
+            ),
+            pytest.param(
+                instagram_comment(True),
+                f"/v25.0/{IG_COMMENT}/replies",
+                {"message": ack_request().text},
+                id="instagram_public_reply",
+            ),
+            pytest.param(
+                comment(False),
+                "/v25.0/PAGE_111/messages",
+                {"recipient": {"comment_id": FB_COMMENT}, "message": {"text": ack_request().text}},
+                id="facebook_private_reply",
+            ),
+            pytest.param(
+                instagram_comment(False),
+                "/v25.0/me/messages",
+                {"recipient": {"comment_id": IG_COMMENT}, "message": {"text": ack_request().text}},
+                id="instagram_private_reply",
+            ),
+            pytest.param(
+                comment(True, reply_to="../PAGE_111/messages?x=1"),
+                "/v25.0/..%2FPAGE_111%2Fmessages%3Fx%3D1/comments",
+                {"message": ack_request().text},
+                id="comment_id_cannot_leave_its_node",
+            ),
+        ],
+    )
+    def test_where_and_what(self, request_: AckRequest, url: str, body: dict[str, Any]) -> None:
+        """A public comment reply posts to the comment's edge; a private one goes through the Send API."""
+        adapter = sender()
+        assert ("http://127.0.0.1:9" + url, body) == (adapter.url(request_), adapter.body(request_))
+
+    async def test_public_reply_is_the_new_comment_id(self, session: aiohttp.ClientSession) -> None:
+        """A delivered public reply carries the id of the comment it created."""
+        async with FakeGraph({TOKEN}) as fake:
+            outcome = await sender(fake.url).send(comment(True), session)
+        [reply] = fake.comment_replies
+        assert (Delivered(reply.id), True, FB_COMMENT) == (outcome, reply.public, reply.comment_id)
+
+    @pytest.mark.parametrize(
+        ("public", "expected_requests", "delivered"),
+        [
+            pytest.param(True, 1, True, id="public_reply_has_no_window"),
+            pytest.param(False, 0, False, id="private_reply_keeps_its_window"),
+        ],
+    )
+    async def test_closed_window(
+        self, public: bool, expected_requests: int, delivered: bool, session: aiohttp.ClientSession
+    ) -> None:
+        """Past the messaging window a public reply is still posted; a private reply is not attempted."""
+        request = comment(public, window_closes="2026-11-23T20:00:00+01:00")
+        async with FakeGraph({TOKEN}) as fake:
+            outcome = await sender(fake.url).send(request, session)
+        assert (expected_requests, delivered) == (len(fake.requests), isinstance(outcome, Delivered))
+
+
+class TestMessengerLimits:
+    @pytest.mark.parametrize(
+        ("request_", "expected"),
+        [
+            pytest.param(ack_request(), ["messenger:page:acme.it.facebook:PAGE_111"], id="dm_send_api_only"),
+            pytest.param(
+                comment(False),
+                ["messenger:page:acme.it.facebook:PAGE_111", "messenger:private-replies:acme.it.facebook:PAGE_111"],
+                id="private_reply_also_hourly_bucket",
+            ),
+            pytest.param(comment(True), [], id="public_reply_not_a_send_api_call"),
+        ],
+    )
+    def test_buckets_by_kind_of_reply(self, request_: AckRequest, expected: list[str]) -> None:
+        """A private reply counts against the Page's Send API and its private-reply buckets."""
+        assert expected == [limit.key for limit in sender().limits(request_)]
+
+    def test_no_hour_holds_more_than_750_private_replies(self) -> None:
+        """A backlog of private replies starts at once, yet the first hour holds at most 750 of them."""
+        now = 0.0
+        buckets = TokenBuckets(lambda: now)
+        limits = sender().limits(comment(False))
+        send_times = [buckets.reserve(limits) for _ in range(PRIVATE_REPLIES_PER_HOUR + 100)]
+        in_first_hour = sum(1 for at in send_times if at < 3600)
+        assert 0 == send_times[0]
+        assert PRIVATE_REPLIES_PER_HOUR - 10 <= in_first_hour <= PRIVATE_REPLIES_PER_HOUR
+        assert SEND_API_PER_SECOND == limits[0].rate
+
+
+class TestFakeGraphComments:
+    @pytest.mark.parametrize(
+        "request_",
+        [
+            pytest.param(comment(True), id="public_reply"),
+            pytest.param(comment(False), id="private_reply"),
+            pytest.param(instagram_comment(True), id="instagram_public_reply"),
+        ],
+    )
+    async def test_unknown_comment_is_refused(self, request_: AckRequest, session: aiohttp.ClientSession) -> None:
+        """A reply to a comment the platform does not know is Permanent, without an operations alert."""
+        async with FakeGraph({TOKEN}, comments=frozenset({"ANOTHER_CMT"})) as fake:
+            outcome = await sender(fake.url).send(request_, session)
+        assert (Permanent, False, []) == (type(outcome), outcome.alert_operations, fake.comment_replies)
+
+    async def test_one_private_reply_per_comment(self, session: aiohttp.ClientSession) -> None:
+        """A second private reply to the same comment is refused; public replies are not limited so."""
+        async with FakeGraph({TOKEN}) as fake:
+            adapter = sender(fake.url)
+            outcomes = [
+                await adapter.send(comment(False), session),
+                await adapter.send(comment(True), session),
+                await adapter.send(comment(False), session),
+            ]
+        assert [Delivered, Delivered, Permanent] == [type(outcome) for outcome in outcomes]
+        assert [False, True] == [reply.public for reply in fake.replies_to(FB_COMMENT)]
+
+    async def test_hidden_comment_takes_only_a_private_reply(self, session: aiohttp.ClientSession) -> None:
+        """Graph cannot reply in public under a hidden comment; the private reply still goes."""
+        async with FakeGraph({TOKEN}, hidden_comments=frozenset({FB_COMMENT})) as fake:
+            public = await sender(fake.url).send(comment(True), session)
+            private = await sender(fake.url).send(comment(False), session)
+        assert (Permanent, Delivered) == (type(public), type(private))
+
+    @pytest.mark.parametrize(
+        ("query", "json_body", "status"),
+        [
+            pytest.param({"message": "Grazie!"}, None, 200, id="message_in_query"),
+            pytest.param({}, {"message": "Grazie!"}, 200, id="message_in_json_body"),
+            pytest.param({}, {"message": ""}, 400, id="empty_message"),
+            pytest.param({}, {"message": "x" * 2201}, 400, id="longer_than_instagram_allows"),
+        ],
+    )
+    async def test_public_reply_body(
+        self, query: dict[str, str], json_body: dict[str, str] | None, status: int, session: aiohttp.ClientSession
+    ) -> None:
+        """The fake takes ``message`` from the JSON body or the query, within the platform's length."""
+        async with FakeGraph({TOKEN}) as fake:
+            async with session.post(
+                f"{fake.url}/v25.0/{IG_COMMENT}/replies",
+                params=query,
+                json=json_body,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as answer:
+                actual = answer.status
+        assert status == actual

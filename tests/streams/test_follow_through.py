@@ -1,0 +1,280 @@
+"""Follow-through, reply windows and measured promises: pure rules, then the real embedded broker.
+
+The example coverage's care-it (Europe/Rome): weekdays 09:00-19:00 open and 19:00-24:00
+reduced, Saturday 10:00-18:00 reduced, Sunday closed; giulia is on call the week of
+16 November, marta the week of 23 November.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from schedules import Coverage, load_coverage
+from streams.app import reply_times_key
+from streams.escalations import (
+    REMIND,
+    WINDOW,
+    backlog_of,
+    promise_ticks,
+    reminders_due,
+    window_route,
+    window_route_due,
+)
+from streams.metrics import Metrics
+from streams.policy import Triage
+from streams.promises import FirstResponseStats
+from streams.records import RouteRequest
+from streams.settings import Settings
+from streams.state import ConversationState
+from streams.worker import running_worker
+from tests.conftest import EXAMPLE_COVERAGE
+from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, sample_value, send
+from tests.streams.test_escalations import SWEEP_EVERY, SteppedClock, escalations_changelog, first_route
+
+FRIDAY_EVENING = datetime(2026, 11, 20, 20, 0, tzinfo=ROME)  # reduced; giulia on call
+SATURDAY_18 = datetime(2026, 11, 21, 18, 0, tzinfo=ROME)  # window (Sat 20:00) minus the 2 h margin
+MONDAY_OPENING = datetime(2026, 11, 23, 9, 0, tzinfo=ROME)
+WA_CONVERSATION = "wa:PHONE_1:39333"
+
+
+def seconds(instant: datetime) -> int:
+    return int(instant.timestamp())
+
+
+def whatsapp(event_id: str, at: datetime, **changes) -> bytes:
+    return event(event_id, at, conversation=WA_CONVERSATION, account="acme.it.whatsapp", channel="whatsapp",
+                 author={"id": "39333", "name": "Ana"}, **changes)
+
+
+def waiting(at: datetime, **changes) -> ConversationState:
+    """A care-it conversation whose customer wrote at ``at`` and was acknowledged then."""
+    base = ConversationState(team="care-it", customer_at=seconds(at), waiting_since=seconds(at),
+                             ack_at=seconds(at), channel="whatsapp", promised="Ciao")
+    return replace(base, **changes)
+
+
+@pytest.fixture
+def coverage() -> Coverage:
+    """The example coverage file as shipped (default escalation: 30-minute claim limit, 2 h window margin)."""
+    return load_coverage(EXAMPLE_COVERAGE)
+
+
+def decide(triage: Triage, raw: bytes, state: ConversationState | None, stats: FirstResponseStats | None = None):
+    return triage.decide(raw, state, stats)
+
+
+class TestReplyWindow:
+    @pytest.mark.parametrize(
+        ("now", "expected"),
+        [
+            pytest.param(SATURDAY_18 - timedelta(minutes=1), False, id="before_the_margin"),
+            pytest.param(SATURDAY_18, True, id="at_window_close_minus_margin"),
+            pytest.param(SATURDAY_18 + timedelta(hours=1, minutes=59), True, id="inside_the_margin"),
+            pytest.param(SATURDAY_18 + timedelta(hours=2), False, id="window_closed"),
+        ],
+    )
+    def test_friday_evening_whatsapp_is_routed_before_the_window_closes(self, coverage, now, expected) -> None:
+        """A Friday 20:00 WhatsApp message, team open again Monday: routed from Saturday 18:00 until 20:00."""
+        assert expected == window_route_due(waiting(FRIDAY_EVENING), coverage.teams["care-it"], now)
+
+    @pytest.mark.parametrize(
+        "state",
+        [
+            pytest.param(waiting(FRIDAY_EVENING, window_routed=seconds(FRIDAY_EVENING)), id="already_routed"),
+            pytest.param(waiting(FRIDAY_EVENING, staff_at=seconds(FRIDAY_EVENING) + 60), id="staff_replied"),
+            pytest.param(waiting(FRIDAY_EVENING, status="answered"), id="answered"),
+            pytest.param(waiting(FRIDAY_EVENING, channel="telegram"), id="no_window_on_telegram"),
+            pytest.param(waiting(datetime(2026, 11, 22, 11, 0, tzinfo=ROME)), id="sunday_message_team_opens_in_time"),
+        ],
+    )
+    def test_no_early_route(self, coverage, state) -> None:
+        """Routed once per message, only while the customer waits, only where a window closes before the opening."""
+        sunday_noon = datetime(2026, 11, 22, 12, 0, tzinfo=ROME)
+        now = sunday_noon if state.customer_at == seconds(datetime(2026, 11, 22, 11, 0, tzinfo=ROME)) else SATURDAY_18
+        assert window_route_due(state, coverage.teams["care-it"], now) is False
+
+    def test_a_new_message_opens_a_new_window_to_route(self, coverage) -> None:
+        """After the route, a new customer message restarts the window: it is routed again, later."""
+        later = FRIDAY_EVENING + timedelta(hours=3)
+        state = waiting(FRIDAY_EVENING, window_routed=seconds(FRIDAY_EVENING), customer_at=seconds(later))
+        team = coverage.teams["care-it"]
+        assert (False, True) == (window_route_due(state, team, SATURDAY_18),
+                                 window_route_due(state, team, SATURDAY_18 + timedelta(hours=3)))
+
+    @pytest.mark.parametrize(
+        ("channel", "after", "says"),
+        [
+            pytest.param("whatsapp", "template", "approved WhatsApp template", id="whatsapp_template"),
+            pytest.param("facebook", "human_agent", "HUMAN_AGENT tag until 2026-11-27T20:00+01:00", id="messenger_human_agent"),
+        ],
+    )
+    def test_route_says_when_the_window_closes_and_how_to_reply_after(self, coverage, channel, after, says) -> None:
+        """The early route goes to the staff on call and names the closing time and the mechanism after it."""
+        state = waiting(FRIDAY_EVENING, channel=channel)
+        route, mechanism = window_route(state, coverage.teams["care-it"], WA_CONVERSATION, SATURDAY_18)
+        expected = (f"window:{WA_CONVERSATION}:{seconds(FRIDAY_EVENING)}", ["giulia"], "2026-11-21T20:00:00+01:00",
+                    after, True)
+        actual = (route.route_id, [n.member for n in route.to], route.window_closes, mechanism, says in route.reason)
+        assert expected == actual
+
+
+class TestFollowThrough:
+    def test_promised_time_passed_without_reply_reminds_on_call_and_is_a_breach(self, coverage) -> None:
+        """Acknowledged, reply-by passed, no staff reply: one reply_by reminder to the staff on call."""
+        reply_by = FRIDAY_EVENING + timedelta(minutes=40)
+        state = waiting(FRIDAY_EVENING, reply_by=seconds(reply_by))
+        reminders = reminders_due("c", state, coverage.teams["care-it"], reply_by + timedelta(minutes=1))
+        expected = [(f"remind:reply_by:c:{seconds(reply_by)}", "reply_by", ("giulia",), True)]
+        assert expected == [(r.id, r.kind, r.to, r.breach) for r in reminders]
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            pytest.param({"staff_at": seconds(FRIDAY_EVENING) + 600}, id="staff_replied_in_time"),
+            pytest.param({"status": "answered"}, id="answered"),
+            pytest.param({"reminded": (f"remind:reply_by:c:{seconds(FRIDAY_EVENING) + 2400}",)}, id="already_sent"),
+        ],
+    )
+    def test_no_reminder(self, coverage, changes) -> None:
+        """A reply, an answered mark or a reminder already sent: nothing more to remind."""
+        state = waiting(FRIDAY_EVENING, reply_by=seconds(FRIDAY_EVENING) + 2400, **changes)
+        assert [] == reminders_due("c", state, coverage.teams["care-it"], FRIDAY_EVENING + timedelta(hours=1))
+
+    def test_claim_not_answered_reminds_the_claimer_then_escalates(self, coverage) -> None:
+        """Claimed by luca, no reply within the 30-minute claim limit: a reminder to luca, and a chain to start."""
+        claimed = FRIDAY_EVENING + timedelta(minutes=5)
+        state = waiting(FRIDAY_EVENING, claimed_by="luca", claimed_at=seconds(claimed))
+        reminders = reminders_due("c", state, coverage.teams["care-it"], claimed + timedelta(minutes=31))
+        reminder = reminders[0]
+        expected = ("claim", ("luca",), f"claim:c:{seconds(claimed)}", claimed + timedelta(minutes=30))
+        assert expected == (reminder.kind, reminder.to, reminder.escalation.event_id, reminder.escalation.routed_at)
+
+    def test_sweep_ticks_name_the_reminder_and_the_window(self, coverage) -> None:
+        """One sweep over the table: a reminder tick and a window tick for the Friday WhatsApp conversation."""
+        state = waiting(FRIDAY_EVENING, reply_by=seconds(FRIDAY_EVENING) + 2400)
+        ticks = promise_ticks([(b"c", state.to_bytes())], coverage.teams, SATURDAY_18)
+        expected = [(REMIND, f"remind:reply_by:c:{seconds(FRIDAY_EVENING) + 2400}", None),
+                    (WINDOW, None, seconds(FRIDAY_EVENING))]
+        assert expected == [(t["action"], t.get("event_id"), t.get("sent")) for _, t in ticks]
+
+
+class TestWaitingAndPromises:
+    def test_first_response_counts_from_the_first_waiting_message(self, coverage) -> None:
+        """Two customer messages, then a staff reply: the response is measured from the first, in its mode."""
+        triage = Triage(coverage)
+        state = decide(triage, event("fb:m_1", FRIDAY_EVENING), None).state
+        state = decide(triage, event("fb:m_2", FRIDAY_EVENING + timedelta(minutes=10)), state).state
+        reply = event("fb:r_1", FRIDAY_EVENING + timedelta(minutes=30), kind="agent_reply", author={"id": "marta"})
+        outcome = decide(triage, reply, state)
+        again = decide(triage, event("fb:r_2", FRIDAY_EVENING + timedelta(minutes=50), kind="agent_reply",
+                                     author={"id": "marta"}), outcome.state)
+        response = outcome.first_response
+        expected = ("reduced", timedelta(minutes=30), None, None)
+        assert expected == (response.mode, response.waited, outcome.state.waiting_since, again.first_response)
+
+    def test_acknowledgment_records_the_promised_reply_by(self, coverage) -> None:
+        """The reply-by time promised in the acknowledgment is kept on the conversation (40 min configured)."""
+        outcome = decide(Triage(coverage), event("fb:m_1", FRIDAY_EVENING), None)
+        assert seconds(FRIDAY_EVENING + timedelta(minutes=40)) == outcome.state.reply_by
+
+    @pytest.mark.parametrize(
+        ("samples", "minutes", "expected"),
+        [
+            pytest.param(0, 0, timedelta(minutes=40), id="no_data_configured"),
+            pytest.param(19, 12, timedelta(minutes=40), id="too_few_configured"),
+            pytest.param(20, 12, timedelta(minutes=12), id="measured_median_12"),
+            pytest.param(40, 25, timedelta(minutes=25), id="measured_median_25"),
+        ],
+    )
+    def test_learned_reply_time_moves_with_measured_data(self, coverage, samples, minutes, expected) -> None:
+        """The promise is the measured median of recent reduced-hours responses once there are 20 of them."""
+        stats = FirstResponseStats()
+        start = FRIDAY_EVENING - timedelta(days=7)
+        for n in range(samples):
+            customer_at = start + timedelta(minutes=n)
+            stats = stats.record("care-it", "reduced", customer_at, customer_at + timedelta(minutes=minutes))
+        outcome = decide(Triage(coverage), event("fb:m_1", FRIDAY_EVENING), None, stats)
+        assert seconds(FRIDAY_EVENING + expected) == outcome.state.reply_by
+
+    def test_backlog_shows_the_promise_and_the_first_waiting_message(self, coverage) -> None:
+        """The handover item waits since the first unanswered message and carries the reply-by promised."""
+        saturday = datetime(2026, 11, 21, 19, 0, tzinfo=ROME)
+        state = waiting(saturday, customer_at=seconds(saturday) + 3600, reply_by=seconds(MONDAY_OPENING) + 7200)
+        item = backlog_of([(b"c", state.to_bytes())], coverage.teams["care-it"], MONDAY_OPENING)[0]
+        expected = (saturday.astimezone(UTC), (MONDAY_OPENING + timedelta(hours=2)).astimezone(UTC))
+        assert expected == (item.waiting_since, item.reply_by)
+
+
+@pytest.fixture
+def settings(stream_settings: Settings) -> Settings:
+    """Stream settings with this test's own actions topic and delivery off (tests read the routes outbox)."""
+    return stream_settings.with_overrides(
+        ops=stream_settings.ops.model_copy(update={"actions_topic": f"{stream_settings.app_id}.actions"}),
+        responders=stream_settings.responders.model_copy(update={"deliver": False}),
+    )
+
+
+@pytest.mark.broker
+class TestPromisesOnTheBroker:
+    async def test_friday_whatsapp_routed_before_its_window_closes(self, settings, coverage) -> None:
+        """Friday 20:00 on WhatsApp, nobody replies: on Saturday 18:00 the staff on call get it, with the closing time."""
+        clock = SteppedClock(FRIDAY_EVENING)
+        key = WA_CONVERSATION.encode()
+        async with running_worker(settings, coverage, reconcile=False, clock=clock, sweep_every=SWEEP_EVERY) as app:
+            await send(settings, (key, whatsapp("wa:w1", FRIDAY_EVENING), []))
+            await read_until(settings, settings.decisions_topic, 1)
+            clock.move_to(SATURDAY_18 + timedelta(minutes=1))
+            route = await first_route(settings, "window:")
+            await read_until(settings, escalations_changelog(app), 2)
+            state = ConversationState.from_bytes(app.conversations[key])
+        expected = ("2026-11-21T20:00:00+01:00", ["giulia"], "template", seconds(FRIDAY_EVENING))
+        assert expected == (route.window_closes, [n.member for n in route.to], state.reply_via, state.window_routed)
+
+    async def test_missed_reply_by_reminds_once_and_counts_a_breach(self, settings, coverage) -> None:
+        """Acknowledged at 21:14 with a reply promised by 21:54: past it, one reminder and one breach."""
+        clock = SteppedClock(MONDAY_EVENING)
+        metrics = Metrics()
+        key = b"fb:PAGE_111:PSID_222"
+        async with running_worker(settings, coverage, reconcile=False, clock=clock, sweep_every=SWEEP_EVERY,
+                                  metrics=metrics) as app:
+            await send(settings, (key, event("fb:m_f1", MONDAY_EVENING), []))
+            await read_until(settings, settings.decisions_topic, 1)
+            await read_until(settings, app.conversations.changelog_topic.get_topic_name(), 1)
+            clock.move_to(MONDAY_EVENING + timedelta(minutes=41))
+            reminder = await first_route(settings, "remind:reply_by:")
+            await clock.sweeps(4)
+            records = await read_until(settings, settings.routes_topic, 1)
+            reminders = [r for r in (RouteRequest.from_json(x.value) for x in records)
+                         if r.route_id.startswith("remind:reply_by:")]
+            breaches = sample_value(metrics, "offhours_promise_breaches_total", team="care-it", kind="reply_by")
+        expected = (["marta"], 1, 1.0)
+        assert expected == ([n.member for n in reminder.to], len({r.route_id for r in reminders}), breaches)
+
+    async def test_staff_reply_is_measured_into_the_partition_stats(self, settings, coverage) -> None:
+        """A staff reply 25 minutes after the customer: one first response in the stats table and the histogram."""
+        clock = SteppedClock(MONDAY_EVENING)
+        metrics = Metrics()
+        key = b"fb:PAGE_111:PSID_9"
+        reply = event("fb:r_9", MONDAY_EVENING + timedelta(minutes=25), conversation=key.decode(),
+                      kind="agent_reply", author={"id": "marta"})
+        async with running_worker(settings, coverage, reconcile=False, clock=clock, sweep_every=SWEEP_EVERY,
+                                  metrics=metrics) as app:
+            await send(settings, (key, event("fb:m_9", MONDAY_EVENING, conversation=key.decode()), []))
+            records = await read_until(settings, settings.decisions_topic, 1)
+            await send(settings, (key, reply, []))
+            records = await read_until(settings, settings.decisions_topic, 2)
+            partition = records[0].partition
+            stats = FirstResponseStats.from_bytes(app.reply_times[reply_times_key(partition)])
+            count = sample_value(metrics, "offhours_first_response_seconds_count", team="care-it", mode="reduced")
+        assert ([1500], 1.0) == (stats.durations("care-it", "reduced"), count)
+
+
+def test_tick_wire_forms_are_json() -> None:
+    """Ticks are plain JSON objects the actions agent reads back."""
+    state = waiting(FRIDAY_EVENING, reply_by=seconds(FRIDAY_EVENING) + 60)
+    ticks = promise_ticks([(b"c", state.to_bytes())], load_coverage(EXAMPLE_COVERAGE).teams, SATURDAY_18)
+    assert all(isinstance(orjson.loads(orjson.dumps(tick)), dict) for _, tick in ticks)
