@@ -19,6 +19,13 @@ does nothing. A crash between the route and the table write makes the tick apply
 again with the same ``route_id`` (``esc:<event_id>:<n>``), which the delivery ledger
 sends once.
 
+Follow-through and reply windows. The same sweep reads the ``conversations`` rows of
+the held partitions (:func:`sweep_promises`): a promised reply-by time passed without a
+staff reply, or a claim unanswered past the team's ``claim_limit``, is a ``remind``
+tick; a waiting Facebook/Instagram/WhatsApp conversation whose reply window closes
+before the team opens is a ``window`` tick. The actions agent applies them against the
+state of that moment and records what it sent on the conversation.
+
 Handover. At each opening (:class:`~streams.timers.PromiseTimers`) each worker sends
 the digest of the backlog held in *its own* partitions of the ``conversations`` table
 (:func:`hand_over`): one route per team, opening and worker partitions, with the
