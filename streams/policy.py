@@ -62,8 +62,9 @@ if TYPE_CHECKING:
 # Platforms that stop accepting a free-form reply 24 h after the customer's message.
 REPLY_WINDOW = timedelta(hours=24)
 WINDOWED_CHANNELS = frozenset({"facebook", "instagram", "whatsapp"})
-# Where a public comment can be answered with a private message instead.
+# Where a public comment can be answered with a private message instead, and for how long.
 PRIVATE_REPLY_CHANNELS = frozenset({"facebook", "instagram"})
+PRIVATE_REPLY_WINDOW = timedelta(days=7)
 # No measured first responses yet: every promise is the configured one.
 NO_STATS = FirstResponseStats()
 # Channel prefixes that producers put before the platform's message id ("fb:m_abc").
@@ -458,6 +459,9 @@ def _reply_to(event_id: str) -> str:
 def _window_closes(event: SocialEvent) -> str | None:
     if event.channel not in WINDOWED_CHANNELS:
         return None
+    if event.kind == "comment" and event.channel in PRIVATE_REPLY_CHANNELS:
+        # A comment's one private reply is allowed for 7 days (PLATFORMS §1.7).
+        return (event.at + PRIVATE_REPLY_WINDOW).isoformat(timespec="seconds")
     return (event.at + REPLY_WINDOW).isoformat(timespec="seconds")
 
 

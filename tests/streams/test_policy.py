@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -477,3 +477,19 @@ class TestTriageCommentReplies:
         if drop:
             del data["private_text"]
         assert expected == AckRequest.from_json(orjson.dumps(data)).private_text
+
+
+class TestTriageReplyWindowStamp:
+    @pytest.mark.parametrize(
+        ("changes", "days"),
+        [
+            pytest.param({"account": "desk.facebook"}, 1, id="messenger_dm_24h"),
+            pytest.param(FB_COMMENT, 7, id="facebook_comment_private_reply_7d"),
+            pytest.param(IG_COMMENT, 7, id="instagram_comment_private_reply_7d"),
+        ],
+    )
+    def test_window_closes_follows_the_reply_allowed(self, changes: dict[str, Any], days: int) -> None:
+        """A direct message may be answered for 24 h, a comment's one private reply for 7 days."""
+        outcome = Triage(small_coverage()).decide(event(MONDAY_EVENING, **changes), None)
+        sent = datetime.fromisoformat(outcome.ack.at)
+        assert timedelta(days=days) == datetime.fromisoformat(outcome.ack.window_closes) - sent
