@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from streams.kafka_client import ClientOptions, client_options
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def _decisions(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
         await watch_decisions(
-            settings.bootstrap_servers,
+            client_options(settings),
             settings.decisions_topic,
             out=sys.stdout,
             err=sys.stderr,
@@ -387,7 +388,7 @@ def _sla_report(args: argparse.Namespace) -> int:
         # aiokafka logs each failed connection; the one-line error below says it once.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         try:
-            found = asyncio.run(_read_events_topic(settings.bootstrap_servers, settings.events_topic, tracker, progress))
+            found = asyncio.run(_read_events_topic(client_options(settings), settings.events_topic, tracker, progress))
         except KafkaError as exc:
             print(f"{prog}: broker {settings.broker_url}: {exc}", file=sys.stderr)
             return EXIT_BROKER
@@ -451,7 +452,7 @@ def _read_event_lines(source: str, tracker: ResponseTracker, progress: _Progress
             stream.close()
 
 
-async def _read_events_topic(bootstrap_servers: list[str], topic: str, tracker: ResponseTracker, progress: _Progress) -> bool:
+async def _read_events_topic(connection: ClientOptions, topic: str, tracker: ResponseTracker, progress: _Progress) -> bool:
     """Feed every record of ``topic``, from the beginning, to ``tracker``; False when there is no such topic.
 
     Reading stops at the first poll that returns nothing once every partition has reached
@@ -461,7 +462,7 @@ async def _read_events_topic(bootstrap_servers: list[str], topic: str, tracker: 
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="offhours-sla")
+    admin = AIOKafkaAdminClient(**connection, client_id="offhours-sla")
     try:
         await admin.start()
         # Metadata of every topic: a request naming this one could make the broker create it.
@@ -477,7 +478,7 @@ async def _read_events_topic(bootstrap_servers: list[str], topic: str, tracker: 
     if not partitions:
         return False
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, client_id="offhours-sla"
+        **connection, group_id=None, enable_auto_commit=False, client_id="offhours-sla"
     )
     try:
         await consumer.start()

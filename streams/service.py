@@ -50,6 +50,7 @@ from schedules import Coverage
 from streams.app import OffhoursApp
 from streams.broker import EmbeddedBroker
 from streams.metrics import CONTENT_TYPE, Metrics, track_consumer_lag
+from streams.kafka_client import KafkaConnection, client_options, connection_options
 from streams.settings import Settings
 from streams.worker import create_topics, running_worker
 
@@ -65,13 +66,13 @@ def _utc_now() -> datetime:
 class BrokerProbe:
     """Asks the broker for its metadata, to tell ``/readyz`` whether it answers."""
 
-    def __init__(self, bootstrap_servers: list[str], *, timeout: float = PROBE_TIMEOUT) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, connection: KafkaConnection, *, timeout: float = PROBE_TIMEOUT) -> None:
+        self._bootstrap = connection
         self._timeout = timeout
         self._client: AIOKafkaClient | None = None
 
     async def start(self) -> None:
-        client = AIOKafkaClient(bootstrap_servers=self._bootstrap, request_timeout_ms=int(self._timeout * 1000))
+        client = AIOKafkaClient(**connection_options(self._bootstrap), request_timeout_ms=int(self._timeout * 1000))
         await client.bootstrap()
         self._client = client
 
@@ -182,7 +183,7 @@ def mount_edge(
     producer of the webhooks (Apache Kafka; Tansu refuses it). Each long-lived
     resource starts and stops with one cleanup context of ``root``.
     """
-    servers = settings.bootstrap_servers
+    servers = client_options(settings)
     ops = settings.ops
     store = KafkaConfigStore(
         servers,
@@ -285,7 +286,7 @@ async def prepare_config_topic(settings: Settings) -> None:
     ever (compaction keeps the latest per key) and read in one order.
     """
     await ensure_topic(
-        settings.bootstrap_servers,
+        client_options(settings),
         settings.config_topic,
         partitions=1,
         replication=settings.replication,
