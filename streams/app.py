@@ -297,31 +297,17 @@ def create_app(
         config=topic(settings.config_topic),
         actions=topic(settings.ops.actions_topic),
     )
-    app.conversations = app.Table(
-        "conversations",
-        default=None,
-        # bytes -> Faust's "raw" serializer, also for the changelog and its recovery.
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        help="conversation state (ConversationState bytes) by conversation key",
-    )
-    app.escalations = app.Table(
-        "escalations",
-        default=None,
-        # Raw bytes like ``conversations``: a Schema here breaks changelog recovery.
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        help="pending escalation (PendingEscalation bytes) by conversation key",
-    )
-    app.reply_times = app.Table(
-        "reply-times",
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        help="recent first responses (FirstResponseStats bytes) of one partition's conversations, key p<N>",
+    def table(name: str, help: str) -> faust.Table:
+        # bytes -> Faust's "raw" serializer, also for the changelog and its recovery
+        # (a Schema here breaks changelog recovery).
+        return app.Table(
+            name, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions, help=help
+        )
+
+    app.conversations = table("conversations", "conversation state (ConversationState bytes) by conversation key")
+    app.escalations = table("escalations", "pending escalation (PendingEscalation bytes) by conversation key")
+    app.reply_times = table(
+        "reply-times", "recent first responses (FirstResponseStats bytes) of one partition's conversations, key p<N>"
     )
 
     @app.agent(app.stream_topics.events, name="triage")

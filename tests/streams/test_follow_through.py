@@ -28,12 +28,12 @@ from streams.metrics import Metrics
 from streams.policy import Triage
 from streams.promises import FirstResponseStats
 from streams.records import RouteRequest
-from streams.settings import Settings
 from streams.state import ConversationState
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
 from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, sample_value, send
 from tests.streams.test_escalations import SWEEP_EVERY, SteppedClock, escalations_changelog, first_route
+from tests.streams.test_escalations import settings  # noqa: F401  (the fixture: own actions topic, no delivery)
 
 FRIDAY_EVENING = datetime(2026, 11, 20, 20, 0, tzinfo=ROME)  # reduced; giulia on call
 SATURDAY_18 = datetime(2026, 11, 21, 18, 0, tzinfo=ROME)  # window (Sat 20:00) minus the 2 h margin
@@ -207,15 +207,6 @@ class TestWaitingAndPromises:
         item = backlog_of([(b"c", state.to_bytes())], coverage.teams["care-it"], MONDAY_OPENING)[0]
         expected = (saturday.astimezone(UTC), (MONDAY_OPENING + timedelta(hours=2)).astimezone(UTC))
         assert expected == (item.waiting_since, item.reply_by)
-
-
-@pytest.fixture
-def settings(stream_settings: Settings) -> Settings:
-    """Stream settings with this test's own actions topic and delivery off (tests read the routes outbox)."""
-    return stream_settings.with_overrides(
-        ops=stream_settings.ops.model_copy(update={"actions_topic": f"{stream_settings.app_id}.actions"}),
-        responders=stream_settings.responders.model_copy(update={"deliver": False}),
-    )
 
 
 @pytest.mark.broker
