@@ -43,6 +43,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import uvloop
 from aiohttp import web
 from hdrh.histogram import HdrHistogram
 
@@ -420,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--serve"]:
         broker_url, run_id, coverage_file, graph_url = argv[1:]
-        asyncio.run(serve(broker_url, run_id, Path(coverage_file), graph_url))
+        # uvloop, like the worker's entry point (streams.worker.main).
+        uvloop.run(serve(broker_url, run_id, Path(coverage_file), graph_url))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=None, help="seconds per offered load (default 10; 4 with --quick)")

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import uvloop
 
 from bench.common import (
     EXAMPLE_COVERAGE,
@@ -148,7 +149,9 @@ def child_main(argv: Sequence[str]) -> int:
             loop.add_signal_handler(signum, stopping.set)
         await body(bootstrap, source, sink, group, stopping)
 
-    asyncio.run(serve())
+    # The same event loop as the offhours worker (streams.worker.main), so the stages
+    # compare code, not loops.
+    uvloop.run(serve())
     return 0
 
 

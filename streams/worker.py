@@ -244,7 +244,11 @@ def main() -> int:
     if settings.broker_url is None:
         print("streams.worker needs OFFHOURS_BROKER_URL", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(settings))
+    import uvloop
+
+    # uvloop: a no-op Faust agent relayed 30-70 % more events/s than on asyncio's loop,
+    # side by side on the same broker (bench/README.md).
+    return uvloop.run(_serve(settings))
 
 
 if __name__ == "__main__":
