@@ -75,7 +75,7 @@ from streams.escalations import (
 )
 from streams.kafka_client import faust_credentials
 from streams.metrics import Metrics, observe_first_response
-from streams.policy import Triage
+from streams.policy import Triage, rejected
 from streams.promises import (
     EscalationStep,
     FirstResponseStats,
@@ -83,7 +83,7 @@ from streams.promises import (
     escalation_due,
     next_escalation,
 )
-from streams.records import AckRequest, DeadLetter, Decision, RouteRequest
+from streams.records import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
 from streams.settings import Settings
 from streams.sla import FirstResponse
 from streams.state import ConversationState
@@ -389,38 +389,8 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
     return decision
 
 
-@dataclass(frozen=True, slots=True)
-class _Rejected:
-    decision: Decision
-    state: ConversationState | None = None
-    ack: AckRequest | None = None
-    route: RouteRequest | None = None
-
-
 def _internal_error(raw: bytes, exc: Exception) -> Outcome:
-    return _Rejected(
-        Decision(
-            event_id=_event_id(raw),
-            team=None,
-            mode=None,
-            action="reject",
-            route_to=[],
-            ack=None,
-            ack_suppressed=None,
-            next_open=None,
-            reason=f"internal error: {type(exc).__name__}",
-        )
-    )
-
-
-def _event_id(raw: bytes) -> str | None:
-    """The event's ``id`` when the input is JSON with a non-empty string id, else None."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    event_id = data.get("id") if isinstance(data, dict) else None
-    return event_id if isinstance(event_id, str) and event_id else None
+    return rejected(raw_field(raw, "id"), f"internal error: {type(exc).__name__}")
 
 
 def _keep_actions(

@@ -285,18 +285,22 @@ def held_partitions(app: OffhoursApp) -> set[int]:
     return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
 
 
-async def sweep_escalations(app: OffhoursApp, now: datetime) -> int:
+async def sweep_escalations(app: OffhoursApp, now: datetime, held: Collection[int] | None = None) -> int:
     """Send an escalation tick for each pending escalation due at ``now`` in this worker's partitions.
 
-    Returns how many ticks were sent. The actions agent applies them
+    ``held`` is the partitions to sweep (default: those this worker holds now). Returns
+    how many ticks were sent. The actions agent applies them
     (:func:`streams.app.apply_escalation`); a tick it finds stale does nothing, so a
     sweep may run as often as wanted, on every worker.
     """
-    held = held_partitions(app)
+    held = held_partitions(app) if held is None else held
     if not held:
         return 0
     rows = held_rows(list(app.escalations.items()), held, app.settings.partitions)
-    ticks = due_ticks(rows, app.coverage.coverage.teams, now)
+    return await _send_ticks(app, due_ticks(rows, app.coverage.coverage.teams, now))
+
+
+async def _send_ticks(app: OffhoursApp, ticks: list[tuple[bytes, dict[str, object]]]) -> int:
     for key, tick in ticks:
         await app.stream_topics.actions.send(key=key, value=tick_bytes(tick))
     return len(ticks)
@@ -478,12 +482,9 @@ async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
     conversation's state at that moment (:func:`streams.app.apply_action`), so a tick
     that is stale (a reply came, the reminder was sent) does nothing.
     """
-    count = await sweep_escalations(app, now)
     held = held_partitions(app)
     if not held:
-        return count
+        return 0
+    count = await sweep_escalations(app, now, held)
     rows = held_rows(list(app.conversations.items()), held, app.settings.partitions)
-    ticks = promise_ticks(rows, app.coverage.coverage.teams, now)
-    for key, tick in ticks:
-        await app.stream_topics.actions.send(key=key, value=tick_bytes(tick))
-    return count + len(ticks)
+    return count + await _send_ticks(app, promise_ticks(rows, app.coverage.coverage.teams, now))

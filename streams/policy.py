@@ -37,7 +37,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
-import orjson
 
 from streams.acks import AckFacts, AckKind, AckWriter, format_moment
 from streams.promises import FirstResponseStats, promised_reply_within
@@ -51,6 +50,7 @@ from streams.records import (
     RouteRequest,
     SocialEvent,
     parse_event,
+    raw_field,
 )
 from streams.sla import FirstResponse
 from streams.state import ConversationState, Processed, Suppression
@@ -124,12 +124,7 @@ class Triage:
 
     def conversation_key(self, raw: bytes) -> str | None:
         """The event's ``conversation`` (the table and partition key), or None when unreadable."""
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-        key = data.get("conversation") if isinstance(data, dict) else None
-        return key if isinstance(key, str) and key else None
+        return raw_field(raw, "conversation")
 
     def decide(
         self, raw: bytes, state: ConversationState | None, stats: FirstResponseStats | None = None
@@ -145,10 +140,10 @@ class Triage:
             event = parse_event(raw)
         except InvalidEvent as exc:
             reason = exc.reason.replace("Value error, ", "")
-            return _reject(_event_id_of(raw), f"invalid event: {reason}")
+            return rejected(raw_field(raw, "id"), f"invalid event: {reason}")
         team = self._coverage.team_for_account(event.account)
         if team is None:
-            return _reject(event.id, f"unknown account {event.account!r}: no team lists it under accounts")
+            return rejected(event.id, f"unknown account {event.account!r}: no team lists it under accounts")
         policy = self._teams[team.id]
         coverage_at = team.at(event.at)
         processed = state.processed(event.id) if state is not None else None
@@ -157,7 +152,8 @@ class Triage:
         return _customer_message(policy, event, coverage_at, state, processed, stats or NO_STATS)
 
 
-def _reject(event_id: str | None, reason: str) -> Outcome:
+def rejected(event_id: str | None, reason: str) -> Outcome:
+    """The outcome of an input that cannot be decided: a ``reject`` with ``reason``, nothing else."""
     decision = Decision(
         event_id=event_id,
         team=None,
@@ -170,16 +166,6 @@ def _reject(event_id: str | None, reason: str) -> Outcome:
         reason=reason,
     )
     return Outcome(decision, None, None, None)
-
-
-def _event_id_of(raw: bytes) -> str | None:
-    # The id of an event that failed validation, when it has a usable one (else null).
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    event_id = data.get("id") if isinstance(data, dict) else None
-    return event_id if isinstance(event_id, str) and event_id else None
 
 
 def _seconds(instant: datetime) -> int:

@@ -65,6 +65,20 @@ class SocialEvent(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", exclude_none=False))
 
 
+def raw_field(raw: bytes | str, name: str) -> str | None:
+    """The top-level ``name`` of a raw record when it is JSON with a non-empty string there, else None.
+
+    For input that may not parse as an event at all (the key of an unreadable line, the
+    id of a rejected one).
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 class InvalidEvent(ValueError):
     """An input that is not a CONTRACT §2 event; ``reason`` names the field and the fault."""
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schedules import Coverage
 from streams.broker import EmbeddedBroker
 from streams.codec import HEADER_SEQ, header_value
 from streams.kafka_client import client_options
+from streams.records import raw_field
 from streams.settings import Settings
 from streams.worker import running_worker
 
@@ -69,12 +69,8 @@ def read_lines(path: Path) -> list[InputLine]:
 
 
 def _conversation_key(raw: bytes) -> bytes | None:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    conversation = data.get("conversation") if isinstance(data, dict) else None
-    return conversation.encode() if isinstance(conversation, str) and conversation else None
+    conversation = raw_field(raw, "conversation")
+    return None if conversation is None else conversation.encode()
 
 
 def replay_settings(base: Settings, coverage_file: Path, run_id: str | None = None) -> Settings:

@@ -15,25 +15,10 @@ from aiokafka import AIOKafkaProducer
 
 from edge.config_store import ensure_topic
 from streams.broker import EmbeddedBroker
+from tests.streams.test_sla import COVERAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 
-COVERAGE = """
-teams:
-  care-it:
-    timezone: Europe/Rome
-    accounts: [acme.it.facebook, acme_it_x]
-    hours:
-      mon-fri: ["09:00-19:00 open", "19:00-24:00 reduced"]
-      sat: ["10:00-18:00 reduced"]
-    escalation:
-      targets: {open: 2h, reduced: 1h, closed: 12h}
-  care-us:
-    timezone: America/New_York
-    accounts: [acme.us.facebook]
-    hours:
-      daily: ["08:00-20:00 open", "20:00-02:00 reduced"]
-"""
 
 
 def _event(id: str, kind: str, at: str, conversation: str, account: str = "acme.it.facebook") -> str:
