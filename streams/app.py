@@ -208,6 +208,7 @@ class OffhoursApp(faust.App):
     metrics: Metrics | None
     clock: Callable[[], float]
     promise_timers: PromiseTimers | None
+    decoded_reply_times: dict[bytes, tuple[bytes, FirstResponseStats]]
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -277,6 +278,7 @@ def create_app(
     app.metrics = metrics
     app.clock = clock
     app.promise_timers = None
+    app.decoded_reply_times = {}
     app.coverage = CoverageHolder(coverage, settings.coverage_file, decider=decider or _real_triage)
 
     def topic(name: str) -> faust.TopicT:
@@ -345,7 +347,7 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
     stats_key = reply_times_key(message.partition)
     try:
         before = _decode_state(stored)
-        stats = _decode_stats(app.reply_times.get(stats_key))
+        stats = _partition_stats(app, stats_key)
         outcome = app.coverage.triage.decide(raw, before, stats)
     except Exception as exc:
         # The reason names the type only: an exception's text may quote the customer.
@@ -421,8 +423,22 @@ def reply_times_key(partition: int) -> bytes:
     return f"p{partition}".encode()
 
 
-def _decode_stats(raw: bytes | None) -> FirstResponseStats | None:
-    return None if raw is None else FirstResponseStats.from_bytes(raw)
+def _partition_stats(app: OffhoursApp, key: bytes) -> FirstResponseStats | None:
+    """The partition's recent first responses, decoded once per stored value.
+
+    Every event of the partition reads them, and the stored JSON holds up to 500
+    responses per team and mode: the last decoding is kept beside the bytes it came
+    from (one per partition) and reused while the table holds those bytes.
+    """
+    raw = app.reply_times.get(key)
+    if raw is None:
+        return None
+    cached = app.decoded_reply_times.get(key)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    stats = FirstResponseStats.from_bytes(raw)
+    app.decoded_reply_times[key] = (raw, stats)
+    return stats
 
 
 def _record_first_response(
@@ -432,7 +448,9 @@ def _record_first_response(
     updated = (stats or FirstResponseStats()).record(
         response.team, response.mode, response.customer_at, response.replied_at
     )
-    app.reply_times[key] = updated.to_bytes()
+    raw = updated.to_bytes()
+    app.reply_times[key] = raw
+    app.decoded_reply_times[key] = (raw, updated)
     team = app.coverage.coverage.teams.get(response.team)
     if app.metrics is not None and team is not None:
         observe_first_response(app.metrics, response, team.escalation.target_for(response.mode))
