@@ -10,7 +10,9 @@ Run:  python -m bench.pipeline [--events N] [--quick] [--profile]
 3. **offhours**: the production worker, ``python -m streams.worker`` (the real
    :func:`streams.app.create_app` agent: coverage, conversation table, policy,
    acknowledgment rendering, the outbox, decisions and dead-letter writes, and the
-   reconciliation timer), configured through its environment exactly as deployed.
+   reconciliation timer), configured through its environment exactly as deployed,
+   except that it delivers nothing (``OFFHOURS_RESPONDERS__DELIVER=false``): the
+   bench has no platform tokens, and delivery is what :mod:`bench.latency` measures.
 
 Every stage runs in its own child process on fresh topics pre-loaded with the same
 payloads (generated once, seeded). This process counts the stage's output records
@@ -251,7 +253,10 @@ async def offhours_stage(
     if profile_to is not None:
         command += ["-m", "cProfile", "-o", str(profile_to)]
     command += ["-m", "streams.worker"]
-    peak, note = await run_child(command, counter, env=worker_env(settings, dict(os.environ)))
+    env = worker_env(settings, dict(os.environ))
+    # Stage 3 is the triage pipeline; delivery to the platforms is bench.latency's part.
+    env["OFFHOURS_RESPONDERS__DELIVER"] = "false"
+    peak, note = await run_child(command, counter, env=env)
     seconds = counter.last_at - counter.first_at if counter.first_at and counter.last_at else None
     side = {
         "acks": await end_offsets(bootstrap, settings.acks_topic),

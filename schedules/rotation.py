@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo
 from schedules.model import OnCallOverride, WallTime
 
 Unit = Literal["h", "d", "w"]
+HANDOFFS_KEPT = 4096
+"""Wall-clock handoff instants an on-call schedule remembers (a day rotation: 11 years)."""
+
 _UNIT_DAYS = {"d": 1, "w": 7}
 
 
@@ -44,7 +47,7 @@ class Rotation:
 class OnCall:
     """Who is on call for one team: a rotation (optional) with on-call overrides on top."""
 
-    __slots__ = ("zone", "rotation", "_start", "_period", "_override_starts", "_overrides")
+    __slots__ = ("zone", "rotation", "_start", "_period", "_handoffs", "_override_starts", "_overrides")
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class OnCall:
         self.rotation = rotation
         self._start = rotation.start.to_instant(zone).timestamp() if rotation else math.inf
         self._period = rotation.period.total_seconds() if rotation else 0.0
+        self._handoffs: dict[int, float] = {}
         spans = sorted(
             (o.start.to_instant(zone).timestamp(), o.end.to_instant(zone).timestamp(), o.member)
             for o in overrides
@@ -74,7 +78,14 @@ class OnCall:
         assert rotation is not None
         if rotation.unit == "h":
             return self._start + turn * self._period
-        return WallTime(rotation.start.local + turn * rotation.period).to_instant(self.zone).timestamp()
+        found = self._handoffs.get(turn)
+        if found is None:
+            # Wall-clock handoffs take a time-zone conversion each; every message asks.
+            if len(self._handoffs) >= HANDOFFS_KEPT:
+                self._handoffs.clear()
+            found = WallTime(rotation.start.local + turn * rotation.period).to_instant(self.zone).timestamp()
+            self._handoffs[turn] = found
+        return found
 
     def turn_at(self, instant: float) -> int | None:
         """The rotation turn running at ``instant``; None before the rotation starts."""

@@ -29,6 +29,7 @@ Rendered text has its whitespace collapsed to single spaces and is cut to
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,8 +105,13 @@ def first_name(name: str | None) -> str | None:
     return words[0][:40] if words else None
 
 
+@functools.lru_cache(maxsize=4096)
 def format_moment(instant: datetime, team_zone: tzinfo, locale: Locale) -> str:
-    """``instant`` as a local weekday, day, month and time: "lunedì 30 marzo alle 09:00"."""
+    """``instant`` as a local weekday, day, month and time: "lunedì 30 marzo alle 09:00".
+
+    Cached: every message of a closed night is told the same opening, and babel's
+    formatting was a fifth of the policy's time.
+    """
     date_pattern = _YEAR.sub("", locale.date_formats["full"].pattern).strip(" ,")
     time_pattern = locale.time_formats["short"].pattern
     join = _AT_TIME.get(locale.language, str(locale.datetime_formats["long"]))
@@ -113,6 +119,7 @@ def format_moment(instant: datetime, team_zone: tzinfo, locale: Locale) -> str:
     return format_datetime(instant, pattern, tzinfo=team_zone, locale=locale)
 
 
+@functools.lru_cache(maxsize=4096)
 def format_time_of_day(instant: datetime, team_zone: tzinfo, locale: Locale) -> str:
     """``instant`` as a local time only: "21:54" (it), "9:54 PM" (en)."""
     return format_datetime(instant, locale.time_formats["short"].pattern, tzinfo=team_zone, locale=locale)
