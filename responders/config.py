@@ -100,6 +100,11 @@ class ResponderSettings(BaseModel):
         description="run the acks and routes outboxes against the platforms; "
         "off (replay, dry runs) the outbox records are written but nothing is sent",
     )
+    concurrency: int = Field(
+        default=16, ge=1, le=256,
+        description="deliveries in flight at once per worker, for each outbox (acks, routes); "
+        "one slow platform or a retry wait then holds back one of them, not the whole outbox",
+    )
     http_timeout: float = Field(default=10.0, gt=0, description="seconds per HTTP send")
     max_attempts: int = Field(default=5, ge=1)
     backoff_base: float = Field(default=1.0, gt=0)

@@ -50,7 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -184,6 +184,14 @@ class Report:
     outcome: Outcome | None = None
 
 
+@dataclass(slots=True)
+class _KeyTurn:
+    """The deliveries of one key in flight: they take turns on ``lock``."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    holders: int = 0
+
+
 class DeliveryLoop:
     """Delivers keyed messages through the ledger, the rate limits and the retry policy."""
 
@@ -201,6 +209,7 @@ class DeliveryLoop:
         self.buckets = buckets
         self._sleep = sleep
         self._jitter = jitter
+        self._in_flight: dict[str, _KeyTurn] = {}
 
     async def deliver(
         self,
@@ -216,7 +225,32 @@ class DeliveryLoop:
         ``repeat_unknown`` says what to do with a key left ``sending`` by a crash:
         send again (True) or give it up as "outcome unknown" (False). ``observe`` is
         awaited after each attempt, once its result is in the ledger.
+
+        Deliveries run concurrently (the outbox agents' concurrency); two of the same
+        ``key`` (a record redelivered while its first copy is still being sent) run one
+        after the other, so the second finds the first's outcome in the ledger.
         """
+        turn = self._in_flight.get(key)
+        if turn is None:
+            turn = self._in_flight[key] = _KeyTurn()
+        turn.holders += 1
+        try:
+            async with turn.lock:
+                return await self._deliver(key, limits, attempt, repeat_unknown=repeat_unknown, observe=observe)
+        finally:
+            turn.holders -= 1
+            if turn.holders == 0:
+                del self._in_flight[key]
+
+    async def _deliver(
+        self,
+        key: str,
+        limits: Sequence[Limit],
+        attempt: Callable[[], Awaitable[Outcome]],
+        *,
+        repeat_unknown: bool,
+        observe: Observe | None,
+    ) -> Report:
         status = self.ledger.get(key)
         if status == DELIVERED:
             return Report(key, "skipped", 0, "already delivered")

@@ -20,11 +20,15 @@
   give-up, keyed by conversation, for audit and first-response timing. A failure to
   publish one is logged and does not stop the delivery.
 
-The agents run one record at a time per partition, so retries of one delivery hold
-back the next ones on that partition; :class:`~responders.config.ResponderSettings`
-bounds how long (``max_attempts``, ``backoff_max``, ``retry_after_max``). The ledger is
-written from the agent that consumes the record, so its changelog goes to the
-record's partition and a redelivered record finds its ledger entry on the same worker.
+Each agent runs ``responders.concurrency`` deliveries at once (Faust agent
+concurrency), so retries of one delivery hold back one of them, not the outbox;
+:class:`~responders.config.ResponderSettings` bounds how long (``max_attempts``,
+``backoff_max``, ``retry_after_max``). They share one
+:class:`~responders.delivery.DeliveryLoop`: the same token buckets, and deliveries of
+the same key take turns. Faust commits an outbox offset only once every record below it
+is done. The ledger is written from the agent that consumes the record, so its
+changelog goes to the record's partition and a redelivered record finds its ledger
+entry on the same worker.
 
 ``topics`` may carry ready Faust topics as attributes ``acks``, ``routes``,
 ``dead_letters`` and ``deliveries``; a missing one is declared from the settings' topic
@@ -219,10 +223,11 @@ def install(
         elif status == "dead":
             metrics.acks_failed.labels(channel=request.channel).inc()
 
+    # One loop for every concurrent delivery of both outboxes: the rate limits and the
+    # per-key turns must be shared, or concurrency would multiply the limits.
+    loop = DeliveryLoop(ledger=ledger, policy=policy, buckets=TokenBuckets(clock), jitter=jitter)
+
     def responders(session: aiohttp.ClientSession) -> Responders:
-        loop = DeliveryLoop(
-            ledger=ledger, policy=policy, buckets=TokenBuckets(clock), jitter=jitter
-        )
         return Responders(
             registry=registry,
             loop=loop,
@@ -251,8 +256,9 @@ def install(
                 if request is not None:
                     await outbox.route(request)
 
-    acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks")(deliver_acks)
-    routes_agent = app.agent(routes, name=f"{ledger_table_name}.routes")(deliver_routes)
+    concurrency = responder_settings.concurrency
+    acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks", concurrency=concurrency)(deliver_acks)
+    routes_agent = app.agent(routes, name=f"{ledger_table_name}.routes", concurrency=concurrency)(deliver_routes)
     return Outbox(table, acks, routes, dead_letters, deliveries, acks_agent, routes_agent)
 
 

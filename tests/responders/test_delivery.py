@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dataclasses
 import logging
 
@@ -125,6 +127,18 @@ class TestAcknowledge:
         assert ("delivered", "skipped") == (first.status, second.status)
         assert 1 == len(fake.requests)
         assert DELIVERED == h.ledger.get("ack:fb:m_abc123")
+
+    async def test_same_ack_in_flight_twice_makes_one_http_call(self, session: aiohttp.ClientSession) -> None:
+        """Two copies of one acknowledgment delivered concurrently (outbox concurrency, a
+        redelivered record): the second waits for the first and finds it delivered."""
+        async with FakeGraph({TOKEN}) as fake:
+            h = harness(settings_for(fake.url), session)
+            reports = await asyncio.gather(
+                h.responders.acknowledge(ack_request()), h.responders.acknowledge(ack_request())
+            )
+        assert ["delivered", "skipped"] == sorted(report.status for report in reports)
+        assert 1 == len(fake.requests)
+        assert ([], []) == (h.dead_letters, h.escalations)
 
     async def test_transient_failures_back_off_then_deliver(
         self, session: aiohttp.ClientSession

@@ -83,3 +83,44 @@ class TestOutboxOnBroker:
         assert ["PSID_A", "PSID_C"] == [request.json()["recipient"]["id"] for request in requests]
         assert ("not json", settings.acks_topic) == (letter.raw, letter.topic)
         assert letter.reason.startswith("undecodable AckRequest")
+
+    async def test_a_delivery_waiting_to_retry_holds_back_no_other(self, tmp_path: Path) -> None:
+        """One acknowledgment waits for its retry (a 5xx, then a long backoff); the next
+        one on the same partition is delivered meanwhile (``responders.concurrency``)."""
+        unique = uuid.uuid4().hex[:8]
+        async with EmbeddedBroker() as broker, FakeGraph({TOKEN}) as graph:
+            settings = Settings(
+                broker_url=broker.url,
+                app_id=f"outbox-slow-{unique}",
+                acks_topic=f"acks-{unique}",
+                routes_topic=f"routes-{unique}",
+                dead_letter_topic=f"dead-{unique}",
+                partitions=1,
+                session_timeout=2.0,
+                data_dir=tmp_path,
+                responders=ResponderSettings(
+                    graph_base_url=graph.url,
+                    backoff_base=20.0,  # the retry waits 10-20 s
+                    accounts={"acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN)},
+                ),
+            )
+            await create_topics(settings)
+            app = faust.App(settings.app_id, **faust_options(settings))
+            install(app, None, settings)
+            waiting = ack_request(recipient="PSID_A")
+            other = dataclasses.replace(ack_request(recipient="PSID_C"), ack_id="ack:fb:m_c", event_id="fb:m_c")
+            graph.fail_next("server_error")
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+            await app.start()
+            await producer.start()
+            try:
+                await asyncio.wait_for(app.tables.recovery.completed.wait(), 60)
+                key = waiting.conversation.encode()
+                for request in (waiting, other):
+                    await producer.send_and_wait(settings.acks_topic, key=key, value=request.to_json())
+                await graph.wait_until(lambda fake: len(fake.answers) >= 2, timeout=8)
+                answered = [(a.request.json()["recipient"]["id"], a.status) for a in graph.answers]
+            finally:
+                await producer.stop()
+                await app.stop()
+        assert [("PSID_A", 500), ("PSID_C", 200)] == answered
