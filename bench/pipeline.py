@@ -6,7 +6,9 @@ Run:  python -m bench.pipeline [--events N] [--quick] [--profile]
 1. **limit**: raw aiokafka consume -> JSON decode -> produce (``acks=all``), committing
    after every fetched batch;
 2. **framework**: a no-op Faust agent doing the same, with the app options of
-   :func:`streams.app.faust_options`;
+   :func:`streams.app.faust_options`, one event and one ``topic.send`` at a time;
+   **batched**: the same no-op agent batched as the triage agent is (``noack_take``,
+   records straight to the producer), the framework's best with offhours' code path;
 3. **offhours**: the production worker, ``python -m streams.worker`` (the real
    :func:`streams.app.create_app` agent: coverage, conversation table, policy,
    acknowledgment rendering, the outbox, decisions and dead-letter writes, and the
@@ -133,6 +135,33 @@ async def framework_child(bootstrap: str, source: str, sink: str, group: str, st
         await app.stop()
 
 
+async def batched_child(bootstrap: str, source: str, sink: str, group: str, stopping: asyncio.Event) -> None:
+    """The no-op agent batched the way the triage agent is (:func:`streams.app.decide_batch`):
+    ``noack_take`` batches, records straight to the producer, each event acknowledged."""
+    import faust
+
+    from streams.app import TRIAGE_BATCH, TRIAGE_WITHIN, faust_options
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-batched-"))
+    settings = run_settings(f"kafka://{bootstrap}", group, data_dir)
+    app = faust.App(group, **faust_options(settings))
+    src = app.topic(source, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+
+    @app.agent(src, name="relay")
+    async def relay(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(TRIAGE_BATCH, within=TRIAGE_WITHIN):
+            for event in events:
+                _decode(event.value)
+                await app.producer.send(sink, event.key, event.value, None, None, None)
+                await stream.ack(event)
+
+    await app.start()
+    try:
+        await stopping.wait()
+    finally:
+        await app.stop()
+
+
 def _decode(value: bytes | None) -> object:
     try:
         return orjson.loads(value or b"")
@@ -141,9 +170,9 @@ def _decode(value: bytes | None) -> object:
 
 
 def child_main(argv: Sequence[str]) -> int:
-    """``python -m bench.pipeline --child {limit,framework} BOOTSTRAP SOURCE SINK GROUP``."""
+    """``python -m bench.pipeline --child {limit,framework,batched} BOOTSTRAP SOURCE SINK GROUP``."""
     kind, bootstrap, source, sink, group = argv
-    body = {"limit": limit_child, "framework": framework_child}[kind]
+    body = {"limit": limit_child, "framework": framework_child, "batched": batched_child}[kind]
 
     async def serve() -> None:
         stopping = asyncio.Event()
@@ -277,7 +306,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 def report(results: list[StageResult], mix: MixSummary, side: dict[str, int], produce_rate: float) -> str:
     """The markdown section for stages 1-3."""
     by = {r.name: r for r in results}
-    limit, framework, ours = by.get("limit"), by.get("framework"), by.get("offhours")
+    limit, framework, batched, ours = by.get("limit"), by.get("framework"), by.get("batched"), by.get("offhours")
     lines = [
         "## Pipeline throughput (issue 7, stages 1-3)",
         "",
@@ -294,6 +323,7 @@ def report(results: list[StageResult], mix: MixSummary, side: dict[str, int], pr
     what = {
         "limit": "raw aiokafka consume -> orjson -> produce",
         "framework": "no-op Faust agent (offhours' app options)",
+        "batched": "the same agent batched like offhours' triage agent",
         "offhours": "`python -m streams.worker` (create_app), decisions counted",
     }
     for r in results:
@@ -308,8 +338,10 @@ def report(results: list[StageResult], mix: MixSummary, side: dict[str, int], pr
         lines += [
             f"- offhours / limit: **{_ratio(ours.rate, limit.rate if limit else None)}** "
             f"(target >= {TARGET_LIMIT_SHARE:.0%}: {met})",
-            f"- offhours / framework: **{_ratio(ours.rate, framework.rate if framework else None)}**",
-            f"- framework / limit: {_ratio(framework.rate if framework else None, limit.rate if limit else None)}",
+            f"- offhours / framework: **{_ratio(ours.rate, framework.rate if framework else None)}**; "
+            f"offhours / batched framework: {_ratio(ours.rate, batched.rate if batched else None)}",
+            f"- framework / limit: {_ratio(framework.rate if framework else None, limit.rate if limit else None)}; "
+            f"batched framework / limit: {_ratio(batched.rate if batched else None, limit.rate if limit else None)}",
             "- offhours side effects: " + ", ".join(f"{v:,} {k}" for k, v in side.items()),
         ]
     return "\n".join(lines)
@@ -373,7 +405,7 @@ async def run(broker_url: str, *, events: int, profile: bool = False, out=sys.st
     await create_topics(bootstrap, [probe])
     produce_rate = events / await produce(bootstrap, probe, payloads)
     results = []
-    for name in ("limit", "framework"):
+    for name in ("limit", "framework", "batched"):
         print(f"[pipeline] stage {name} ...", file=sys.stderr, flush=True)
         results.append(await relay_stage(name, bootstrap, payloads))
     print("[pipeline] stage offhours ...", file=sys.stderr, flush=True)
