@@ -28,7 +28,8 @@ Topics (names from the settings, all with ``settings.partitions`` partitions):
 
 Agents:
 
-- ``triage`` (:func:`decide_event`): one decision per event. A policy that raises for
+- ``triage`` (:func:`decide_batch`, :func:`decide_event`): takes events in batches of
+  up to :data:`TRIAGE_BATCH` and decides each in order, one decision per event. A policy that raises for
   one event never stops the worker: the event gets a ``reject`` decision with reason
   ``internal error: <exception type>`` (no customer text) and a dead letter.
 - ``actions`` (:func:`apply_action`): ``claim`` records the claimer and the time on the
