@@ -17,7 +17,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.codec import HEADER_ORIGIN, HEADER_SOURCE, header_value, parse_position
 from streams.settings import Settings
@@ -82,6 +83,28 @@ def first_resumed(records: list[ConsumerRecord], killed_at_ms: int, orphaned: fr
     return None
 
 
+async def where_undecided(settings: Settings, missing: set[str]) -> str:
+    """Where the undecided events sit: their input positions against the group's commits."""
+    async with TopicReader(settings, settings.events_topic) as events:
+        positions = sorted(
+            (record.partition, record.offset)
+            for record in await events.read_all()
+            if orjson.loads(record.value)["id"] in missing
+        )
+        ends = await events.end_offsets()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        await admin.start()
+        tps = [TopicPartition(settings.events_topic, p) for p in range(settings.partitions)]
+        committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=tps)
+        commits: object = {tp.partition: m.offset for tp, m in committed.items() if tp.topic == settings.events_topic}
+    except Exception as exc:  # a diagnosis must not hide the failure it explains
+        commits = f"unavailable ({type(exc).__name__})"
+    finally:
+        await admin.close()
+    return f"undecided inputs (partition, offset): {positions[:20]}; committed {commits}; reported ends {ends}"
+
+
 async def wait_for_stable_assignment(workers: list[WorkerProcess], partitions: int, deadline: float) -> None:
     """Wait until the workers' reported assignments split the input partitions exactly."""
     while time.monotonic() < deadline:
@@ -124,9 +147,10 @@ async def run_round(settings: Settings, round_no: int, log_dir: Path) -> dict[st
                 if failover is None and resumed is not None:
                     failover = resumed - killed_at_epoch
             missing = ids - seen.keys()
+            where = await where_undecided(settings, missing) if missing else ""
             assert not missing, (
                 f"round {round_no}: {len(missing)} events never decided, e.g. {sorted(missing)[:5]}\n"
-                + "\n".join(w.log() for w in workers)
+                f"{where}\n" + "\n".join(w.log() for w in workers)
             )
             seen = defaultdict(list)
             sources: set[bytes] = set()
