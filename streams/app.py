@@ -91,6 +91,7 @@ from streams.settings import Settings
 from streams.sla import FirstResponse
 from streams.state import ConversationState
 from streams.timers import PromiseTimers
+from streams.watchdog import Progress
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ class OffhoursApp(faust.App):
     clock: Callable[[], float]
     promise_timers: PromiseTimers | None
     decoded_reply_times: dict[bytes, tuple[bytes, FirstResponseStats]]
+    progress: Progress | None
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:
@@ -287,6 +289,7 @@ def create_app(
     app.clock = clock
     app.promise_timers = None
     app.decoded_reply_times = {}
+    app.progress = None
     app.coverage = CoverageHolder(coverage, settings.coverage_file, decider=decider or _real_triage)
 
     def topic(name: str) -> faust.TopicT:
@@ -412,6 +415,8 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
     if response is not None:
         _record_first_response(app, stats_key, stats, response)
     _count_decision(app, decision, message.topic, headers)
+    if app.progress is not None:
+        app.progress.note(message.partition, message.offset)
     if decision.action == "reject":
         letter = DeadLetter(
             raw=raw.decode("utf-8", "replace"),

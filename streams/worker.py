@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from faust.types import TP
 
 from schedules import Coverage, Team
 from streams.app import Decider, OffhoursApp, create_app
@@ -38,6 +39,7 @@ from streams.outbox import Outbox, claim_links, install, on_call_from
 from streams.reconcile import Reconciler
 from streams.settings import Settings
 from streams.timers import PromiseTimers
+from streams.watchdog import Progress
 
 SWEEP_EVERY = timedelta(seconds=30)
 """How often a worker looks for escalations due (a step is late by at most this)."""
@@ -120,6 +122,68 @@ def attach_reconciler(app: OffhoursApp) -> Callable[[], Awaitable[None]]:
     return stop_reconciler
 
 
+WATCHDOG_AFTER = 15.0
+"""Seconds a held events partition may wait, with records beyond the last decided, before it is read again."""
+
+
+def attach_watchdog(app: OffhoursApp, *, after: float = WATCHDOG_AFTER) -> Progress:
+    """Watch the events partitions this worker holds; read a stalled one again (see :mod:`streams.watchdog`)."""
+    settings = app.settings
+    progress = app.progress = Progress(after)
+
+    @app.on_partitions_revoked.connect
+    async def revoked(sender: object, revoked: set[TP], **kwargs: object) -> None:
+        for tp in revoked:
+            if tp.topic == settings.events_topic:
+                progress.forget(tp.partition)
+
+    @app.timer(max(1.0, min(after / 3, 5.0)), name="watchdog")
+    async def watch() -> None:
+        if not app.tables.recovery.completed.is_set() or not app.flow_control.is_active():
+            return
+        held = [tp for tp in app.consumer.assignment() if tp.topic == settings.events_topic]
+        if not held:
+            return
+        try:
+            ends = {tp.partition: int(end) for tp, end in (await app.consumer.highwaters(*held)).items()}
+            stalled = progress.stalled(ends, time.monotonic())
+            if stalled:
+                await _read_again(app, progress, {p: ends[p] for p in stalled})
+        except Exception as exc:  # a rebalance under way; the next tick looks again
+            log.info("watchdog: skipped a check (%s)", type(exc).__name__)
+
+    return progress
+
+
+async def _read_again(app: OffhoursApp, progress: Progress, stalled: dict[int, int]) -> None:
+    """Seek each stalled partition (``stalled``: its reported end) back to its committed offset."""
+    settings = app.settings
+    tps = [TP(settings.events_topic, p) for p in stalled]
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(settings.app_id, partitions=tps)
+    finally:
+        await admin.close()
+    now = time.monotonic()
+    for tp in tps:
+        meta = found.get(tp)
+        committed = meta.offset if meta is not None and meta.offset >= 0 else None
+        if committed is not None and committed >= stalled[tp.partition]:
+            # Everything was decided (by a previous owner): nothing waits here.
+            progress.restart(tp.partition, now, committed)
+            continue
+        start = committed if committed is not None else 0
+        log.warning(
+            "watchdog: events partition %s has records up to offset %s but nothing was decided here for %.0f s "
+            "(last decided: %s); reading it again from offset %s",
+            tp.partition, stalled[tp.partition] - 1, progress.after, progress.decided.get(tp.partition), start,
+        )
+        app.consumer.resume_partitions([tp])
+        await app.consumer.seek(tp, start)
+        progress.restart(tp.partition, now, committed)
+
+
 def install_responders(app: OffhoursApp, *, clock: Callable[[], float] = time.time) -> Outbox:
     """Add the responders to ``app`` on its own outbox topics, with on-call and claim links."""
     return install(
@@ -195,6 +259,7 @@ async def running_worker(
     if settings.responders.deliver:
         install_responders(app, clock=clock)
     stop_reconciler = attach_reconciler(app) if reconcile else None
+    attach_watchdog(app)
     await app.start()
     timers: PromiseTimers | None = None
     try:
