@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(
         default=5.0, gt=0, description="seconds between reconciliation passes"
     )
+    watchdog_after: float = Field(
+        default=15.0, gt=0,
+        description="seconds an events partition this worker holds may have records past the last "
+        "one decided, with nothing decided, before the worker reads it again from its committed offset",
+    )
     sweep_interval: float = Field(
         default=30.0, gt=0,
         description="seconds between passes over the promises kept in the tables "

@@ -77,6 +77,10 @@ class Progress:
             self.decided[partition] = committed - 1
         self._seen[partition] = _Seen(self.decided.get(partition), now)
 
+    def rebalancing(self) -> None:
+        """Nothing is read during a rebalance: every wait starts again after it."""
+        self._seen.clear()
+
     def forget(self, partition: int) -> None:
         """``partition`` was revoked: its progress here is no longer meaningful."""
         self.decided.pop(partition, None)

@@ -122,13 +122,11 @@ def attach_reconciler(app: OffhoursApp) -> Callable[[], Awaitable[None]]:
     return stop_reconciler
 
 
-WATCHDOG_AFTER = 15.0
-"""Seconds a held events partition may wait, with records beyond the last decided, before it is read again."""
-
-
-def attach_watchdog(app: OffhoursApp, *, after: float = WATCHDOG_AFTER) -> Progress:
-    """Watch the events partitions this worker holds; read a stalled one again (see :mod:`streams.watchdog`)."""
+def attach_watchdog(app: OffhoursApp) -> Progress:
+    """Watch the events partitions this worker holds; read one that stalled for
+    ``settings.watchdog_after`` seconds again (see :mod:`streams.watchdog`)."""
     settings = app.settings
+    after = settings.watchdog_after
     progress = app.progress = Progress(after)
 
     @app.on_partitions_revoked.connect
@@ -140,6 +138,7 @@ def attach_watchdog(app: OffhoursApp, *, after: float = WATCHDOG_AFTER) -> Progr
     @app.timer(max(1.0, min(after / 3, 5.0)), name="watchdog")
     async def watch() -> None:
         if not app.tables.recovery.completed.is_set() or not app.flow_control.is_active():
+            progress.rebalancing()
             return
         held = [tp for tp in app.consumer.assignment() if tp.topic == settings.events_topic]
         if not held:

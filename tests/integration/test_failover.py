@@ -199,6 +199,9 @@ class TestFailover:
                 tmp_path / name,
                 session_timeout=3.0,
                 reconcile_interval=2.0,
+                # A stalled takeover (streams.watchdog) must be read again within the
+                # failover limit, as the short session timeout makes failover itself fast.
+                watchdog_after=3.0,
             )
             started = time.monotonic()
             result = await run_round(settings, round_no, tmp_path)

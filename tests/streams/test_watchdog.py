@@ -49,6 +49,14 @@ class TestStalled:
         assert [] == progress.stalled({0: 497}, now=29)
         assert [0] == progress.stalled({0: 497}, now=30)
 
+    def test_a_rebalance_restarts_every_wait(self) -> None:
+        progress = Progress(after=15)
+        progress.note(1, 5)
+        progress.stalled({1: 100}, now=0)
+        progress.rebalancing()
+        assert [] == progress.stalled({1: 100}, now=20)
+        assert [1] == progress.stalled({1: 100}, now=35)
+
     def test_revoked_and_unheld_partitions_are_forgotten(self) -> None:
         progress = Progress(after=15)
         progress.note(1, 5)
