@@ -47,6 +47,8 @@ Reissue = Callable[[int, bytes | None, bytes | None, list[tuple[str, bytes]]], A
 
 FETCH_TIMEOUT_MS = 200
 MAX_EXTRA_FETCHES = 5
+HOLE_PASSES = 3
+"""Passes in a row that must find a hole before its record is re-issued."""
 
 
 @dataclass(slots=True)
@@ -63,6 +65,8 @@ class PartitionLedger:
     """Records found without a decision by the last pass, by offset."""
     waiting: dict[int, ConsumerRecord] = field(default_factory=dict)
     """Re-issued records still without a decision, by offset."""
+    holes: dict[int, int] = field(default_factory=dict)
+    """Records above the committed offset passed by later decisions: passes seen, by offset."""
 
 
 def origins_of(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] | None) -> list[tuple[int, int]]:
@@ -245,6 +249,7 @@ class Reconciler:
             for offset in [o for o in ledger.waiting if o in ledger.decided]:
                 del ledger.waiting[offset]
 
+        lost.extend(await self._holes(committed))
         for record in lost:
             ledger = self._ledgers[record.partition]
             here = position(record.partition, record.offset)
@@ -258,11 +263,40 @@ class Reconciler:
         await self._advance_watermarks()
         return len(lost)
 
+    async def _holes(self, committed: dict[int, int]) -> list[ConsumerRecord]:
+        """Records above the committed offset that the partition's later decisions passed.
+
+        The owner decides a partition's records in order, so an undecided record below a
+        decided one was skipped; when Faust skips it without acknowledging it, the
+        committed offset stays below it and the check above never sees it. One found in
+        :data:`HOLE_PASSES` passes in a row is returned (once) to be re-issued.
+        """
+        assert self._input is not None
+        found: list[ConsumerRecord] = []
+        for partition, ledger in self._ledgers.items():
+            above = max(committed.get(partition, 0), ledger.scanned)
+            passed = max(ledger.decided, default=-1)
+            if passed <= above:
+                ledger.holes.clear()
+                continue
+            tp = TopicPartition(self.settings.events_topic, partition)
+            records: list[ConsumerRecord] = []
+            self._input.seek(tp, above)
+            await self._read_until(self._input, {tp: passed}, records.append)
+            self._input.seek(tp, ledger.scanned)
+            holes = {r.offset: r for r in records if r.offset not in ledger.decided and r.offset not in ledger.waiting}
+            ledger.holes = {offset: ledger.holes.get(offset, 0) + 1 for offset in holes}
+            for offset, seen in ledger.holes.items():
+                if seen >= HOLE_PASSES:
+                    found.append(holes[offset])
+        return found
+
     async def _advance_watermarks(self) -> None:
         assert self._watermarks is not None
         commits: dict[TopicPartition, int] = {}
         for partition, ledger in self._ledgers.items():
-            new = min([*ledger.waiting, *ledger.suspects], default=ledger.scanned)
+            # Re-issued holes wait above the scanned offset: the watermark never passes it.
+            new = min([*ledger.waiting, *ledger.suspects, ledger.scanned])
             if new > ledger.watermark:
                 ledger.watermark = new
                 ledger.decided = {o for o in ledger.decided if o >= new}

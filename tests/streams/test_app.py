@@ -24,6 +24,7 @@ from streams.app import HEADER_RECEIVED, CoverageHolder
 from streams.codec import HEADER_ORIGIN, HEADER_SEQ, HEADER_SOURCE, header_value
 from streams.metrics import Metrics
 from streams.policy import Triage
+from streams.reconcile import HOLE_PASSES, Reconciler
 from streams.records import AckRequest, DeadLetter, Decision, RouteRequest
 from streams.settings import Settings
 from streams.worker import create_topics, running_worker
@@ -226,6 +227,39 @@ class TestReconciliation:
         assert [f"fb:lost_{n}" for n in range(5)] == decided
         reissued = [r for r in records if header_value(r.headers, HEADER_ORIGIN) is not None]
         assert {b"0:0", b"0:1", b"0:2"} == {header_value(r.headers, HEADER_ORIGIN) for r in reissued}
+
+
+    async def test_a_record_skipped_above_the_committed_offset_is_decided(self, stream_settings) -> None:
+        """A hole: an input without a decision below decided ones of its partition, while the
+        group's offset stays below it (nothing committed), is re-issued once, after
+        HOLE_PASSES passes."""
+        settings = stream_settings.with_overrides(partitions=1)
+        await create_topics(settings)
+        raws = [event(f"fb:hole_{n}", MONDAY_MORNING, conversation=f"c{n}") for n in range(5)]
+        await send(settings, *[(f"c{n}".encode(), raw, []) for n, raw in enumerate(raws)])
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+        await producer.start()
+        try:
+            for offset in (0, 1, 3, 4):  # the owner's decisions; offset 2 never reached it
+                await producer.send_and_wait(
+                    settings.decisions_topic, b"{}", key=f"c{offset}".encode(),
+                    headers=[(HEADER_SOURCE, f"0:{offset}".encode())],
+                )
+        finally:
+            await producer.stop()
+        reissued: list[tuple[int, bytes | None]] = []
+
+        async def reissue(partition: int, key: bytes | None, value: bytes | None, headers: object) -> None:
+            reissued.append((partition, key))
+
+        reconciler = Reconciler(settings, reissue)
+        await reconciler.start()
+        try:
+            counts = [await reconciler.run_pass() for _ in range(HOLE_PASSES + 2)]
+        finally:
+            await reconciler.stop()
+        assert [0] * (HOLE_PASSES - 1) + [1, 0, 0] == counts
+        assert [(0, b"c2")] == reissued
 
 
 class TestCoverageHolder:
