@@ -14,6 +14,12 @@ decision for the records below it is on the decisions topic. Records at or above
 committed offset are not suspicious: their owner will process them (after a
 failover, from the committed offset on), so they are left alone.
 
+One exception, seen in the failover test on the embedded broker: Faust skipped a few
+records in the middle of a partition without acknowledging them, so the committed
+offset stayed below them while the owner went on deciding the records after them. Such
+a hole (an undecided record below a decided one of the same partition, above the
+committed offset) is re-issued once it is found in :data:`HOLE_PASSES` passes in a row.
+
 Each lost record is re-issued: produced again to the same events partition with the
 same key, value and headers, plus ``offhours-origin`` listing the positions it stands
 for. The agent then decides it like any event (decisions are idempotent by event id:
