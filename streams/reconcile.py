@@ -88,13 +88,19 @@ def origins_of(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] 
     return found
 
 
+async def group_committed(admin: AIOKafkaAdminClient, settings: Settings) -> dict[int, int]:
+    """The triage group's committed offset per events partition; a partition never committed is absent."""
+    tps = [TopicPartition(settings.events_topic, p) for p in range(settings.partitions)]
+    offsets = await admin.list_consumer_group_offsets(settings.app_id, partitions=tps)
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
+
+
 class Reconciler:
     """Finds committed-but-undecided input records and re-issues them (see module doc)."""
 
     def __init__(self, settings: Settings, reissue: Reissue) -> None:
         self.settings = settings
         self._reissue = reissue
-        self._group = settings.app_id
         self._watermark_group = f"{settings.app_id}-reconcile"
         self._ledgers: dict[int, PartitionLedger] = {}
         self._input: AIOKafkaConsumer | None = None
@@ -177,12 +183,6 @@ class Reconciler:
             else:
                 self._decisions.seek(tp, hit.offset)
 
-    async def _group_committed(self) -> dict[int, int]:
-        assert self._admin is not None
-        tps = self._tps(self.settings.events_topic)
-        offsets = await self._admin.list_consumer_group_offsets(self._group, partitions=tps)
-        return {tp.partition: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
-
     async def _read_until(
         self, consumer: AIOKafkaConsumer, stops: dict[TopicPartition, int], handle: Callable[[ConsumerRecord], None]
     ) -> None:
@@ -235,7 +235,8 @@ class Reconciler:
         assert self._input is not None and self._decisions is not None
         # Committed offsets first, then the decisions up to their current end: every
         # decision flushed before those commits is then below the end we read.
-        committed = await self._group_committed()
+        assert self._admin is not None
+        committed = await group_committed(self._admin, self.settings)
         await self._read_to_end(self._decisions, self._tps(self.settings.decisions_topic), self._on_decision)
 
         lost: list[ConsumerRecord] = []

@@ -36,7 +36,7 @@ from streams.escalations import hand_over, sweep_promises
 from streams.kafka_client import client_options
 from streams.metrics import Metrics
 from streams.outbox import Outbox, claim_links, install, on_call_from
-from streams.reconcile import Reconciler
+from streams.reconcile import Reconciler, group_committed
 from streams.settings import Settings
 from streams.timers import PromiseTimers
 from streams.watchdog import Progress
@@ -157,30 +157,27 @@ def attach_watchdog(app: OffhoursApp) -> Progress:
 async def _read_again(app: OffhoursApp, progress: Progress, stalled: dict[int, int]) -> None:
     """Seek each stalled partition (``stalled``: its reported end) back to its committed offset."""
     settings = app.settings
-    tps = [TP(settings.events_topic, p) for p in stalled]
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        found = await admin.list_consumer_group_offsets(settings.app_id, partitions=tps)
+        found = await group_committed(admin, settings)
     finally:
         await admin.close()
     now = time.monotonic()
-    for tp in tps:
-        meta = found.get(tp)
-        committed = meta.offset if meta is not None and meta.offset >= 0 else None
-        if committed is not None and committed >= stalled[tp.partition]:
-            # Everything was decided (by a previous owner): nothing waits here.
-            progress.restart(tp.partition, now, committed)
-            continue
-        start = committed if committed is not None else 0
-        log.warning(
-            "watchdog: events partition %s has records up to offset %s but nothing was decided here for %.0f s "
-            "(last decided: %s); reading it again from offset %s",
-            tp.partition, stalled[tp.partition] - 1, progress.after, progress.decided.get(tp.partition), start,
-        )
-        app.consumer.resume_partitions([tp])
-        await app.consumer.seek(tp, start)
-        progress.restart(tp.partition, now, committed)
+    for partition, end in stalled.items():
+        committed = found.get(partition)
+        # A committed offset at the end: a previous owner decided everything, nothing waits.
+        if committed is None or committed < end:
+            start = committed or 0
+            log.warning(
+                "watchdog: events partition %s has records up to offset %s but nothing was decided here for %.0f s "
+                "(last decided: %s); reading it again from offset %s",
+                partition, end - 1, progress.after, progress.decided.get(partition), start,
+            )
+            tp = TP(settings.events_topic, partition)
+            app.consumer.resume_partitions([tp])
+            await app.consumer.seek(tp, start)
+        progress.restart(partition, now, committed)
 
 
 def install_responders(app: OffhoursApp, *, clock: Callable[[], float] = time.time) -> Outbox:
