@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import pstats
@@ -110,11 +111,18 @@ async def limit_child(bootstrap: str, source: str, sink: str, group: str, stoppi
         await consumer.stop()
 
 
-async def framework_child(bootstrap: str, source: str, sink: str, group: str, stopping: asyncio.Event) -> None:
-    """A no-op Faust agent with offhours' app options: decode each value, send it on."""
+async def framework_child(
+    bootstrap: str, source: str, sink: str, group: str, stopping: asyncio.Event, *, batched: bool = False
+) -> None:
+    """A no-op Faust agent with offhours' app options: decode each value, send it on.
+
+    One event and one ``topic.send`` at a time; with ``batched``, the way the triage agent
+    goes (:func:`streams.app.decide_batch`): ``noack_take`` batches, records straight to
+    the producer, each event acknowledged.
+    """
     import faust
 
-    from streams.app import faust_options
+    from streams.app import TRIAGE_BATCH, TRIAGE_WITHIN, faust_options
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-framework-"))
     settings = run_settings(f"kafka://{bootstrap}", group, data_dir)
@@ -122,39 +130,19 @@ async def framework_child(bootstrap: str, source: str, sink: str, group: str, st
     src = app.topic(source, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     dst = app.topic(sink, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
 
-    @app.agent(src, name="relay")
-    async def relay(stream: faust.StreamT) -> None:
+    async def one_at_a_time(stream: faust.StreamT) -> None:
         async for event in stream.events():
             _decode(event.value)
             await dst.send(key=event.key, value=event.value)
 
-    await app.start()
-    try:
-        await stopping.wait()
-    finally:
-        await app.stop()
-
-
-async def batched_child(bootstrap: str, source: str, sink: str, group: str, stopping: asyncio.Event) -> None:
-    """The no-op agent batched the way the triage agent is (:func:`streams.app.decide_batch`):
-    ``noack_take`` batches, records straight to the producer, each event acknowledged."""
-    import faust
-
-    from streams.app import TRIAGE_BATCH, TRIAGE_WITHIN, faust_options
-
-    data_dir = Path(tempfile.mkdtemp(prefix="bench-batched-"))
-    settings = run_settings(f"kafka://{bootstrap}", group, data_dir)
-    app = faust.App(group, **faust_options(settings))
-    src = app.topic(source, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-
-    @app.agent(src, name="relay")
-    async def relay(stream: faust.StreamT) -> None:
+    async def in_batches(stream: faust.StreamT) -> None:
         async for events in stream.noack_take(TRIAGE_BATCH, within=TRIAGE_WITHIN):
             for event in events:
                 _decode(event.value)
                 await app.producer.send(sink, event.key, event.value, None, None, None)
                 await stream.ack(event)
 
+    app.agent(src, name="relay")(in_batches if batched else one_at_a_time)
     await app.start()
     try:
         await stopping.wait()
@@ -172,7 +160,11 @@ def _decode(value: bytes | None) -> object:
 def child_main(argv: Sequence[str]) -> int:
     """``python -m bench.pipeline --child {limit,framework,batched} BOOTSTRAP SOURCE SINK GROUP``."""
     kind, bootstrap, source, sink, group = argv
-    body = {"limit": limit_child, "framework": framework_child, "batched": batched_child}[kind]
+    body = {
+        "limit": limit_child,
+        "framework": framework_child,
+        "batched": functools.partial(framework_child, batched=True),
+    }[kind]
 
     async def serve() -> None:
         stopping = asyncio.Event()
