@@ -24,38 +24,44 @@ from streams.worker import create_topics
 TOKEN = "EAAG-outbox-token"
 
 
+async def outbox_app(
+    broker: EmbeddedBroker, graph: FakeGraph, data_dir: Path, **responders: object
+) -> tuple[Settings, faust.App]:
+    """Fresh one-partition topics on ``broker`` and an app with only the responders
+    installed, sending to ``graph`` for acme.it.facebook (``responders``: more settings)."""
+    unique = uuid.uuid4().hex[:8]
+    settings = Settings(
+        broker_url=broker.url,
+        app_id=f"outbox-test-{unique}",
+        events_topic=f"events-{unique}",
+        decisions_topic=f"decisions-{unique}",
+        acks_topic=f"acks-{unique}",
+        routes_topic=f"routes-{unique}",
+        dead_letter_topic=f"dead-{unique}",
+        config_topic=f"config-{unique}",
+        partitions=1,
+        session_timeout=2.0,
+        data_dir=data_dir,
+        responders=ResponderSettings(
+            graph_base_url=graph.url,
+            accounts={"acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN)},
+            **responders,
+        ),
+    )
+    await create_topics(settings)
+    app = faust.App(settings.app_id, **faust_options(settings))
+    install(app, None, settings)
+    return settings, app
+
+
 @pytest.mark.broker
 class TestOutboxOnBroker:
     async def test_acks_are_sent_once_and_undecodable_records_dead_lettered(
         self, tmp_path: Path
     ) -> None:
         """A duplicated ack record costs one Send API call; garbage goes to the dead-letter topic."""
-        unique = uuid.uuid4().hex[:8]
         async with EmbeddedBroker() as broker, FakeGraph({TOKEN}) as graph:
-            settings = Settings(
-                broker_url=broker.url,
-                app_id=f"outbox-test-{unique}",
-                events_topic=f"events-{unique}",
-                decisions_topic=f"decisions-{unique}",
-                acks_topic=f"acks-{unique}",
-                routes_topic=f"routes-{unique}",
-                dead_letter_topic=f"dead-{unique}",
-                config_topic=f"config-{unique}",
-                partitions=1,
-                session_timeout=2.0,
-                data_dir=tmp_path,
-                responders=ResponderSettings(
-                    graph_base_url=graph.url,
-                    accounts={
-                        "acme.it.facebook": AccountCredentials(
-                            page_id="PAGE_111", access_token=TOKEN
-                        )
-                    },
-                ),
-            )
-            await create_topics(settings)
-            app = faust.App(settings.app_id, **faust_options(settings))
-            install(app, None, settings)
+            settings, app = await outbox_app(broker, graph, tmp_path)
             first = ack_request(recipient="PSID_A")
             second = dataclasses.replace(
                 ack_request(recipient="PSID_C"), ack_id="ack:fb:m_c", event_id="fb:m_c"
@@ -87,26 +93,8 @@ class TestOutboxOnBroker:
     async def test_a_delivery_waiting_to_retry_holds_back_no_other(self, tmp_path: Path) -> None:
         """One acknowledgment waits for its retry (a 5xx, then a long backoff); the next
         one on the same partition is delivered meanwhile (``responders.concurrency``)."""
-        unique = uuid.uuid4().hex[:8]
         async with EmbeddedBroker() as broker, FakeGraph({TOKEN}) as graph:
-            settings = Settings(
-                broker_url=broker.url,
-                app_id=f"outbox-slow-{unique}",
-                acks_topic=f"acks-{unique}",
-                routes_topic=f"routes-{unique}",
-                dead_letter_topic=f"dead-{unique}",
-                partitions=1,
-                session_timeout=2.0,
-                data_dir=tmp_path,
-                responders=ResponderSettings(
-                    graph_base_url=graph.url,
-                    backoff_base=20.0,  # the retry waits 10-20 s
-                    accounts={"acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN)},
-                ),
-            )
-            await create_topics(settings)
-            app = faust.App(settings.app_id, **faust_options(settings))
-            install(app, None, settings)
+            settings, app = await outbox_app(broker, graph, tmp_path, backoff_base=20.0)  # the retry waits 10-20 s
             waiting = ack_request(recipient="PSID_A")
             other = dataclasses.replace(ack_request(recipient="PSID_C"), ack_id="ack:fb:m_c", event_id="fb:m_c")
             graph.fail_next("server_error")
