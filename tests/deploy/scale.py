@@ -1,8 +1,7 @@
 """Helpers of the scale-out test: workers that time their assignments, the group watched.
 
 :class:`TimedWorker` is a :class:`~tests.integration.workers.WorkerProcess` that also
-keeps when it printed its last ``ASSIGNED`` line, and runs with the settings' sweep
-interval and deliveries topic. :class:`GroupWatch` asks the broker
+keeps when it printed its last ``ASSIGNED`` line. :class:`GroupWatch` asks the broker
 for the consumer group's state and members every few tens of milliseconds, so a test
 can tell when a membership change reached the group (a new member joining, a dead one
 expired after the session timeout) rather than when the test caused it.
@@ -12,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import Settings
-from tests.integration.workers import ROOT, WorkerProcess, worker_env
+from tests.integration.workers import WorkerProcess
 
 
 @dataclass
@@ -29,22 +25,6 @@ class TimedWorker(WorkerProcess):
     """A worker process that also records when (monotonic s) its assignment last changed."""
 
     assigned_at: float = 0.0
-
-    @classmethod
-    def spawn(cls, index: int, settings: Settings, log_dir: Path) -> TimedWorker:
-        env = worker_env(settings)
-        # The pending escalations are swept at the test's pace, not every 30 s.
-        env["OFFHOURS_SWEEP_INTERVAL"] = str(settings.sweep_interval)
-        env["OFFHOURS_DELIVERIES_TOPIC"] = settings.deliveries_topic
-        log_path = log_dir / f"worker-{index}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=log_path.open("wb"),
-        )
-        return cls(index, process, log_path)
 
     def _read_stdout(self) -> None:
         assert self.process.stdout is not None

@@ -37,6 +37,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "SESSION_TIMEOUT": str(settings.session_timeout),
         "RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "WATCHDOG_AFTER": str(settings.watchdog_after),
+        "SWEEP_INTERVAL": str(settings.sweep_interval),
+        "DELIVERIES_TOPIC": settings.deliveries_topic,
         "ONE_RECORD_BATCHES": "true" if settings.one_record_batches else "false",
         "DATA_DIR": str(settings.data_dir),
         "OPS__ACTIONS_TOPIC": settings.ops.actions_topic,
