@@ -1,9 +1,9 @@
 """Acknowledgments on Facebook Messenger and Instagram through the Graph API.
 
 A direct message is answered with ``messaging_type: RESPONSE`` to the customer's id
-(PSID or IGSID) while the 24 h standard window is open (PLATFORMS §1.5–1.6). A comment
-request with ``public`` False, and any mention, gets the one private reply addressed by
-``recipient.comment_id`` (§1.7, 7 days), through the Send API. When the window has
+(PSID or IGSID) while the 24 h standard window is open. A comment request with
+``public`` False gets the one private reply addressed by ``recipient.comment_id`` (7
+days), through the Send API; the windows are :mod:`streams.platforms`'. When the window has
 closed no request is made: an automated acknowledgment is not allowed there
 (HUMAN_AGENT is for humans only), so the outcome is Permanent and the caller routes
 the message to staff.
@@ -23,12 +23,13 @@ Graph errors (§1.8) are read from the ``error`` envelope by :func:`graph_outcom
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from urllib.parse import quote
 
 import aiohttp
 
+from streams.platforms import is_private_reply, window_closes
 from streams.records import AckRequest
 
 from .base import (
@@ -46,8 +47,6 @@ from .base import (
 )
 from .config import ResponderSettings
 
-STANDARD_WINDOW = timedelta(hours=24)
-PRIVATE_REPLY_WINDOW = timedelta(days=7)
 SEND_API_PER_SECOND = 300.0
 PRIVATE_REPLIES_PER_HOUR = 750
 # A burst of b plus a refill of r per second holds at most b + 3600 r sends in any
@@ -95,12 +94,13 @@ def graph_outcome(answer: HttpAnswer, platform: str, now: float, limit: float) -
     return Permanent(f"{label}: HTTP {answer.status}")
 
 
-def window_closes(request: AckRequest, default: timedelta) -> datetime | None:
-    """When the reply window closes: the request's own value, else ``at + default``."""
+def reply_closes(request: AckRequest) -> datetime | None:
+    """When the request's reply window closes: its own value, else the platform's window
+    (:func:`streams.platforms.window_closes`) from the customer's message; None for no window."""
     try:
         if request.window_closes:
             return datetime.fromisoformat(request.window_closes)
-        return datetime.fromisoformat(request.at) + default
+        return window_closes(request.channel, request.kind, datetime.fromisoformat(request.at))
     except ValueError:
         return None
 
@@ -147,7 +147,7 @@ class MessengerSender:
 
     def _is_private_reply(self, request: AckRequest) -> bool:
         return (
-            request.kind in ("comment", "mention")
+            is_private_reply(request.channel, request.kind)
             and bool(request.reply_to)
             and not self._is_public_reply(request)
         )
@@ -181,8 +181,7 @@ class MessengerSender:
         now = self._clock()
         public = self._is_public_reply(request)
         if not public:
-            window = PRIVATE_REPLY_WINDOW if self._is_private_reply(request) else STANDARD_WINDOW
-            closes = window_closes(request, window)
+            closes = reply_closes(request)
             if closes is not None and closes.timestamp() <= now:
                 return Permanent(f"{platform}: outside the reply window: human needed")
         answer = await post(

@@ -32,7 +32,7 @@ from .base import (
     retry_after,
 )
 from .config import ResponderSettings
-from .messenger import STANDARD_WINDOW, window_closes
+from .messenger import reply_closes
 
 OUTSIDE_WINDOW = "outside 24 h window: template or human needed"
 NUMBER_PER_SECOND = 80.0
@@ -118,7 +118,7 @@ class WhatsAppSender:
                 alert_operations=True,
             )
         now = self._clock()
-        closes = window_closes(request, STANDARD_WINDOW)
+        closes = reply_closes(request)
         if closes is not None and closes.timestamp() <= now:
             return Permanent(f"whatsapp: {OUTSIDE_WINDOW}")
         answer = await post(

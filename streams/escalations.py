@@ -58,8 +58,8 @@ from streams.promises import (
     needs_early_route,
     overdue,
     reply_mechanism,
-    window_deadline,
 )
+from streams.platforms import window_closes
 from streams.records import Notify, RouteRequest
 from streams.state import ConversationState
 
@@ -367,7 +367,7 @@ def window_route_due(state: ConversationState, team: Team, now: datetime) -> boo
     if state.window_routed == state.customer_at:
         return False
     last = datetime.fromtimestamp(state.customer_at, UTC)
-    return needs_early_route(team, state.channel, last, now, team.escalation.window_margin)
+    return needs_early_route(team, state.channel, state.kind, last, now, team.escalation.window_margin)
 
 
 def promise_ticks(rows: Iterable[tuple[bytes, bytes]], teams: dict[str, Team], now: datetime) -> list[tuple[bytes, dict[str, object]]]:
@@ -436,12 +436,13 @@ def window_route(state: ConversationState, team: Team, conversation: str, now: d
     assert state.customer_at is not None and state.channel is not None
     zone = team.timezone
     last = datetime.fromtimestamp(state.customer_at, UTC)
-    closes = window_deadline(state.channel, last)
+    closes = window_closes(state.channel, state.kind, last)
     assert closes is not None
-    after = reply_mechanism(state.channel, last, closes)
-    human = window_deadline(state.channel, last, human_agent=True)
+    after = reply_mechanism(state.channel, state.kind, last, closes)
+    human = window_closes(state.channel, state.kind, last, human_agent=True)
     later = {"human_agent": f"after it, only with the HUMAN_AGENT tag until {human.astimezone(zone).isoformat(timespec='minutes')}" if human else "",
              "template": "after it, only an approved WhatsApp template",
+             "public_reply": "after it, only a public reply under the comment",
              "none": "after it, wait for the customer to write again"}.get(after, "")
     opening = team.at(now).next_open
     opens = "no opening within 400 days" if opening is None else f"the team opens {opening.astimezone(zone).isoformat(timespec='minutes')}"
@@ -471,7 +472,7 @@ def window_route(state: ConversationState, team: Team, conversation: str, now: d
 def _window_text(state: ConversationState, zone) -> str | None:
     if state.channel is None or state.customer_at is None:
         return None
-    closes = window_deadline(state.channel, datetime.fromtimestamp(state.customer_at, UTC))
+    closes = window_closes(state.channel, state.kind, datetime.fromtimestamp(state.customer_at, UTC))
     return None if closes is None else closes.astimezone(zone).isoformat(timespec="seconds")
 
 

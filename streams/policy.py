@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Literal
 
 
 from streams.acks import AckFacts, AckKind, AckWriter, format_moment
+from streams.platforms import is_private_reply, reply_target, window_closes
 from streams.promises import FirstResponseStats, promised_reply_within
 from streams.records import (
     PUBLIC_KINDS,
@@ -59,16 +60,8 @@ from streams.urgency import UrgencyRules
 if TYPE_CHECKING:
     from schedules import Coverage, CoverageAt, Team, TriageOptions
 
-# Platforms that stop accepting a free-form reply 24 h after the customer's message.
-REPLY_WINDOW = timedelta(hours=24)
-WINDOWED_CHANNELS = frozenset({"facebook", "instagram", "whatsapp"})
-# Where a public comment can be answered with a private message instead, and for how long.
-PRIVATE_REPLY_CHANNELS = frozenset({"facebook", "instagram"})
-PRIVATE_REPLY_WINDOW = timedelta(days=7)
 # No measured first responses yet: every promise is the configured one.
 NO_STATS = FirstResponseStats()
-# Channel prefixes that producers put before the platform's message id ("fb:m_abc").
-MESSAGE_ID_PREFIXES = ("fb:", "ig:", "wa:", "x:", "tg:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +334,7 @@ def _customer_message(
         team=team.id,
         status="open",
         customer_at=max(at, current.customer_at or at),
+        kind=event.kind,
         waiting_since=_waiting_since(current, at),
         ack_at=max(at, current.ack_at or at) if ack is not None else current.ack_at,
         reply_by=_seconds(promised_by) if ack is not None and promised_by is not None else current.reply_by,
@@ -392,14 +386,14 @@ def _ack_kind(event: SocialEvent, public_reply: bool) -> AckKind | None:
         return "dm"
     if public_reply:
         return "public"
-    if event.kind == "comment" and event.channel in PRIVATE_REPLY_CHANNELS:
+    if is_private_reply(event.channel, event.kind):
         return "dm"
     return None
 
 
 def _also_private_reply(event: SocialEvent, kind: AckKind) -> bool:
     """A Facebook/Instagram comment answered in public also gets a private reply (the ``dm`` text)."""
-    return kind == "public" and event.kind == "comment" and event.channel in PRIVATE_REPLY_CHANNELS
+    return kind == "public" and is_private_reply(event.channel, event.kind)
 
 
 def _staff_name(team: Team, member: str) -> str:
@@ -435,24 +429,14 @@ def _ack_facts(event: SocialEvent, team: Team, coverage_at: CoverageAt, plan: _P
     )
 
 
-def _reply_to(event_id: str) -> str:
-    for prefix in MESSAGE_ID_PREFIXES:
-        if event_id.startswith(prefix):
-            return event_id[len(prefix):]
-    return event_id
-
-
 def _window_closes(event: SocialEvent) -> str | None:
-    if event.channel not in WINDOWED_CHANNELS:
-        return None
-    if event.kind == "comment" and event.channel in PRIVATE_REPLY_CHANNELS:
-        # A comment's one private reply is allowed for 7 days (PLATFORMS §1.7).
-        return (event.at + PRIVATE_REPLY_WINDOW).isoformat(timespec="seconds")
-    return (event.at + REPLY_WINDOW).isoformat(timespec="seconds")
+    closes = window_closes(event.channel, event.kind, event.at)
+    return None if closes is None else closes.isoformat(timespec="seconds")
 
 
 def _ack_request(event: SocialEvent, team_id: str, ack: Ack, private_text: str | None = None) -> AckRequest:
     """The outbox record of ``ack``; ``private_text`` is the private reply sent beside a public one."""
+    target = reply_target(event)
     return AckRequest(
         ack_id=f"ack:{event.id}",
         event_id=event.id,
@@ -461,8 +445,8 @@ def _ack_request(event: SocialEvent, team_id: str, ack: Ack, private_text: str |
         channel=event.channel,
         kind=event.kind,
         conversation=event.conversation,
-        recipient=event.author.id,
-        reply_to=_reply_to(event.id),
+        recipient=target.recipient,
+        reply_to=target.message_id,
         text=ack.text,
         lang=ack.lang,
         public=ack.public,
@@ -483,7 +467,7 @@ def _route_request(event: SocialEvent, team: Team, decision: Decision, rule: str
         )
         for member in decision.route_to
     ]
-    extra: dict[str, object] = {"reply_to": _reply_to(event.id)}
+    extra: dict[str, object] = {"reply_to": reply_target(event).message_id}
     if rule is not None:
         extra["urgent_rule"] = rule
     return RouteRequest(

@@ -26,22 +26,17 @@ from typing import TYPE_CHECKING, Literal
 
 import orjson
 
+from streams.platforms import is_private_reply, window_closes
 from streams.records import Notify
 
 if TYPE_CHECKING:
     from schedules import CoverageAt, Team
     from schedules.model import EscalationLink
 
-# Platforms that stop accepting a free-form reply 24 h after the customer's last message.
-STANDARD_WINDOW = timedelta(hours=24)
-WINDOWED_CHANNELS = frozenset({"facebook", "instagram", "whatsapp"})
-# Messenger and Instagram accept a human-written reply (HUMAN_AGENT tag) up to 7 days.
-HUMAN_AGENT_WINDOW = timedelta(days=7)
-HUMAN_AGENT_CHANNELS = frozenset({"facebook", "instagram"})
 # How far ahead the rotation is searched for the next member to escalate to.
 ROTATION_LOOKAHEAD = timedelta(days=60)
 
-ReplyMechanism = Literal["free_form", "human_agent", "template", "none"]
+ReplyMechanism = Literal["free_form", "human_agent", "template", "public_reply", "none"]
 ReminderKind = Literal["reply_by", "claim"]
 
 
@@ -198,47 +193,37 @@ def _reach(link: EscalationLink, walk: int, pending: PendingEscalation, team: Te
 # -- reply windows ----------------------------------------------------------------
 
 
-def window_deadline(channel: str, last_customer_at: datetime, *, human_agent: bool = False) -> datetime | None:
-    """When the platform stops accepting a free-form reply, or None for no window.
+def reply_mechanism(channel: str, kind: str | None, last_customer_at: datetime, at: datetime) -> ReplyMechanism:
+    """How a human reply sent at ``at`` reaches the customer (windows: :mod:`streams.platforms`).
 
-    Facebook, Instagram and WhatsApp: 24 h after the customer's last message (each
-    customer message restarts it). With ``human_agent`` (a human-written reply sent with
-    Messenger's HUMAN_AGENT tag) Facebook and Instagram allow 7 days; WhatsApp has no
-    such tag (after 24 h only a template can be sent).
+    ``free_form`` inside the reply window (or on a platform without one);
+    ``public_reply`` for a Facebook/Instagram comment after its 7-day private-reply
+    window; ``human_agent`` on Facebook/Instagram after the 24 h window, up to 7 days;
+    ``template`` on WhatsApp after it; ``none`` on Facebook/Instagram after 7 days
+    (wait for the customer to write again).
     """
-    if channel not in WINDOWED_CHANNELS:
-        return None
-    if human_agent and channel in HUMAN_AGENT_CHANNELS:
-        return last_customer_at + HUMAN_AGENT_WINDOW
-    return last_customer_at + STANDARD_WINDOW
-
-
-def reply_mechanism(channel: str, last_customer_at: datetime, at: datetime) -> ReplyMechanism:
-    """How a human reply sent at ``at`` reaches the customer.
-
-    ``free_form`` inside the 24 h window (or on a platform without a window);
-    ``human_agent`` on Facebook/Instagram after it, up to 7 days; ``template`` on
-    WhatsApp after it; ``none`` on Facebook/Instagram after 7 days (wait for the
-    customer to write again).
-    """
-    standard = window_deadline(channel, last_customer_at)
+    standard = window_closes(channel, kind, last_customer_at)
     if standard is None or at < standard:
         return "free_form"
+    if is_private_reply(channel, kind or "dm"):
+        return "public_reply"
     if channel == "whatsapp":
         return "template"
-    human = window_deadline(channel, last_customer_at, human_agent=True)
+    human = window_closes(channel, kind, last_customer_at, human_agent=True)
     return "human_agent" if human is not None and at < human else "none"
 
 
-def early_route_at(team: Team, channel: str, last_customer_at: datetime, now: datetime, margin: timedelta) -> datetime | None:
+def early_route_at(
+    team: Team, channel: str, kind: str | None, last_customer_at: datetime, now: datetime, margin: timedelta
+) -> datetime | None:
     """When to route a waiting conversation to on-call staff so it is answered in its window.
 
-    The route is due ``margin`` before the 24 h window closes, so staff have ``margin``
+    The route is due ``margin`` before the reply window closes, so staff have ``margin``
     to answer. None when no route is needed: the platform has no window, the window has
     already closed, or the team is open at some instant from ``now`` to that time (its
     inbox will answer in time).
     """
-    deadline = window_deadline(channel, last_customer_at)
+    deadline = window_closes(channel, kind, last_customer_at)
     if deadline is None or now >= deadline:
         return None
     route_at = deadline - margin
@@ -248,13 +233,15 @@ def early_route_at(team: Team, channel: str, last_customer_at: datetime, now: da
     return route_at
 
 
-def needs_early_route(team: Team, channel: str, last_customer_at: datetime, now: datetime, margin: timedelta) -> bool:
+def needs_early_route(
+    team: Team, channel: str, kind: str | None, last_customer_at: datetime, now: datetime, margin: timedelta
+) -> bool:
     """True when the conversation must be routed now to be answered inside its window.
 
     That is when the next opening falls after the window closes minus ``margin`` and
     ``now`` is past that instant (but before the window closes).
     """
-    route_at = early_route_at(team, channel, last_customer_at, now, margin)
+    route_at = early_route_at(team, channel, kind, last_customer_at, now, margin)
     return route_at is not None and route_at <= now
 
 

@@ -4,7 +4,7 @@ One :class:`ConversationState` per conversation key lives in the triage agent's 
 It holds the few instants the suppression rules need (last customer message, last
 acknowledgment, last staff reply), where the conversation was routed, who claimed it
 and when (on-call actions), whether it is answered, what the handover at opening shows
-(the channel, whether a message was paged as urgent, the acknowledgment promised), what
+(the channel and the kind of the customer's messages, which decide the reply window, whether a message was paged as urgent, the acknowledgment promised), what
 the follow-through needs (since when a customer waits for a staff reply, the reply-by
 time promised, the reminders already sent, the reply window already routed early and
 how a human reply must be sent after it), and a bounded record of recently processed events (:class:`Processed`), so
@@ -77,6 +77,7 @@ class ConversationState:
     claimed_by: str | None = None
     claimed_at: int | None = None
     channel: str | None = None
+    kind: str | None = None
     urgent: bool = False
     promised: str | None = None
     waiting_since: int | None = None
@@ -118,6 +119,7 @@ class ConversationState:
             "cb": self.claimed_by,
             "ca": self.claimed_at,
             "ch": self.channel,
+            "kd": self.kind,
             "p": self.promised,
             "w": self.waiting_since,
             "b": self.reply_by,
@@ -152,6 +154,7 @@ class ConversationState:
             claimed_by=data.get("cb"),
             claimed_at=data.get("ca"),
             channel=data.get("ch"),
+            kind=data.get("kd"),
             urgent=bool(data.get("u", 0)),
             promised=data.get("p"),
             waiting_since=data.get("w"),

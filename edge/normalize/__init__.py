@@ -8,19 +8,8 @@ never loses the rest of a batch. ``received_at`` is the clock of the request, us
 when a payload carries no time of its own.
 
 Identifiers (``id`` and ``conversation``) carry the channel's prefix and keep the
-platform's own ids recoverable for replies (see :func:`reply_target`):
-
-=========  ================================  ==============================================
-channel    ``id``                            ``conversation``
-=========  ================================  ==============================================
-facebook   ``fb:<mid>`` / ``fb:<comment>``   DM ``fb:<page>:<PSID>``; comment
-                                             ``fb:<page>:<thread>``
-instagram  ``ig:<mid>`` / ``ig:<comment>``   DM ``ig:<ig account>:<IGSID>``; comment
-                                             ``ig:<ig account>:<thread>``
-whatsapp   ``wa:<wamid>``                    ``wa:<phone_number_id>:<wa_id>``
-x          ``x:<event or tweet id>``         ``x:<for_user_id>:<customer user id>``
-telegram   ``tg:<chat_id>:<message_id>``     ``tg:<bot>:<chat_id>``
-=========  ================================  ==============================================
+platform's own ids recoverable for replies: their shapes, and who a reply goes to, are
+defined once in :mod:`streams.platforms`.
 
 A comment's thread is the top-level comment it belongs to (its own id when it is
 top-level), so a page's reply under a customer's comment lands in the customer's
@@ -70,35 +59,6 @@ class Normalized:
 
     events: list[SocialEvent] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyTarget:
-    """The platform ids a reply to an event needs.
-
-    ``recipient``: PSID / IGSID / wa_id / X user id / Telegram chat id;
-    ``message_id``: the platform's id of the message (``mid``, comment id, wamid,
-    X event or tweet id, Telegram ``message_id``) to quote or privately reply to.
-    """
-
-    recipient: str
-    message_id: str
-
-
-def reply_target(event: SocialEvent) -> ReplyTarget:
-    """Recover the platform ids of an event produced by these normalizers.
-
-    The customer of a DM or a Telegram chat is the last part of the conversation; the
-    customer of a public comment or mention is its author.
-    """
-    if event.channel == "telegram":
-        return ReplyTarget(
-            recipient=event.conversation.rsplit(":", 1)[1], message_id=event.id.rsplit(":", 1)[1]
-        )
-    message_id = event.id.split(":", 1)[1]
-    if event.kind == "dm":
-        return ReplyTarget(recipient=event.conversation.rsplit(":", 1)[1], message_id=message_id)
-    return ReplyTarget(recipient=event.author.id, message_id=message_id)
 
 
 def resolve_account(accounts: Mapping[str, str], prefix: str, platform_id: str) -> str:

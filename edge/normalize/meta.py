@@ -35,8 +35,9 @@ from edge.normalize import (
     resolve_account,
     text_id,
 )
+from streams.platforms import ID_PREFIXES
 
-CHANNELS = {"page": ("facebook", "fb"), "instagram": ("instagram", "ig")}
+CHANNELS = {"page": ("facebook", ID_PREFIXES["facebook"]), "instagram": ("instagram", ID_PREFIXES["instagram"])}
 _ENVELOPE = frozenset({"sender", "recipient", "timestamp"})
 _INSTAGRAM_COMMENT_FIELDS = frozenset({"comments", "live_comments"})
 

@@ -22,8 +22,9 @@ from edge.normalize import (
     resolve_account,
     text_id,
 )
+from streams.platforms import ID_PREFIXES
 
-PREFIX = "tg"
+PREFIX = ID_PREFIXES["telegram"]
 _PRIVATE = "private"
 
 

@@ -25,8 +25,9 @@ from edge.normalize import (
     resolve_account,
     text_id,
 )
+from streams.platforms import ID_PREFIXES
 
-PREFIX = "wa"
+PREFIX = ID_PREFIXES["whatsapp"]
 _SKIPPED_TYPES = {"reaction": "reaction, not a message", "system": "system notice, not a message"}
 _CAPTIONED = ("image", "video", "document")
 

@@ -35,8 +35,9 @@ from edge.normalize import (
     resolve_account,
     text_id,
 )
+from streams.platforms import ID_PREFIXES
 
-PREFIX = "x"
+PREFIX = ID_PREFIXES["x"]
 _ENVELOPE = frozenset({"for_user_id", "user_has_blocked", "users", "apps", "source"})
 _MONTHS = {
     name: number

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schedules import Team
+from streams.platforms import window_closes
 from streams.promises import (
     BacklogItem,
     FirstResponseStats,
@@ -25,7 +26,6 @@ from streams.promises import (
     overdue,
     promised_reply_within,
     reply_mechanism,
-    window_deadline,
 )
 from streams.records import Notify
 from tests.promises.conftest import coverage_of, rome
@@ -127,7 +127,21 @@ class TestReplyWindow:
     )
     def test_deadline(self, channel: str, human_agent: bool, expected: datetime | None) -> None:
         """When the platform stops accepting a free-form (or human-agent) reply."""
-        assert expected == window_deadline(channel, rome("2026-11-23 21:00"), human_agent=human_agent)
+        assert expected == window_closes(channel, "dm", rome("2026-11-23 21:00"), human_agent=human_agent)
+
+    @pytest.mark.parametrize(
+        ("channel", "kind", "expected"),
+        [
+            pytest.param("facebook", "comment", rome("2026-11-30 21:00"), id="facebook_comment_private_reply_7d"),
+            pytest.param("instagram", "comment", rome("2026-11-30 21:00"), id="instagram_comment_private_reply_7d"),
+            pytest.param("facebook", "mention", rome("2026-11-24 21:00"), id="facebook_mention_24h"),
+            pytest.param("x", "mention", None, id="x_mention_no_window"),
+            pytest.param("facebook", None, rome("2026-11-24 21:00"), id="kind_not_recorded_read_as_dm"),
+        ],
+    )
+    def test_deadline_by_kind(self, channel: str, kind: str | None, expected: datetime | None) -> None:
+        """A comment's one private reply is allowed for 7 days; the sweep and the acknowledgment agree."""
+        assert expected == window_closes(channel, kind, rome("2026-11-23 21:00"))
 
     @pytest.mark.parametrize(
         ("channel", "at", "expected"),
@@ -142,7 +156,18 @@ class TestReplyWindow:
     )
     def test_mechanism(self, channel: str, at: str, expected: str) -> None:
         """How the human reply must be sent, depending on the time since the customer wrote."""
-        assert expected == reply_mechanism(channel, rome("2026-11-23 21:00"), rome(at))
+        assert expected == reply_mechanism(channel, "dm", rome("2026-11-23 21:00"), rome(at))
+
+    @pytest.mark.parametrize(
+        ("at", "expected"),
+        [
+            pytest.param("2026-11-30 20:59", "free_form", id="private_reply_within_7d"),
+            pytest.param("2026-11-30 21:00", "public_reply", id="public_reply_after_7d"),
+        ],
+    )
+    def test_comment_mechanism(self, at: str, expected: str) -> None:
+        """A comment is answered privately for 7 days, then only in public under it."""
+        assert expected == reply_mechanism("facebook", "comment", rome("2026-11-23 21:00"), rome(at))
 
     @pytest.mark.parametrize(
         ("channel", "customer_at", "now", "expected"),
@@ -158,8 +183,13 @@ class TestReplyWindow:
     )
     def test_needs_early_route(self, care_it: Team, channel: str, customer_at: str, now: str, expected: bool) -> None:
         """Route before the window closes (by the margin) when the next opening is too late."""
-        actual = needs_early_route(care_it, channel, rome(customer_at), rome(now), timedelta(hours=2))
+        actual = needs_early_route(care_it, channel, "dm", rome(customer_at), rome(now), timedelta(hours=2))
         assert expected == actual
+
+    def test_a_comment_is_not_routed_at_24h(self, care_it: Team) -> None:
+        """A Facebook comment's window is its 7-day private reply: no early route a day after it."""
+        actual = needs_early_route(care_it, "facebook", "comment", rome("2026-11-28 20:00"), rome("2026-11-29 19:59"), timedelta(hours=2))
+        assert actual is False
 
 
 DST_TEAM = """
