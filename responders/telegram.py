@@ -1,8 +1,9 @@
-"""Telegram Bot API: customer acknowledgments and staff notifications (PLATFORMS §4).
+"""Telegram Bot API: customer acknowledgments and staff notifications.
 
-Both send ``sendMessage``; an acknowledgment quotes the customer's message with
-``reply_parameters.message_id`` (``allow_sending_without_reply`` so a deleted message
-does not fail the acknowledgment). The bot token is part of the URL path, so URLs are
+Both send ``sendMessage``; an acknowledgment goes to the chat the customer wrote in
+(``recipient``: a private chat, or a group's negative id) and quotes the customer's
+message with the integer ``reply_parameters.message_id`` (``allow_sending_without_reply``
+so a deleted message does not fail the acknowledgment). The bot token is part of the URL path, so URLs are
 never logged or put in a reason.
 
 Answers: ``{"ok": true, "result": {...}}`` is Delivered; ``429`` waits
@@ -67,11 +68,19 @@ def telegram_outcome(answer: HttpAnswer, now: float, limit: float) -> Outcome:
 
 
 def _chat_id(value: str) -> int | str:
-    """Chat ids are int64; channel usernames (``@name``) stay strings."""
+    """Chat ids are int64 (negative for groups); channel usernames (``@name``) stay strings."""
     try:
         return int(value)
     except ValueError:
         return value
+
+
+def _message_id(value: str | None) -> int | None:
+    """A message id to quote: the Bot API takes only an integer; anything else is not quoted."""
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 class _Bot:
@@ -108,11 +117,9 @@ class TelegramSender(_Bot):
 
     def body(self, request: AckRequest) -> dict[str, object]:
         body: dict[str, object] = {"chat_id": _chat_id(request.recipient), "text": request.text}
-        if request.reply_to:
-            body["reply_parameters"] = {
-                "message_id": _chat_id(request.reply_to),
-                "allow_sending_without_reply": True,
-            }
+        quoted = _message_id(request.reply_to)
+        if quoted is not None:
+            body["reply_parameters"] = {"message_id": quoted, "allow_sending_without_reply": True}
         return body
 
     async def send(self, request: AckRequest, session: aiohttp.ClientSession) -> Outcome:

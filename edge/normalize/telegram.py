@@ -1,11 +1,14 @@
-"""Telegram Bot API updates to events (PLATFORMS.md §4.2).
+"""Telegram Bot API updates to events.
 
-A ``message`` is a ``dm`` in a private chat and a ``mention`` in a group (public: the
-bot only sees what is addressed to it). Edited messages (the original was handled),
-channel posts, callback queries and messages from other bots are skipped. Ids are
-``tg:<chat_id>:<message_id>``: ``message_id`` is unique within a chat, and a
-redelivered update carries the same message. ``date`` is epoch seconds; ``chat.id``
-may exceed 32 bits (kept as text).
+A ``message`` is a ``dm`` in a private chat and a ``mention`` in a group or supergroup
+(public: with privacy mode the bot only sees what is addressed to it); the reply goes
+to the chat the customer wrote in (:func:`streams.platforms.reply_target`). Edited
+messages (the original was handled), channel posts (a channel's own broadcasts, not a
+customer writing), callback queries and messages from bots (our own included) are
+skipped, each with its reason. Ids are ``tg:<chat_id>:<message_id>``: ``message_id`` is
+unique only within a chat, and a redelivered update carries the same message. ``date``
+is epoch seconds; ``chat.id`` may exceed 32 bits and is negative for groups (kept as
+text).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from streams.platforms import ID_PREFIXES
 
 PREFIX = ID_PREFIXES["telegram"]
 _PRIVATE = "private"
+_NOT_A_MESSAGE = {
+    "channel_post": "channel_post: a channel's own post, not a customer writing",
+    "edited_channel_post": "edited_channel_post: a channel's own post, not a customer writing",
+}
 
 
 def normalize(
@@ -43,7 +50,7 @@ def normalize(
     message = update.get("message")
     if message is None:
         other = sorted(set(update) - {"update_id"}) or ["unknown"]
-        collector.skip(ref, f"{other[0]} is not a new message")
+        collector.skip(ref, _NOT_A_MESSAGE.get(other[0], f"{other[0]} is not a new message"))
         return collector.result()
     with collector.item(ref):
         sender = message.get("from") or message.get("sender_chat") or {}

@@ -206,10 +206,18 @@ class TestTelegram:
             pytest.param({"update_id": 1, "edited_message": {}}, "edited_message is not a new message", id="edited"),
             pytest.param({"update_id": 2, "callback_query": {}}, "callback_query is not a new message", id="callback"),
             pytest.param(update(**{"from": {"id": 9, "is_bot": True}}), "message from a bot", id="bot"),
+            pytest.param(update(**{"from": {"id": 7000000001, "is_bot": True, "first_name": "Acme Help",
+                                            "username": "acme_help_bot"},
+                                   "chat": {"id": -1001234567890, "type": "supergroup", "title": "Acme fans"}}),
+                         "message from a bot", id="our_own_bot_in_a_group"),
+            pytest.param({"update_id": 3, "channel_post": {"message_id": 7, "date": 1717000500,
+                                                           "chat": {"id": -1009876543210, "type": "channel", "title": "Acme news"},
+                                                           "text": "New timetable"}},
+                         "channel_post: a channel's own post, not a customer writing", id="channel_post"),
         ],
     )
     def test_skipped(self, payload: dict[str, Any], reason: str) -> None:
-        """Edits, callbacks and bots' messages produce no event."""
+        """Edits, callbacks, channel posts and bots' messages (our own included) produce no event."""
         events, skipped = self.run(payload)
         assert ([], [reason]) == (events, [s.reason for s in skipped])
 

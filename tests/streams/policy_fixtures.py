@@ -37,7 +37,7 @@ def example_coverage() -> Coverage:
 
 
 def small_coverage(triage: str = "", *, on_call: bool = True, hours: str = "") -> Coverage:
-    """One team ``desk`` (Europe/Rome, it) answering ``desk.facebook`` and ``desk_x``.
+    """One team ``desk`` (Europe/Rome, it) answering ``desk.facebook``, ``desk.instagram``, ``desk_x``, ``desk.whatsapp`` and ``desk_tg``.
 
     Open Mon-Fri 09:00-19:00, reduced 19:00-24:00, closed at weekends; ``anna`` and
     ``bruno`` on staff, ``anna`` on call all along when ``on_call``. ``triage`` is the
@@ -54,7 +54,7 @@ def small_coverage(triage: str = "", *, on_call: bool = True, hours: str = "") -
         "    name: Sportello\n"
         "    timezone: Europe/Rome\n"
         "    locale: it\n"
-        "    accounts: [desk.facebook, desk.instagram, desk_x]\n"
+        "    accounts: [desk.facebook, desk.instagram, desk_x, desk.whatsapp, desk_tg]\n"
         "    hours:\n"
         + (hours or '      mon-fri: ["09:00-19:00 open", "19:00-24:00 reduced"]\n')
         + rotation

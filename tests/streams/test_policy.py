@@ -280,7 +280,7 @@ class TestTriageRecords:
             pytest.param("ig:aWdfZ", "instagram", "acme.it.instagram", "aWdfZ", True, id="instagram"),
             pytest.param("wa:wamid.HBg", "whatsapp", "acme.it.whatsapp", "wamid.HBg", True, id="whatsapp"),
             pytest.param("x:1790000000000000000", "x", "acme_it_x", "1790000000000000000", False, id="x"),
-            pytest.param("tg:42", "telegram", "acme_it_x", "42", False, id="telegram"),
+            pytest.param("tg:6123456789:4182", "telegram", "acme_it_x", "4182", False, id="telegram"),
             pytest.param("crm-17", "generic", "acme_it_x", "crm-17", False, id="generic_without_prefix"),
         ],
     )
@@ -288,6 +288,21 @@ class TestTriageRecords:
         """reply_to drops the channel prefix; Meta channels close their reply window 24 h after the message."""
         ack = triage.decide(event(MONDAY_EVENING, id=event_id, channel=channel, account=account), None).ack
         assert (reply_to, "2026-11-24T22:14:00+01:00" if window else None) == (ack.reply_to, ack.window_closes)
+
+    @pytest.mark.parametrize(
+        ("changes", "recipient", "reply_to"),
+        [
+            pytest.param({"id": "tg:6123456789:4182", "kind": "dm", "conversation": "tg:acme_help_bot:6123456789",
+                          "author": {"id": "6123456789", "name": "Kim"}}, "6123456789", "4182", id="telegram_private"),
+            pytest.param({"id": "tg:-1001234567890:42", "kind": "mention", "conversation": "tg:acme_help_bot:-1001234567890",
+                          "author": {"id": "6123456789", "name": "Kim"}}, "-1001234567890", "42", id="telegram_group"),
+        ],
+    )
+    def test_telegram_reply_goes_to_the_chat(self, changes: dict[str, Any], recipient: str, reply_to: str) -> None:
+        """A Telegram acknowledgment goes to the chat the customer wrote in, quoting the bare message id."""
+        raw = event(MONDAY_EVENING, channel="telegram", account="desk_tg", **changes)
+        outcome = Triage(small_coverage()).decide(raw, None)
+        assert (recipient, reply_to) == (outcome.ack.recipient, outcome.ack.reply_to)
 
     def test_route_request(self, triage: Triage) -> None:
         """The route request names the staff with their notify URIs, and carries the decision's reason."""
