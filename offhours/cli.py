@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from schedules import cli as coverage_cli
 from streams import cli as streams_cli
 
@@ -35,6 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except ValidationError as exc:
+        # Settings from the environment (OFFHOURS_*): say what to fix, never echo the
+        # values given (they may be secrets).
+        print(f"offhours {args.command}: invalid {exc.title}:", file=sys.stderr)
+        for error in exc.errors(include_url=False, include_input=False):
+            where = "OFFHOURS_" + "__".join(str(part) for part in error["loc"]).upper() if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"  {where + ': ' if where else ''}{message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -185,6 +185,22 @@ class Settings(BaseSettings):
             raise ValueError("use memory:// or rocksdb://")
         return value
 
+    @model_validator(mode="after")
+    def _instagram_send_node(self) -> Settings:
+        # Instagram's Send API is called on the Facebook Page linked to the Instagram
+        # account (POST /{page-id}/messages with that Page's token), never on the
+        # Instagram account's own id, which Graph refuses as an unknown node at the
+        # first acknowledgment. An account mapped by its "ig:" key tells which is which.
+        for key, account in self.edge.accounts.items():
+            credentials = self.responders.accounts.get(account)
+            if key.startswith("ig:") and credentials is not None and credentials.page_id == key[3:]:
+                raise ValueError(
+                    f"responders.accounts[{account!r}].page_id is the Instagram account id {key[3:]}: "
+                    "set it to the id of the Facebook Page linked to that Instagram account "
+                    "(or leave it unset to send through 'me' with the Page's token)"
+                )
+        return self
+
     @property
     def embedded(self) -> bool:
         """True when no broker is configured and the embedded one must be started."""

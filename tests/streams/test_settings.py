@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from offhours.cli import main
 from streams.settings import KafkaSecurity, Settings, normalise_broker_url
 
 
@@ -68,6 +69,29 @@ class TestSettings:
         settings = Settings(web_port=9000, app_id="a")
         changed = settings.with_overrides(web_port=None, app_id="b", broker_url="k9:1")
         assert (9000, "b", "kafka://k9:1") == (changed.web_port, changed.app_id, changed.broker_url)
+
+    def test_instagram_page_id_must_be_the_linked_facebook_page(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An Instagram account whose page_id is its own Instagram id is refused at start, naming what to set."""
+        monkeypatch.setenv("OFFHOURS_EDGE__ACCOUNTS", '{"ig:17841400000000001": "acme.it.instagram"}')
+        monkeypatch.setenv("OFFHOURS_RESPONDERS__ACCOUNTS", '{"acme.it.instagram": {"page_id": "17841400000000001"}}')
+        with pytest.raises(ValidationError, match=r"page_id is the Instagram account id 17841400000000001: set it to the id of the Facebook Page linked"):
+            Settings()
+
+    def test_instagram_page_id_of_the_linked_page_is_accepted(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The linked Facebook Page's id is what the Instagram Send API is called on."""
+        monkeypatch.setenv("OFFHOURS_EDGE__ACCOUNTS", '{"ig:17841400000000001": "acme.it.instagram"}')
+        monkeypatch.setenv("OFFHOURS_RESPONDERS__ACCOUNTS", '{"acme.it.instagram": {"page_id": "104857600000001"}}')
+        assert "104857600000001" == Settings().responders.accounts["acme.it.instagram"].page_id
+
+
+class TestInvalidSettingsAtStart:
+    def test_the_command_names_the_variable_and_exits_2(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad OFFHOURS_* value stops the command with the variable's name, no traceback and no echo of the value."""
+        monkeypatch.setenv("OFFHOURS_PARTITIONS", "four-secret")
+        assert 2 == main(["run"])
+        err = capsys.readouterr().err
+        assert "offhours run: invalid Settings:\n  OFFHOURS_PARTITIONS: Input should be a valid integer" in err
+        assert "four-secret" not in err
 
 
 PASSWORD = "s3cr3t-Pa55"
