@@ -39,6 +39,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
@@ -144,7 +145,8 @@ async def serve(broker_url: str, run: str, coverage_file: Path, graph_url: str) 
 
 
 class StampingGraph(FakeGraph):
-    """The fake Graph API, noting when each customer's acknowledgment arrived."""
+    """The fake Graph API, noting when each customer's acknowledgment arrived (each
+    customer is made known to it as its webhook is posted)."""
 
     def __init__(self) -> None:
         super().__init__({TOKEN})
@@ -262,6 +264,7 @@ async def offer(
     async def post(n: int) -> None:
         psid = f"{tag}_{n}"
         body = messenger_payload(n, psid, f"m_{tag}_{n}")
+        fake.add_customer(psid, datetime.now(timezone.utc))  # the platform knows who wrote
         headers = {"X-Hub-Signature-256": meta_signature(SECRET, body), "Content-Type": "application/json"}
         started[n] = time.perf_counter()
         try:

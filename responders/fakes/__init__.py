@@ -1,7 +1,11 @@
 """Fake platforms: real local aiohttp servers on 127.0.0.1 speaking each wire format.
 
-Each fake validates requests as the platform would (credentials, required fields,
-limits) and answers in the platform's own success and error shapes. A test tells it
+Each fake validates requests as the platform would (credentials, required fields and
+their types, limits) and answers in the platform's own success and error shapes. Like
+the platform, it only reaches who wrote first: a test tells it the customers, chats,
+messages, comments and posts that exist (``FakeGraph.add_customer``/``add_comment``,
+``FakeTelegram.add_message``, ``FakeX.add_user``/``add_tweet``), and a send to anything
+else, or outside the platform's reply window, is refused. A test tells it
 to fail the next requests with :meth:`FakePlatform.fail_next` (``rate_limit``,
 ``server_error``, ``permanent``, ``ops_alert``) and waits for requests with
 :meth:`FakePlatform.wait_for_requests` instead of sleeping. Used by the contract

@@ -7,6 +7,15 @@ Telegram, a Slack incoming webhook and an SMTP server, on consecutive ports from
 Slack notify URI to put in a coverage file, then logs every request it receives
 (method, route, status, body) until interrupted. The tokens are fixed demo values
 that only these fakes accept.
+
+Like the real platforms, the fakes only answer customers who wrote first. They start
+knowing the sample customers of ``docs/fakes.md`` and ``examples/events.jsonl``
+(:data:`SAMPLE_CUSTOMERS`, :data:`SAMPLE_COMMENTS`, :data:`SAMPLE_TELEGRAM_CHATS`),
+each with a last message at the time the fakes started: their 24-hour reply windows
+(7 days for a comment's private reply) are open from then. Anyone else is refused as
+the platform would refuse them (Graph: "No matching user found"; WhatsApp: 131026;
+Telegram: "chat not found"). The X examples' ids (``u_77``, ``t_201``) are not X's
+numeric ids, so the fake X refuses them too.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 import orjson
 
@@ -32,6 +42,14 @@ DEFAULT_PORT_BASE = 8781
 GRAPH_TOKEN = "fake-graph-token"
 X_TOKEN = "fake-x-token"
 TELEGRAM_TOKEN = "123456:fake-telegram-token"
+# Who the docs and examples write as: Messenger PSIDs and a WhatsApp wa_id.
+SAMPLE_CUSTOMERS = (
+    "PSID_222", "PSID_555", "PSID_556", "PSID_901", "PSID_903", "PSID_904", "39333000111",
+)
+# The Facebook and Instagram comments they write.
+SAMPLE_COMMENTS = ("POST_9_CMT_7", "c_101")
+# The Telegram private chats they write in.
+SAMPLE_TELEGRAM_CHATS = (777,)
 
 
 def accounts() -> dict[str, dict[str, str]]:
@@ -59,6 +77,16 @@ def environment(graph: str, x: str, telegram: str, smtp_port: int) -> dict[str, 
     }
 
 
+def meet_sample_customers(graph: FakeGraph, telegram: FakeTelegram, at: datetime) -> None:
+    """Make the sample customers, comments and chats known, as written at ``at``."""
+    for customer in SAMPLE_CUSTOMERS:
+        graph.add_customer(customer, at)
+    for comment in SAMPLE_COMMENTS:
+        graph.add_comment(comment, at)
+    for chat in SAMPLE_TELEGRAM_CHATS:
+        telegram.add_chat(chat, "private")
+
+
 def _port(base: int, offset: int) -> int:
     return base + offset if base else 0
 
@@ -69,6 +97,7 @@ async def serve(port_base: int, stopping: asyncio.Event) -> None:
         graph = FakeGraph({GRAPH_TOKEN})
         x = FakeX({X_TOKEN})
         telegram = FakeTelegram({TELEGRAM_TOKEN})
+        meet_sample_customers(graph, telegram, datetime.now(timezone.utc))
         slack = FakeSlack()
         for offset, fake in enumerate((graph, x, telegram, slack)):
             await fake.start(_port(port_base, offset))
@@ -79,6 +108,9 @@ async def serve(port_base: int, stopping: asyncio.Event) -> None:
         print(f"fake Telegram Bot API                             {telegram.url}")
         print(f"fake Slack incoming webhook                       {slack.webhook_url}")
         print(f"fake SMTP server                                  127.0.0.1:{smtp.port}")
+        print(f"\n# known customers (last message: now): {', '.join(SAMPLE_CUSTOMERS)}; "
+              f"comments: {', '.join(SAMPLE_COMMENTS)}; Telegram chats: "
+              f"{', '.join(map(str, SAMPLE_TELEGRAM_CHATS))}")
         print("\n# point `offhours run` at the fakes:")
         for name, value in environment(graph.url, x.url, telegram.url, smtp.port).items():
             print(f"export {name}={shlex.quote(value)}")
@@ -91,6 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m responders.fakes",
         description="Run the fake platforms on loopback and log every request they receive.",
+        epilog=(
+            "The fakes refuse customers who never wrote, as the platforms do. They start knowing "
+            f"the sample customers of docs/fakes.md and examples/events.jsonl ({', '.join(SAMPLE_CUSTOMERS)}; "
+            f"comments {', '.join(SAMPLE_COMMENTS)}; Telegram chats "
+            f"{', '.join(map(str, SAMPLE_TELEGRAM_CHATS))}), with their last message at the start "
+            "time: 24-hour reply windows open from then."
+        ),
     )
     parser.add_argument(
         "--port-base",

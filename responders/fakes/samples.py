@@ -1,8 +1,9 @@
-"""Sample outbox records and a fixed clock for tests and benchmarks (time zone Europe/Rome)."""
+"""Sample outbox records and clocks for tests and benchmarks (time zone Europe/Rome)."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,16 @@ WROTE_AT = NOW - timedelta(minutes=65)
 def fixed_clock(at: datetime = NOW) -> Callable[[], float]:
     """A clock that always answers ``at`` (epoch seconds)."""
     return lambda: at.timestamp()
+
+
+def running_clock(
+    at: datetime = NOW, monotonic: Callable[[], float] = time.monotonic
+) -> Callable[[], float]:
+    """A clock (epoch seconds) that answers ``at`` when made and then advances with
+    ``monotonic``: for code that must see time pass (timeouts, backoff) while the
+    records' dates, and so their reply windows, stay where the samples put them."""
+    start, origin = at.timestamp(), monotonic()
+    return lambda: start + (monotonic() - origin)
 
 
 def ack_request(**changes: object) -> AckRequest:

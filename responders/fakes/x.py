@@ -1,7 +1,15 @@
 """A fake X API v2: DMs (``/2/dm_conversations/with/{id}/messages``) and posts (``/2/tweets``).
 
-Answers ``201 {"data": …}``; errors are problem JSON; a rate-limited answer is ``429``
-with ``x-rate-limit-reset`` set ``reset_in`` seconds after the fake's clock.
+Answers ``201 {"data": …}``; errors are problem JSON (``title``, ``detail``, ``type``,
+``status``); a rate-limited answer is ``429`` with ``x-rate-limit-reset`` set
+``reset_in`` seconds after the fake's clock.
+
+X ids are numeric strings. The fake knows the users who can be sent a DM
+(:meth:`FakeX.add_user`) and the posts that exist (:meth:`FakeX.add_tweet`; its own
+accepted posts join them): a DM to a participant that is not a numeric id or not a
+known user, or a reply whose ``reply.in_reply_to_tweet_id`` is not a numeric string
+naming a known post, is ``400 Invalid Request``. A post's text is 1-280 characters, a
+DM's 1-10000.
 """
 
 from __future__ import annotations
@@ -13,6 +21,9 @@ from aiohttp import web
 
 from .base import FakePlatform, json_response, parse_json
 
+TWEET_MAX_CHARS = 280
+DM_MAX_CHARS = 10000
+
 
 def problem(
     status: int, title: str, detail: str, headers: dict[str, str] | None = None
@@ -23,7 +34,8 @@ def problem(
 
 
 class FakeX(FakePlatform):
-    """X API fake accepting the user-context Bearer ``tokens``."""
+    """X API fake accepting the user-context Bearer ``tokens``; ``users`` and ``tweets``
+    are the ids it knows."""
 
     def __init__(
         self, tokens: set[str], clock: Callable[[], float] = time.time, reset_in: int = 60
@@ -32,7 +44,17 @@ class FakeX(FakePlatform):
         self.tokens = tokens
         self.clock = clock
         self.reset_in = reset_in
+        self.users: set[str] = set()
+        self.tweets: set[str] = set()
         self._sent = 0
+
+    def add_user(self, user_id: str) -> None:
+        """A user the account can send a DM to (a numeric string id)."""
+        self.users.add(_numeric(user_id, "user_id"))
+
+    def add_tweet(self, tweet_id: str) -> None:
+        """A post that exists and can be replied to (a numeric string id)."""
+        self.tweets.add(_numeric(tweet_id, "tweet_id"))
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/2/dm_conversations/with/{participant}/messages", self._dm)
@@ -73,11 +95,21 @@ class FakeX(FakePlatform):
         return body
 
     async def _dm(self, request: web.Request) -> web.Response:
-        body = await self._checked_text(request, 10000)
+        body = await self._checked_text(request, DM_MAX_CHARS)
         if isinstance(body, web.Response):
             return body
-        self._sent += 1
         participant = request.match_info["participant"]
+        if not participant.isascii() or not participant.isdigit():
+            return problem(
+                400,
+                "Invalid Request",
+                f"The `participant_id` path parameter value [{participant}] is not valid.",
+            )
+        if participant not in self.users:
+            return problem(
+                400, "Invalid Request", f"Could not find user with participant_id: [{participant}]."
+            )
+        self._sent += 1
         return json_response(
             {
                 "data": {
@@ -89,15 +121,29 @@ class FakeX(FakePlatform):
         )
 
     async def _tweet(self, request: web.Request) -> web.Response:
-        body = await self._checked_text(request, 280)
+        body = await self._checked_text(request, TWEET_MAX_CHARS)
         if isinstance(body, web.Response):
             return body
         reply = body.get("reply")
-        if reply is not None and not (
-            isinstance(reply, dict) and isinstance(reply.get("in_reply_to_tweet_id"), str)
-        ):
-            return problem(400, "Invalid Request", "reply.in_reply_to_tweet_id must be a string")
+        if reply is not None:
+            target = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
+            if not isinstance(target, str) or not target.isascii() or not target.isdigit():
+                return problem(
+                    400,
+                    "Invalid Request",
+                    f"The `in_reply_to_tweet_id` value [{target}] is not valid: a numeric string.",
+                )
+            if target not in self.tweets:
+                return problem(
+                    400, "Invalid Request", f"Could not find tweet with in_reply_to_tweet_id: [{target}]."
+                )
         self._sent += 1
-        return json_response(
-            {"data": {"id": f"17900000000000{self._sent:05d}", "text": body["text"]}}, 201
-        )
+        tweet_id = f"17900000000000{self._sent:05d}"
+        self.tweets.add(tweet_id)
+        return json_response({"data": {"id": tweet_id, "text": body["text"]}}, 201)
+
+
+def _numeric(value: str, name: str) -> str:
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise ValueError(f"{name} must be a numeric string, not {value!r}")
+    return value

@@ -20,7 +20,7 @@ from responders.fakes import (
     FakeWebhook,
     FakeX,
 )
-from responders.fakes.samples import NOW, ack_request, fixed_clock, route_request
+from responders.fakes.samples import NOW, WROTE_AT, ack_request, fixed_clock, route_request
 from responders.messenger import MessengerSender
 from responders.notice import Notice
 from responders.slack import SlackNotifier
@@ -33,6 +33,32 @@ from responders.x import XSender
 TOKEN = "EAAG-test-page-token"
 SECRET = "whsec-test-signing"
 CLOCK = fixed_clock()
+
+
+def graph() -> FakeGraph:
+    """The fake Graph API at the samples' now, knowing the customers and comments the cases answer."""
+    fake = FakeGraph({TOKEN}, clock=CLOCK)
+    for customer in ("PSID_222", "IGSID_9", "447700900123"):
+        fake.add_customer(customer, WROTE_AT)
+    for comment in ("POST_9_CMT_7", "17870913679156914"):
+        fake.add_comment(comment, WROTE_AT)
+    return fake
+
+
+def x() -> FakeX:
+    """The fake X API knowing the customer the DM goes to and the post the reply answers."""
+    fake = FakeX({TOKEN}, clock=CLOCK, reset_in=60)
+    fake.add_user("777")
+    fake.add_tweet("1790000000000000002")
+    return fake
+
+
+def telegram() -> FakeTelegram:
+    """The fake Bot API knowing the customer's chat and message, and the staff member's chat."""
+    fake = FakeTelegram({TOKEN}, retry_after=17)
+    fake.add_message(123456, 42)
+    fake.add_message(99887766, 1)
+    return fake
 
 
 def graph_settings(fake: FakePlatform, token: str = TOKEN) -> ResponderSettings:
@@ -116,7 +142,7 @@ def webhook_uri(fake: FakePlatform, valid: bool) -> Notice:
 CASES = [
     pytest.param(
         Case(
-            lambda: FakeGraph({TOKEN}),
+            graph,
             graph_settings,
             MessengerSender,
             lambda fake, valid: ack_request(),
@@ -132,7 +158,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeGraph({TOKEN}),
+            graph,
             graph_settings,
             MessengerSender,
             lambda fake, valid: ack_request(
@@ -146,7 +172,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeGraph({TOKEN}),
+            graph,
             graph_settings,
             MessengerSender,
             lambda fake, valid: ack_request(
@@ -160,7 +186,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeGraph({TOKEN}),
+            graph,
             graph_settings,
             MessengerSender,
             lambda fake, valid: ack_request(
@@ -174,7 +200,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeGraph({TOKEN}),
+            graph,
             graph_settings,
             MessengerSender,
             lambda fake, valid: ack_request(
@@ -193,7 +219,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeGraph({TOKEN}),
+            graph,
             graph_settings,
             WhatsAppSender,
             lambda fake, valid: ack_request(
@@ -217,7 +243,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeX({TOKEN}, clock=CLOCK, reset_in=60),
+            x,
             x_settings,
             XSender,
             lambda fake, valid: ack_request(
@@ -231,7 +257,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeX({TOKEN}, clock=CLOCK, reset_in=60),
+            x,
             x_settings,
             XSender,
             lambda fake, valid: ack_request(
@@ -250,7 +276,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeTelegram({TOKEN}, retry_after=17),
+            telegram,
             telegram_settings,
             TelegramSender,
             lambda fake, valid: ack_request(
@@ -325,7 +351,7 @@ CASES = [
     ),
     pytest.param(
         Case(
-            lambda: FakeTelegram({TOKEN}, retry_after=17),
+            telegram,
             telegram_settings,
             TelegramNotifier,
             lambda fake, valid: notice("telegram:99887766"),

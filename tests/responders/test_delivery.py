@@ -23,7 +23,7 @@ from responders.delivery import (
     RetryPolicy,
 )
 from responders.fakes import FakeGraph, FakeSlack, FakeTelegram, FakeWebhook
-from responders.fakes.samples import ack_request, fixed_clock, route_request
+from responders.fakes.samples import WROTE_AT, ack_request, fixed_clock, route_request
 from responders.registry import build_registry
 from streams.policy import Triage
 from streams.records import AckRequest
@@ -31,6 +31,27 @@ from tests.streams.policy_fixtures import MONDAY_EVENING, event, small_coverage
 
 TOKEN = "EAAG-secret-page-token-123"
 SIGNING = "whsec-very-secret"
+COMMENT_ID = "POST_9_CMT_7"
+IG_COMMENT_ID = "17870913679156914"
+
+
+def fake_graph(hidden_comments: frozenset[str] = frozenset()) -> FakeGraph:
+    """The fake Graph API at the samples' now, knowing the sample customers (who wrote
+    65 minutes earlier) and comments."""
+    fake = FakeGraph({TOKEN}, hidden_comments=hidden_comments, clock=fixed_clock())
+    for customer in ("PSID_222", "447700900123"):
+        fake.add_customer(customer, WROTE_AT)
+    for comment in (COMMENT_ID, IG_COMMENT_ID):
+        fake.add_comment(comment, WROTE_AT)
+    return fake
+
+
+def fake_telegram(**options: int) -> FakeTelegram:
+    """The fake Bot API knowing the sample customer's chat and messages."""
+    fake = FakeTelegram({TOKEN}, **options)
+    for message_id in (42, 43):
+        fake.add_message(123456, message_id)
+    return fake
 
 
 class SleepingClock:
@@ -120,7 +141,7 @@ def _appender(outcomes: list[DeliveryOutcome]):
 class TestAcknowledge:
     async def test_same_ack_twice_makes_one_http_call(self, session: aiohttp.ClientSession) -> None:
         """A redelivered acknowledgment is found delivered in the ledger and not sent again."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             h = harness(settings_for(fake.url), session)
             first = await h.responders.acknowledge(ack_request())
             second = await h.responders.acknowledge(ack_request())
@@ -131,7 +152,7 @@ class TestAcknowledge:
     async def test_same_ack_in_flight_twice_makes_one_http_call(self, session: aiohttp.ClientSession) -> None:
         """Two copies of one acknowledgment delivered concurrently (outbox concurrency, a
         redelivered record): the second waits for the first and finds it delivered."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             h = harness(settings_for(fake.url), session)
             reports = await asyncio.gather(
                 h.responders.acknowledge(ack_request()), h.responders.acknowledge(ack_request())
@@ -144,7 +165,7 @@ class TestAcknowledge:
         self, session: aiohttp.ClientSession
     ) -> None:
         """Two 5xx answers are retried with exponential backoff, the third attempt delivers."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             fake.fail_next("server_error", times=2)
             h = harness(settings_for(fake.url), session)
             report = await h.responders.acknowledge(ack_request())
@@ -156,7 +177,7 @@ class TestAcknowledge:
         self, session: aiohttp.ClientSession
     ) -> None:
         """Telegram's parameters.retry_after is the wait before the next attempt."""
-        async with FakeTelegram({TOKEN}, retry_after=17) as fake:
+        async with fake_telegram(retry_after=17) as fake:
             fake.fail_next("rate_limit")
             h = harness(settings_for(fake.url), session)
             report = await h.responders.acknowledge(
@@ -171,7 +192,7 @@ class TestAcknowledge:
         self, session: aiohttp.ClientSession
     ) -> None:
         """After max_attempts transient failures the ack is dead-lettered and a human is asked."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             fake.fail_next("server_error", times=10)
             h = harness(settings_for(fake.url), session)
             report = await h.responders.acknowledge(ack_request())
@@ -187,7 +208,7 @@ class TestAcknowledge:
         self, session: aiohttp.ClientSession
     ) -> None:
         """A permanent error is not retried: one request, a dead letter and an escalation."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             fake.fail_next("permanent")
             h = harness(settings_for(fake.url), session)
             await h.responders.acknowledge(ack_request())
@@ -209,7 +230,7 @@ class TestAcknowledge:
             recipient="447700900123",
             window_closes="2026-11-23T20:00:00+01:00",
         )
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             h = harness(settings_for(fake.url), session)
             await h.responders.acknowledge(request)
         assert [] == fake.requests
@@ -223,7 +244,7 @@ class TestAcknowledge:
         """An ack whose outcome is unknown is never sent twice; it goes to a human instead."""
         ledger = MemoryLedger()
         ledger.set("ack:fb:m_abc123", SENDING)
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             h = harness(settings_for(fake.url), session, ledger)
             report = await h.responders.acknowledge(ack_request())
         assert [] == fake.requests
@@ -238,7 +259,7 @@ class TestAcknowledge:
             channel="telegram", account="acme_it_bot", recipient="123456", reply_to="42"
         )
         second = dataclasses.replace(first, ack_id="ack:tg:43", reply_to="43")
-        async with FakeTelegram({TOKEN}) as fake:
+        async with fake_telegram() as fake:
             h = harness(settings_for(fake.url), session)
             await h.responders.acknowledge(first)
             await h.responders.acknowledge(second)
@@ -327,9 +348,9 @@ class TestSecrets:
         """Failures with credentials in headers, URLs and paths log and dead-letter no secret."""
         caplog.set_level(logging.DEBUG)
         async with (
-            FakeGraph({TOKEN}) as graph,
+            fake_graph() as graph,
             FakeSlack(path="/services/T9/B9/slack-secret-path") as slack,
-            FakeTelegram({TOKEN}) as tg,
+            fake_telegram() as tg,
         ):
             graph.fail_next("ops_alert")
             slack.fail_next("server_error", times=5)
@@ -388,7 +409,7 @@ class TestDeliveryOutcomes:
         self, failures, expected, session: aiohttp.ClientSession
     ) -> None:
         """One outcome per attempt (delivered, retry, permanent) and one more (dead) when given up."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             for kind in failures:
                 fake.fail_next(kind)
             h = harness(settings_for(fake.url), session)
@@ -400,7 +421,7 @@ class TestDeliveryOutcomes:
         self, session: aiohttp.ClientSession
     ) -> None:
         """A delivered acknowledgment's outcome names the platform's message id and the customer message."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             h = harness(settings_for(fake.url), session)
             await h.responders.acknowledge(ack_request())
         [outcome] = h.outcomes
@@ -409,7 +430,7 @@ class TestDeliveryOutcomes:
 
     async def test_ledger_skip_publishes_nothing(self, session: aiohttp.ClientSession) -> None:
         """A redelivered acknowledgment makes no attempt and so no outcome."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             h = harness(settings_for(fake.url), session)
             await h.responders.acknowledge(ack_request())
             await h.responders.acknowledge(ack_request())
@@ -436,7 +457,6 @@ class TestDeliveryOutcomes:
         assert outcome == DeliveryOutcome.from_json(outcome.to_json())
 
 
-COMMENT_ID = "POST_9_CMT_7"
 PUBLIC_TEXT = "Grazie per averci scritto! Scrivici in privato."
 PRIVATE_TEXT = "Ciao Ana, grazie per averci scritto. Ti rispondiamo domani dalle 9:00."
 
@@ -474,7 +494,7 @@ class TestCommentReplies:
         self, failures: list, session: aiohttp.ClientSession
     ) -> None:
         """A comment gets exactly one private reply, then exactly one public reply, through 429/5xx answers."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             for kind in failures:
                 fake.fail_next(kind)
             h = harness(settings_for(fake.url), session)
@@ -487,7 +507,7 @@ class TestCommentReplies:
 
     async def test_redelivery_sends_neither_reply_again(self, session: aiohttp.ClientSession) -> None:
         """The same request delivered twice (a Kafka redelivery) makes no second request of either kind."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             h = harness(settings_for(fake.url), session)
             await h.responders.acknowledge(comment_request())
             again = await h.responders.acknowledge(comment_request())
@@ -500,7 +520,7 @@ class TestCommentReplies:
         """After a restart that followed the private reply, only the public reply is sent, retried through a 5xx."""
         ledger = MemoryLedger()
         ledger.set(f"ack:fb:{COMMENT_ID}", DELIVERED)
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             fake.fail_next("server_error")
             h = harness(settings_for(fake.url), session, ledger)
             await h.responders.acknowledge(comment_request())
@@ -511,7 +531,7 @@ class TestCommentReplies:
         self, session: aiohttp.ClientSession
     ) -> None:
         """A refused private reply is dead-lettered and escalated with its text; the public reply still goes."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             fake.fail_next("permanent")
             h = harness(settings_for(fake.url), session)
             report = await h.responders.acknowledge(comment_request())
@@ -525,7 +545,7 @@ class TestCommentReplies:
         self, session: aiohttp.ClientSession
     ) -> None:
         """A refused public reply is a dead letter saying so; no staff page, the customer got the private reply."""
-        async with FakeGraph({TOKEN}, hidden_comments=frozenset({COMMENT_ID})) as fake:
+        async with fake_graph(hidden_comments=frozenset({COMMENT_ID})) as fake:
             h = harness(settings_for(fake.url), session)
             report = await h.responders.acknowledge(comment_request())
         assert ("delivered", [(False, PRIVATE_TEXT)]) == (report.status, replies(fake))
@@ -548,7 +568,7 @@ class TestCommentReplies:
             ),
             pytest.param(
                 "",
-                {"id": "ig:17870913679156914", "channel": "instagram", "account": "desk.instagram"},
+                {"id": f"ig:{IG_COMMENT_ID}", "channel": "instagram", "account": "desk.instagram"},
                 [(False, "messages"), (True, "replies")],
                 id="instagram_public_reply_wanted",
             ),
@@ -560,7 +580,7 @@ class TestCommentReplies:
             ),
             pytest.param(
                 "      public_reply: false\n",
-                {"id": "ig:17870913679156914", "channel": "instagram", "account": "desk.instagram"},
+                {"id": f"ig:{IG_COMMENT_ID}", "channel": "instagram", "account": "desk.instagram"},
                 [(False, "messages")],
                 id="instagram_public_reply_off",
             ),
@@ -572,7 +592,7 @@ class TestCommentReplies:
         """From the triage decision to the platform: public_reply adds the public reply, off leaves only the private one."""
         raw = event(MONDAY_EVENING, kind="comment", author={"id": "USER_333", "name": "Ana Lopez"}, **changes)
         outcome = Triage(small_coverage(team_triage)).decide(raw, None)
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             settings = settings_for(fake.url).model_copy(
                 update={
                     "accounts": {

@@ -11,7 +11,7 @@ from responders.base import Delivered, Permanent
 from responders.buckets import TokenBuckets
 from responders.config import AccountCredentials, ResponderSettings
 from responders.fakes import FakeGraph
-from responders.fakes.samples import ack_request, fixed_clock
+from responders.fakes.samples import WROTE_AT, ack_request, fixed_clock
 from responders.messenger import (
     PRIVATE_REPLIES_PER_HOUR,
     SEND_API_PER_SECOND,
@@ -23,6 +23,16 @@ TOKEN = "EAAG-test-page-token"
 CLOCK = fixed_clock()
 FB_COMMENT = "POST_9_CMT_7"
 IG_COMMENT = "17870913679156914"
+
+
+def fake_graph(
+    comments: tuple[str, ...] = (FB_COMMENT, IG_COMMENT), hidden_comments: frozenset[str] = frozenset()
+) -> FakeGraph:
+    """The fake Graph API at the samples' now, knowing ``comments``, written 65 minutes earlier."""
+    fake = FakeGraph({TOKEN}, hidden_comments=hidden_comments, clock=CLOCK)
+    for comment_id in comments:
+        fake.add_comment(comment_id, WROTE_AT)
+    return fake
 
 
 def sender(base_url: str = "http://127.0.0.1:9") -> MessengerSender:
@@ -91,7 +101,7 @@ class TestMessengerCommentReplies:
 
     async def test_public_reply_is_the_new_comment_id(self, session: aiohttp.ClientSession) -> None:
         """A delivered public reply carries the id of the comment it created."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             outcome = await sender(fake.url).send(comment(True), session)
         [reply] = fake.comment_replies
         assert (Delivered(reply.id), True, FB_COMMENT) == (outcome, reply.public, reply.comment_id)
@@ -108,7 +118,7 @@ class TestMessengerCommentReplies:
     ) -> None:
         """Past the messaging window a public reply is still posted; a private reply is not attempted."""
         request = comment(public, window_closes="2026-11-23T20:00:00+01:00")
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             outcome = await sender(fake.url).send(request, session)
         assert (expected_requests, delivered) == (len(fake.requests), isinstance(outcome, Delivered))
 
@@ -153,13 +163,13 @@ class TestFakeGraphComments:
     )
     async def test_unknown_comment_is_refused(self, request_: AckRequest, session: aiohttp.ClientSession) -> None:
         """A reply to a comment the platform does not know is Permanent, without an operations alert."""
-        async with FakeGraph({TOKEN}, comments=frozenset({"ANOTHER_CMT"})) as fake:
+        async with fake_graph(comments=("ANOTHER_CMT",)) as fake:
             outcome = await sender(fake.url).send(request_, session)
         assert (Permanent, False, []) == (type(outcome), outcome.alert_operations, fake.comment_replies)
 
     async def test_one_private_reply_per_comment(self, session: aiohttp.ClientSession) -> None:
         """A second private reply to the same comment is refused; public replies are not limited so."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             adapter = sender(fake.url)
             outcomes = [
                 await adapter.send(comment(False), session),
@@ -171,7 +181,7 @@ class TestFakeGraphComments:
 
     async def test_hidden_comment_takes_only_a_private_reply(self, session: aiohttp.ClientSession) -> None:
         """Graph cannot reply in public under a hidden comment; the private reply still goes."""
-        async with FakeGraph({TOKEN}, hidden_comments=frozenset({FB_COMMENT})) as fake:
+        async with fake_graph(hidden_comments=frozenset({FB_COMMENT})) as fake:
             public = await sender(fake.url).send(comment(True), session)
             private = await sender(fake.url).send(comment(False), session)
         assert (Permanent, Delivered) == (type(public), type(private))
@@ -189,7 +199,7 @@ class TestFakeGraphComments:
         self, query: dict[str, str], json_body: dict[str, str] | None, status: int, session: aiohttp.ClientSession
     ) -> None:
         """The fake takes ``message`` from the JSON body or the query, within the platform's length."""
-        async with FakeGraph({TOKEN}) as fake:
+        async with fake_graph() as fake:
             async with session.post(
                 f"{fake.url}/v25.0/{IG_COMMENT}/replies",
                 params=query,

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from responders.config import AccountCredentials, ResponderSettings
 from responders.fakes import FakeGraph
-from responders.fakes.samples import ack_request
+from responders.fakes.samples import WROTE_AT, ack_request, running_clock
 from streams.app import faust_options
 from streams.broker import EmbeddedBroker
 from streams.outbox import install
@@ -24,11 +24,22 @@ from streams.worker import create_topics
 TOKEN = "EAAG-outbox-token"
 
 
+def fake_graph() -> FakeGraph:
+    """The fake Graph API on a clock that starts at the samples' now and runs, knowing
+    the two customers the tests acknowledge (they wrote 65 minutes before)."""
+    graph = FakeGraph({TOKEN}, clock=running_clock())
+    for customer in ("PSID_A", "PSID_C"):
+        graph.add_customer(customer, WROTE_AT)
+    return graph
+
+
 async def outbox_app(
     broker: EmbeddedBroker, graph: FakeGraph, data_dir: Path, **responders: object
 ) -> tuple[Settings, faust.App]:
     """Fresh one-partition topics on ``broker`` and an app with only the responders
-    installed, sending to ``graph`` for acme.it.facebook (``responders``: more settings)."""
+    installed, sending to ``graph`` for acme.it.facebook (``responders``: more settings).
+    The responders share the fake's clock, so the samples' reply windows are open
+    whatever today's date."""
     unique = uuid.uuid4().hex[:8]
     settings = Settings(
         broker_url=broker.url,
@@ -50,7 +61,7 @@ async def outbox_app(
     )
     await create_topics(settings)
     app = faust.App(settings.app_id, **faust_options(settings))
-    install(app, None, settings)
+    install(app, None, settings, clock=graph.clock)
     return settings, app
 
 
@@ -60,7 +71,7 @@ class TestOutboxOnBroker:
         self, tmp_path: Path
     ) -> None:
         """A duplicated ack record costs one Send API call; garbage goes to the dead-letter topic."""
-        async with EmbeddedBroker() as broker, FakeGraph({TOKEN}) as graph:
+        async with EmbeddedBroker() as broker, fake_graph() as graph:
             settings, app = await outbox_app(broker, graph, tmp_path)
             first = ack_request(recipient="PSID_A")
             second = dataclasses.replace(
@@ -93,7 +104,7 @@ class TestOutboxOnBroker:
     async def test_a_delivery_waiting_to_retry_holds_back_no_other(self, tmp_path: Path) -> None:
         """One acknowledgment waits for its retry (a 5xx, then a long backoff); the next
         one on the same partition is delivered meanwhile (``responders.concurrency``)."""
-        async with EmbeddedBroker() as broker, FakeGraph({TOKEN}) as graph:
+        async with EmbeddedBroker() as broker, fake_graph() as graph:
             settings, app = await outbox_app(broker, graph, tmp_path, backoff_base=20.0)  # the retry waits 10-20 s
             waiting = ack_request(recipient="PSID_A")
             other = dataclasses.replace(ack_request(recipient="PSID_C"), ack_id="ack:fb:m_c", event_id="fb:m_c")

@@ -3,8 +3,9 @@
 Events go in on the real embedded broker, the worker decides them, and the responders
 deliver to a fake Graph API that answers 30% of the requests with a rate limit or a
 server error (seeded, so a failing run can be repeated). One customer is outside the
-reply window: that acknowledgment must end as a dead letter and a notice to on-call
-staff at a fake Slack.
+reply window as the platform sees it (its record of the customer's last message is
+25 hours old: the event reached us late): that acknowledgment must end as a dead letter
+and a notice to on-call staff at a fake Slack.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,6 @@ SUNDAY_EVENING = datetime(2026, 11, 22, 21, 0, tzinfo=ROME)  # care-it closed (n
 CUSTOMERS = 50
 FAULT_RATE = 0.3
 UNREACHABLE = "PSID_LATE"
-
 
 
 def customer_event(number: int, psid: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -66,7 +66,13 @@ class TestDeliveryUnderFaults:
         self, stream_settings, tmp_path: Path
     ) -> None:
         """With 30% of platform answers 429/5xx every ack is delivered once, none twice; a refused one is a dead letter and a Slack notice."""
-        async with FakeGraph({TOKEN}, outside_window=frozenset({UNREACHABLE})) as graph, FakeSlack() as slack:
+        clock = SUNDAY_EVENING.timestamp() + 5
+        psids = [f"PSID_{number:03d}" for number in range(CUSTOMERS)]
+        graph = FakeGraph({TOKEN}, clock=lambda: clock)
+        for psid in psids:
+            graph.add_customer(psid, SUNDAY_EVENING)
+        graph.add_customer(UNREACHABLE, SUNDAY_EVENING - timedelta(hours=25))
+        async with graph, FakeSlack() as slack:
             graph.fail_at_random(FAULT_RATE, rng=random.Random(20261122))
             coverage_file = tmp_path / "coverage.yaml"
             coverage_file.write_text(COVERAGE.format(slack=slack.webhook_url))
@@ -89,11 +95,9 @@ class TestDeliveryUnderFaults:
                 deliveries_topic=f"{stream_settings.app_id}.deliveries",
                 ops=stream_settings.ops.model_copy(update={"actions_topic": f"{stream_settings.app_id}.actions"}),
             )
-            psids = [f"PSID_{number:03d}" for number in range(CUSTOMERS)]
             records = [customer_event(number, psid) for number, psid in enumerate(psids)]
             records.append(customer_event(CUSTOMERS, UNREACHABLE))
             ack_ids = {f"ack:fb:m_e2e{number}" for number in range(CUSTOMERS + 1)}
-            clock = SUNDAY_EVENING.timestamp() + 5
             async with running_worker(settings, load_coverage(coverage_file), reconcile=False, clock=lambda: clock):
                 await send(settings, *records)
                 outcomes = await final_outcomes(settings, ack_ids)

@@ -39,6 +39,14 @@ teams:
 """
 
 
+def evening_graph() -> FakeGraph:
+    """The fake Graph API at the responders' now, knowing the two customers who wrote on Monday evening."""
+    graph = FakeGraph({TOKEN}, clock=lambda: EVENING_CLOCK)
+    for customer in ("PSID_222", "PSID_333"):
+        graph.add_customer(customer, MONDAY_EVENING)
+    return graph
+
+
 def delivering(stream_settings, graph: FakeGraph, **changes):
     """Stream settings with one partition (outbox order = input order) and responders on the fakes."""
     responders = stream_settings.responders.model_copy(
@@ -56,7 +64,7 @@ def delivering(stream_settings, graph: FakeGraph, **changes):
 class TestRespondersInTheWorker:
     async def test_reduced_hours_message_is_acknowledged_once_and_routed(self, stream_settings, tmp_path: Path) -> None:
         """One acknowledgment reaches the platform, the on-call member's Slack gets the route, a redelivery sends nothing more."""
-        async with FakeGraph({TOKEN}) as graph, FakeSlack() as slack:
+        async with evening_graph() as graph, FakeSlack() as slack:
             coverage_file = tmp_path / "coverage.yaml"
             coverage_file.write_text(COVERAGE.format(slack=slack.webhook_url))
             settings = delivering(stream_settings, graph, coverage_file=coverage_file)
@@ -87,7 +95,7 @@ class TestRespondersInTheWorker:
 
     async def test_delivery_off_writes_the_outbox_and_sends_nothing(self, stream_settings) -> None:
         """With responders.deliver off the ack request is on the outbox and the platform hears nothing."""
-        async with FakeGraph({TOKEN}) as graph:
+        async with evening_graph() as graph:
             settings = delivering(stream_settings, graph)
             settings = settings.with_overrides(responders=settings.responders.model_copy(update={"deliver": False}))
             async with running_worker(settings, load_coverage(settings.coverage_file), reconcile=False) as app:
