@@ -10,12 +10,12 @@ that only these fakes accept.
 
 Like the real platforms, the fakes only answer customers who wrote first. They start
 knowing the sample customers of ``docs/fakes.md`` and ``examples/events.jsonl``
-(:data:`SAMPLE_CUSTOMERS`, :data:`SAMPLE_COMMENTS`, :data:`SAMPLE_TELEGRAM_CHATS`),
-each with a last message at the time the fakes started: their 24-hour reply windows
-(7 days for a comment's private reply) are open from then. Anyone else is refused as
-the platform would refuse them (Graph: "No matching user found"; WhatsApp: 131026;
-Telegram: "chat not found"). The X examples' ids (``u_77``, ``t_201``) are not X's
-numeric ids, so the fake X refuses them too.
+(:data:`SAMPLE_CUSTOMERS`, :data:`SAMPLE_COMMENTS`, :data:`SAMPLE_X_USERS`,
+:data:`SAMPLE_X_POSTS`, :data:`SAMPLE_TELEGRAM_MESSAGES`), each with a last message at
+the time the fakes started: their 24-hour reply windows (7 days for a comment's private
+reply) are open from then. Anyone else is refused as the platform would refuse them
+(Graph: "No matching user found"; WhatsApp: 131026; Telegram: "chat not found"; X:
+400 Invalid Request).
 """
 
 from __future__ import annotations
@@ -48,15 +48,19 @@ SAMPLE_CUSTOMERS = (
 )
 # The Facebook and Instagram comments they write.
 SAMPLE_COMMENTS = ("POST_9_CMT_7", "c_101")
-# The Telegram private chats they write in.
-SAMPLE_TELEGRAM_CHATS = (777,)
+# The X users who write and the posts that mention the brand.
+SAMPLE_X_USERS = ("1234567890000000077", "1234567890000000902")
+SAMPLE_X_POSTS = ("1862000000000000201", "1862000000000000502")
+# The Telegram messages they write: (private chat id, message id).
+SAMPLE_TELEGRAM_MESSAGES = ((777, 601),)
 
 
 def accounts() -> dict[str, dict[str, str]]:
     """Credentials of the example coverage's accounts (``examples/coverage.yaml``), for the fakes."""
     return {
         "acme.it.facebook": {"page_id": "PAGE_111", "access_token": GRAPH_TOKEN},
-        "acme.it.instagram": {"page_id": "IG_111", "access_token": GRAPH_TOKEN},
+        # An Instagram account answers through the Facebook Page linked to it.
+        "acme.it.instagram": {"page_id": "PAGE_111", "access_token": GRAPH_TOKEN},
         "acme.it.whatsapp": {"phone_number_id": "PNID_5", "access_token": GRAPH_TOKEN},
         "acme_it_x": {"access_token": X_TOKEN},
         "acme.us.facebook": {"page_id": "PAGE_222", "access_token": GRAPH_TOKEN},
@@ -77,14 +81,18 @@ def environment(graph: str, x: str, telegram: str, smtp_port: int) -> dict[str, 
     }
 
 
-def meet_sample_customers(graph: FakeGraph, telegram: FakeTelegram, at: datetime) -> None:
-    """Make the sample customers, comments and chats known, as written at ``at``."""
+def meet_sample_customers(graph: FakeGraph, x: FakeX, telegram: FakeTelegram, at: datetime) -> None:
+    """Make the sample customers, comments, posts and chats known, as written at ``at``."""
     for customer in SAMPLE_CUSTOMERS:
         graph.add_customer(customer, at)
     for comment in SAMPLE_COMMENTS:
         graph.add_comment(comment, at)
-    for chat in SAMPLE_TELEGRAM_CHATS:
-        telegram.add_chat(chat, "private")
+    for user in SAMPLE_X_USERS:
+        x.add_user(user)
+    for post in SAMPLE_X_POSTS:
+        x.add_tweet(post)
+    for chat, message in SAMPLE_TELEGRAM_MESSAGES:
+        telegram.add_message(chat, message, "private")
 
 
 def _port(base: int, offset: int) -> int:
@@ -97,7 +105,7 @@ async def serve(port_base: int, stopping: asyncio.Event) -> None:
         graph = FakeGraph({GRAPH_TOKEN})
         x = FakeX({X_TOKEN})
         telegram = FakeTelegram({TELEGRAM_TOKEN})
-        meet_sample_customers(graph, telegram, datetime.now(timezone.utc))
+        meet_sample_customers(graph, x, telegram, datetime.now(timezone.utc))
         slack = FakeSlack()
         for offset, fake in enumerate((graph, x, telegram, slack)):
             await fake.start(_port(port_base, offset))
@@ -109,8 +117,9 @@ async def serve(port_base: int, stopping: asyncio.Event) -> None:
         print(f"fake Slack incoming webhook                       {slack.webhook_url}")
         print(f"fake SMTP server                                  127.0.0.1:{smtp.port}")
         print(f"\n# known customers (last message: now): {', '.join(SAMPLE_CUSTOMERS)}; "
-              f"comments: {', '.join(SAMPLE_COMMENTS)}; Telegram chats: "
-              f"{', '.join(map(str, SAMPLE_TELEGRAM_CHATS))}")
+              f"comments: {', '.join(SAMPLE_COMMENTS)}; X users: {', '.join(SAMPLE_X_USERS)}; "
+              f"X posts: {', '.join(SAMPLE_X_POSTS)}; Telegram chats: "
+              f"{', '.join(str(chat) for chat, _ in SAMPLE_TELEGRAM_MESSAGES)}")
         print("\n# point `offhours run` at the fakes:")
         for name, value in environment(graph.url, x.url, telegram.url, smtp.port).items():
             print(f"export {name}={shlex.quote(value)}")
@@ -126,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog=(
             "The fakes refuse customers who never wrote, as the platforms do. They start knowing "
             f"the sample customers of docs/fakes.md and examples/events.jsonl ({', '.join(SAMPLE_CUSTOMERS)}; "
-            f"comments {', '.join(SAMPLE_COMMENTS)}; Telegram chats "
-            f"{', '.join(map(str, SAMPLE_TELEGRAM_CHATS))}), with their last message at the start "
+            f"comments {', '.join(SAMPLE_COMMENTS)}; X users {', '.join(SAMPLE_X_USERS)}; Telegram chats "
+            f"{', '.join(str(chat) for chat, _ in SAMPLE_TELEGRAM_MESSAGES)}), with their last message at the start "
             "time: 24-hour reply windows open from then."
         ),
     )
