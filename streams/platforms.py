@@ -5,7 +5,7 @@ of each acknowledgment and route from :func:`reply_target`, the promise sweeps a
 senders take every reply window from :func:`window_closes`. Nothing else in offhours
 knows how a platform names a message or how long it accepts a reply.
 
-Event ids and conversations (see docs/platforms.md for each platform's webhook):
+Event ids and conversations (docs/platforms.md has the same table for operators):
 
 =========  ================================  ==============================================
 channel    ``id``                            ``conversation``
