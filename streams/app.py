@@ -418,12 +418,7 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
     if app.progress is not None:
         app.progress.note(message.partition, message.offset)
     if decision.action == "reject":
-        letter = DeadLetter(
-            raw=raw.decode("utf-8", "replace"),
-            reason=decision.reason,
-            topic=message.topic,
-            at=_received_at(message.timestamp),
-        )
+        letter = DeadLetter.of(raw, decision.reason, message.topic, _received_at(message.timestamp))
         await emit(app, topics.dead_letters, key, letter.to_json(), headers)
     return decision
 
@@ -640,10 +635,7 @@ async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | N
         state = _decode_state(stored) or ConversationState(team="")
     except Exception as exc:
         reason = f"invalid action: {exc}" if isinstance(exc, ActionInvalid) else f"internal error: {type(exc).__name__}"
-        letter = DeadLetter(
-            raw=raw.decode("utf-8", "replace"), reason=reason, topic=message.topic,
-            at=_received_at(message.timestamp),
-        )
+        letter = DeadLetter.of(raw, reason, message.topic, _received_at(message.timestamp))
         await app.stream_topics.dead_letters.send(key=key, value=letter.to_json())
         if app.metrics is not None:
             app.metrics.dead_letters.labels(topic=message.topic).inc()

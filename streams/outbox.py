@@ -162,12 +162,7 @@ def install(
 
     async def dead_letter(raw: bytes, source: str, reason: str) -> None:
         topic_name = settings.acks_topic if source == "acks" else settings.routes_topic
-        letter = DeadLetter(
-            raw=raw.decode("utf-8"),
-            reason=reason,
-            topic=topic_name,
-            at=utc_from_epoch(clock()).isoformat(),
-        )
+        letter = DeadLetter.of(raw, reason, topic_name, utc_from_epoch(clock()).isoformat())
         log.warning("dead letter from %s: %s", topic_name, reason)
         await dead_letters.send(value=letter.to_json())
         if metrics is not None:

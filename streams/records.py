@@ -24,6 +24,18 @@ Kind = Literal["dm", "mention", "comment", "agent_reply"]
 Action = Literal["queue", "route", "page", "ignore", "reject"]
 Mode = Literal["open", "reduced", "closed"]
 
+MAX_TEXT_CHARS = 10_000
+"""The longest message text an event may carry: no platform sends longer (X DMs: 10,000).
+
+The edge skips a longer item with this reason and the worker rejects it, so every
+record derived from an event (acknowledgment, route, dead letter) stays far below the
+broker's message size (1 MiB by default).
+"""
+
+MAX_EVENT_BYTES = 64 * 1024
+"""The largest event, as JSON, that the worker decides: a larger input is rejected
+(decision ``reject``, one dead letter carrying its first bytes) and the partition goes on."""
+
 CUSTOMER_KINDS = frozenset({"dm", "mention", "comment"})
 PUBLIC_KINDS = frozenset({"mention", "comment"})
 
@@ -49,7 +61,7 @@ class SocialEvent(BaseModel):
     kind: Kind
     conversation: str = Field(min_length=1)
     author: Author
-    text: str | None = None
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     lang: str | None = None
     at: datetime
     in_reply_to: str | None = None
@@ -92,6 +104,9 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> SocialEvent:
     if isinstance(raw, dict):
         data = raw
     else:
+        size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEvent(f"event of {size} bytes is over the limit of {MAX_EVENT_BYTES} bytes")
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -234,12 +249,24 @@ class RouteRequest:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """An input that could not be decided: the raw bytes (as text) and the reason."""
+    """An input that could not be decided: the raw bytes (as text) and the reason.
+
+    :meth:`of` keeps at most :data:`MAX_EVENT_BYTES` of the input, so a dead letter is
+    always small enough to publish, whatever the input was.
+    """
 
     raw: str
     reason: str
     topic: str
     at: str | None = None
+
+    @classmethod
+    def of(cls, raw: bytes, reason: str, topic: str, at: str | None = None) -> DeadLetter:
+        """The dead letter of ``raw``, cut to its first :data:`MAX_EVENT_BYTES` with a note of the size."""
+        if len(raw) <= MAX_EVENT_BYTES:
+            return cls(raw=raw.decode("utf-8", "replace"), reason=reason, topic=topic, at=at)
+        kept = raw[:MAX_EVENT_BYTES].decode("utf-8", "ignore")
+        return cls(raw=f"{kept}… (cut: {len(raw)} bytes in all)", reason=reason, topic=topic, at=at)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -153,6 +153,19 @@ class TestTriageAgent:
         assert expected == decided
         assert (inputs[1].decode(), "internal error: RuntimeError") == (letter.raw, letter.reason)
 
+    async def test_an_oversized_event_is_one_dead_letter_and_the_partition_goes_on(self, stream_settings, coverage) -> None:
+        """A ~900 KB evening event (its acknowledgment would exceed the broker's message size) is one small dead letter; the next event is decided."""
+        huge = orjson.dumps({**orjson.loads(event("fb:huge", MONDAY_EVENING)), "text": "ciao " * 180_000})
+        inputs = [huge, event("fb:after", MONDAY_EVENING)]
+        async with running_worker(stream_settings, coverage, reconcile=False):
+            await send(stream_settings, *[(b"fb:PAGE_111:PSID_222", raw, []) for raw in inputs])
+            records = await read_until(stream_settings, stream_settings.decisions_topic, 2)
+            [letter_record] = await read_until(stream_settings, stream_settings.dead_letter_topic, 1)
+        decided = [(d.event_id, d.action) for d in map(Decision.from_json, (r.value for r in records))]
+        letter = DeadLetter.from_json(letter_record.value)
+        assert [("fb:huge", "reject"), ("fb:after", "route")] == decided
+        assert (True, True) == (letter.reason.startswith("invalid event: event of 900"), len(letter_record.value) < 70_000)
+
     async def test_metrics_count_decisions_dead_letters_and_receipt_latency(self, stream_settings, coverage) -> None:
         """Decisions count by action and mode, rejects as dead letters, and a receipt header feeds the latency."""
         metrics = Metrics()

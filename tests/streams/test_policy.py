@@ -372,6 +372,18 @@ class TestTriageRejects:
             ),
             pytest.param(b"{not json", None, "invalid event: not JSON", id="not_json"),
             pytest.param(
+                event(text="a" * 10_001),
+                "fb:m_abc123",
+                "invalid event: text: String should have at most 10000 characters",
+                id="text_over_10000_characters",
+            ),
+            pytest.param(
+                orjson.dumps({**event_data(), "crm_notes": "x" * 70_000}),
+                "fb:m_abc123",
+                "invalid event: event of 70",
+                id="event_over_64_kib",
+            ),
+            pytest.param(
                 event(account="acme.fr.facebook"),
                 "fb:m_abc123",
                 "unknown account 'acme.fr.facebook': no team lists it under accounts",
