@@ -14,8 +14,15 @@ import base64
 import enum
 import hashlib
 import hmac
+import re
 
 SHA256_PREFIX = "sha256="
+
+MAX_CRC_TOKEN_CHARS = 128
+"""Longest ``crc_token`` answered. X's tokens are a few dozen base64 characters; the
+cap leaves room for a longer one without making the CRC route a general signer."""
+
+_CRC_TOKEN = re.compile(rf"[A-Za-z0-9+/=_-]{{1,{MAX_CRC_TOKEN_CHARS}}}")
 
 
 class Verdict(enum.Enum):
@@ -71,9 +78,26 @@ def x_signature(consumer_secret: str, message: bytes) -> str:
     return SHA256_PREFIX + base64.b64encode(_hmac_sha256(consumer_secret, message)).decode("ascii")
 
 
+def is_crc_token(value: str) -> bool:
+    """True for a ``crc_token`` of X's shape: 1 to :data:`MAX_CRC_TOKEN_CHARS` characters of
+    the base64 and URL-safe base64 alphabets (``A-Z a-z 0-9 + / = _ -``).
+
+    The CRC answer is the HMAC of the token under the consumer secret, exactly the
+    signature ``POST`` checks over a body: answering anything a webhook body could be
+    (it starts with ``{``, holds quotes and spaces) would sign forged events.
+    """
+    return _CRC_TOKEN.fullmatch(value) is not None
+
+
 def x_crc_response(consumer_secret: str, crc_token: str) -> dict[str, str]:
-    """The JSON body answering X's CRC check ``GET ?crc_token=...``."""
-    return {"response_token": x_signature(consumer_secret, crc_token.encode("utf-8"))}
+    """The JSON body answering X's CRC check ``GET ?crc_token=...``.
+
+    Raises :class:`ValueError` for a token that is not of X's shape (:func:`is_crc_token`):
+    this function must never sign a webhook body.
+    """
+    if not is_crc_token(crc_token):
+        raise ValueError("crc_token is not of X's shape")
+    return {"response_token": x_signature(consumer_secret, crc_token.encode("ascii"))}
 
 
 def verify_x(consumer_secret: str, body: bytes, header: str | None) -> Verdict:

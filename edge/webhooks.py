@@ -229,6 +229,14 @@ async def x_crc(request: web.Request) -> web.Response:
     token = request.query.get("crc_token")
     if not token:
         raise _error(web.HTTPBadRequest, "crc_token missing")
+    if not signatures.is_crc_token(token):
+        # Signing any text would make this route an oracle for forged POST bodies.
+        log.warning("x webhook: crc_token refused: not of X's shape")
+        raise _error(
+            web.HTTPBadRequest,
+            f"crc_token is not an X CRC token: 1 to {signatures.MAX_CRC_TOKEN_CHARS} characters "
+            "of A-Z a-z 0-9 + / = _ - expected",
+        )
     return web.json_response(signatures.x_crc_response(secret, token))
 
 

@@ -50,6 +50,28 @@ class TestXSignature:
         assert expected == signatures.x_crc_response(X_SECRET, "crc-token-123")
 
     @pytest.mark.parametrize(
+        ("token", "expected"),
+        [
+            pytest.param("crc-token-123", True, id="documented"),
+            pytest.param("OTIzZDE1YTctZjc4MC00ZWUy+/==", True, id="base64"),
+            pytest.param("a" * signatures.MAX_CRC_TOKEN_CHARS, True, id="longest"),
+            pytest.param("a" * (signatures.MAX_CRC_TOKEN_CHARS + 1), False, id="too_long"),
+            pytest.param(X_BODY.decode(), False, id="webhook_body"),
+            pytest.param("crc token", False, id="space"),
+            pytest.param("crc-token-123\n", False, id="trailing_newline"),
+            pytest.param("", False, id="empty"),
+        ],
+    )
+    def test_crc_token_shape(self, token: str, expected: bool) -> None:
+        """Only short base64/url-safe tokens are CRC tokens; a webhook body never is."""
+        assert expected == signatures.is_crc_token(token)
+
+    def test_crc_response_refuses_a_body(self) -> None:
+        """x_crc_response never signs a webhook body, whoever calls it."""
+        with pytest.raises(ValueError, match="crc_token"):
+            signatures.x_crc_response(X_SECRET, X_BODY.decode())
+
+    @pytest.mark.parametrize(
         ("header", "expected"),
         [
             pytest.param(X_VECTOR, Verdict.VALID, id="vector"),

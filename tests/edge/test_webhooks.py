@@ -228,6 +228,35 @@ class TestHandshakes:
             response.status, await response.json()
         )
 
+    @pytest.mark.parametrize(
+        "token",
+        [
+            pytest.param(X_DM.decode(), id="x_webhook_body"),
+            pytest.param('{"for_user_id":"42"}', id="small_json_object"),
+            pytest.param("crc token", id="space"),
+            pytest.param('"crc-token-123"', id="quotes"),
+            pytest.param("crc-token-123\n", id="newline"),
+            pytest.param("a" * 129, id="too_long"),
+            pytest.param("\u00e9t\u00e9", id="not_ascii"),
+        ],
+    )
+    async def test_x_crc_answers_only_tokens_of_x_shape(self, make_client: MakeClient, token: str) -> None:
+        """A crc_token that is not X's short base64 shape (a webhook body, above all) is 400 with no signature."""
+        client, _ = await make_client()
+        response = await client.get("/webhooks/x", params={"crc_token": token})
+        answer = await response.json()
+        assert (400, False, True) == (
+            response.status, "response_token" in answer, answer.get("error", "").startswith("crc_token")
+        )
+
+    async def test_x_crc_is_no_signing_oracle(self, make_client: MakeClient) -> None:
+        """The CRC answer for a webhook body is never the signature the POST route accepts for that body."""
+        client, sink = await make_client()
+        crc = await client.get("/webhooks/x", params={"crc_token": X_DM.decode()})
+        token = (await crc.json()).get("response_token", "")
+        forged = await client.post("/webhooks/x", data=X_DM, headers={"x-twitter-webhooks-signature": token})
+        assert (400, 401, []) == (crc.status, forged.status, sink.events)
+
 
 class RecordingSink(MemoryEventSink):
     """A memory sink with a lifecycle, recording when it was started and stopped."""
