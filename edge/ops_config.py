@@ -7,8 +7,14 @@ A plain pydantic model, meant to be nested in ``streams.settings.Settings`` (as
 ``tokens`` maps an *identity* to its bearer token, identity first: the identity is
 what the audit log records as "who", and the keys of a mapping are printed freely in
 configuration dumps while the tokens, as :class:`~pydantic.SecretStr`, print as
-``**********``. :meth:`OpsSettings.bearer_tokens` turns it around (token -> identity),
-the form :func:`edge.ops.build_operations_api` takes.
+``**********``. A value is the token itself (scope ``admin``, as before scopes
+existed) or ``{"token": "...", "scope": "read" | "operate" | "admin"}``.
+:meth:`OpsSettings.bearer_tokens` turns it around (token -> :class:`Principal`), the
+form :func:`edge.ops.build_operations_api` takes.
+
+Scopes nest: ``read`` (the GET endpoints, coverage with its secrets masked),
+``operate`` (also overrides, claims, answered), ``admin`` (also replacing the coverage
+and reading it unmasked).
 
 ``link_secret`` signs the claim links sent in notifications. When it is not set, a
 random secret is made when the settings are built: links then work within this one
@@ -20,8 +26,35 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+Scope = Literal["read", "operate", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "operate", "admin")
+"""The scopes of the operations API, each including the ones before it."""
+
+
+class Principal(NamedTuple):
+    """Who a bearer token stands for: the identity of the audit log and its scope."""
+
+    identity: str
+    scope: Scope = "admin"
+
+
+class OpsToken(BaseModel):
+    """One bearer token and its scope (a plain string in the settings means scope ``admin``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr
+    scope: Scope = "admin"
+
+    def get_secret_value(self) -> str:
+        """The token, like :meth:`SecretStr.get_secret_value`."""
+        return self.token.get_secret_value()
 
 
 def _random_link_secret() -> SecretStr:
@@ -31,9 +64,10 @@ def _random_link_secret() -> SecretStr:
 class OpsSettings(BaseModel):
     """Bearer tokens, link signing and the topics of the operations API."""
 
-    tokens: dict[str, SecretStr] = Field(
+    tokens: dict[str, OpsToken] = Field(
         default_factory=dict,
-        description="identity -> bearer token, e.g. {\"ops:anna\": \"s3cr3t\"}; "
+        description="identity -> bearer token, e.g. {\"ops:anna\": \"s3cr3t\"} (scope admin), or "
+        "identity -> {\"token\": \"...\", \"scope\": \"read|operate|admin\"}; "
         "empty means every API call except the OpenAPI document and action links is refused",
     )
     link_secret: SecretStr = Field(
@@ -46,6 +80,21 @@ class OpsSettings(BaseModel):
         description="where people reach this service; action links start with it",
     )
     api_prefix: str = "/api/v1"
+    holiday_calendars_dir: Path | None = Field(
+        default=None,
+        description="the one folder whose .ics files coverage published through the API may name "
+        "(holidays.ics: a file name alone); unset: 'ics' is refused in such coverage",
+    )
+    max_coverage_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="largest coverage document accepted (UTF-8 bytes)"
+    )
+    max_teams: int = Field(default=1000, gt=0, description="most teams a coverage document may hold")
+    rate_limit: float = Field(
+        default=20.0, ge=0,
+        description="operations API requests per second allowed per token (per client address "
+        "without a valid token); 0 turns the limit off",
+    )
+    rate_burst: int = Field(default=100, gt=0, description="requests a token or address may make at once")
     audit_topic: str = "offhours.audit"
     actions_topic: str = "offhours.actions"
 
@@ -54,9 +103,17 @@ class OpsSettings(BaseModel):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _plain_token_is_admin(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {identity: {"token": token} if isinstance(token, (str, SecretStr)) else token
+                    for identity, token in value.items()}
+        return value
+
     @field_validator("tokens")
     @classmethod
-    def _distinct_nonempty_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+    def _distinct_nonempty_tokens(cls, value: dict[str, OpsToken]) -> dict[str, OpsToken]:
         seen: set[str] = set()
         for identity, token in value.items():
             secret = token.get_secret_value()
@@ -68,9 +125,9 @@ class OpsSettings(BaseModel):
             seen.add(secret)
         return value
 
-    def bearer_tokens(self) -> dict[str, str]:
-        """Token -> identity, the mapping the operations API authenticates with."""
-        return {token.get_secret_value(): identity for identity, token in self.tokens.items()}
+    def bearer_tokens(self) -> dict[str, Principal]:
+        """Token -> who it stands for (identity and scope), the mapping the operations API authenticates with."""
+        return {token.get_secret_value(): Principal(identity, token.scope) for identity, token in self.tokens.items()}
 
     @property
     def actions_base_url(self) -> str:
