@@ -36,7 +36,8 @@ Agents:
   conversation's state, ``answered`` marks it answered, and both end the conversation's
   pending escalation; ``escalate`` (a tick from a worker's sweep,
   :func:`streams.escalations.escalation_tick`) sends the escalation step due and records
-  it; an unreadable action is a dead letter.
+  it; ``expire`` and ``expire_ledger`` delete what is older than the retention
+  (:mod:`streams.retention`); an unreadable action is a dead letter.
 
 With ``metrics`` (:class:`~streams.metrics.Metrics`) the agents count
 ``decisions{action,mode}`` (mode ``none`` when the event has none) and
@@ -87,6 +88,7 @@ from streams.promises import (
     next_escalation,
 )
 from streams.records import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
+from streams.retention import EXPIRE, EXPIRE_LEDGER, apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
 from streams.sla import FirstResponse
 from streams.state import ConversationState
@@ -568,6 +570,7 @@ class OnCallAction:
     at: int
     event_id: str | None = None
     sent: int | None = None
+    keys: tuple[str, ...] = ()
 
     @property
     def instant(self) -> datetime:
@@ -607,9 +610,19 @@ class OnCallAction:
             raise ActionInvalid("a reminder tick needs event_id (the reminder id)")
         if action == WINDOW and not isinstance(sent, int):
             raise ActionInvalid("a reply-window tick needs sent (the customer message time)")
+        keys: tuple[str, ...] = ()
+        if action == EXPIRE:
+            sent = data.get("seen")
+            if sent is not None and not isinstance(sent, int):
+                raise ActionInvalid("an expiry tick's seen must be the last activity (POSIX seconds) or null")
+        if action == EXPIRE_LEDGER:
+            names = data.get("keys")
+            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+                raise ActionInvalid("a ledger expiry tick needs keys (a list of ledger keys)")
+            keys = tuple(names)
         return cls(action=action, conversation=conversation, member=member, at=int(at.timestamp()),
                    event_id=event_id if action in (ESCALATE, REMIND) else None,
-                   sent=sent if action in (ESCALATE, WINDOW) else None)
+                   sent=sent if action in (ESCALATE, WINDOW, EXPIRE) else None, keys=keys)
 
 
 async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | None:
@@ -649,6 +662,12 @@ async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | N
         return None
     if action.action == WINDOW:
         await apply_window(app, key, action)
+        return None
+    if action.action == EXPIRE:
+        apply_expiry(app, key, action)
+        return None
+    if action.action == EXPIRE_LEDGER:
+        apply_ledger_expiry(app, action, message.partition)
         return None
     if app.escalations.get(key) is not None:
         del app.escalations[key]

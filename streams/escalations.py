@@ -26,6 +26,10 @@ tick; a waiting Facebook/Instagram/WhatsApp conversation whose reply window clos
 before the team opens is a ``window`` tick. The actions agent applies them against the
 state of that moment and records what it sent on the conversation.
 
+Retention. The same sweep finds the conversations, pending escalations and delivery
+ledger entries older than ``settings.retention`` and posts ``expire`` and
+``expire_ledger`` ticks; the actions agent deletes them (:mod:`streams.retention`).
+
 Handover. At each opening (:class:`~streams.timers.PromiseTimers`) each worker sends
 the digest of the backlog held in *its own* partitions of the ``conversations`` table
 (:func:`hand_over`): one route per team, opening and worker partitions, with the
@@ -61,6 +65,7 @@ from streams.promises import (
 )
 from streams.platforms import window_closes
 from streams.records import Notify, RouteRequest
+from streams.retention import EXPIRE, EXPIRE_LEDGER, expired_conversations, send_expiries, sweep_ledger
 from streams.state import ConversationState
 
 if TYPE_CHECKING:
@@ -77,8 +82,10 @@ REMIND = "remind"
 WINDOW = "window"
 """The ``action`` of a reply-window tick (route before the window closes) on the actions topic."""
 
-TICKS = (ESCALATE, REMIND, WINDOW)
-"""The actions the sweep posts; the on-call actions are ``claim`` and ``answered``."""
+TICKS = (ESCALATE, REMIND, WINDOW, EXPIRE, EXPIRE_LEDGER)
+"""The actions the sweep posts; the on-call actions are ``claim`` and ``answered``.
+
+``expire`` and ``expire_ledger`` are the retention's (:mod:`streams.retention`)."""
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -477,15 +484,25 @@ def _window_text(state: ConversationState, zone) -> str | None:
 
 
 async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
-    """Send the escalation, follow-through and reply-window ticks due at ``now`` in this worker's partitions.
+    """Send the escalation, follow-through, reply-window and expiry ticks due at ``now`` in this worker's partitions.
 
     Returns how many ticks were sent. The actions agent applies each against the
     conversation's state at that moment (:func:`streams.app.apply_action`), so a tick
-    that is stale (a reply came, the reminder was sent) does nothing.
+    that is stale (a reply came, the reminder was sent) does nothing. A conversation
+    older than ``settings.retention`` gets an ``expire`` tick and no other, and the
+    ledger entries of the held partitions older than it ``expire_ledger`` ticks
+    (:mod:`streams.retention`).
     """
     held = held_partitions(app)
     if not held:
         return 0
-    count = await sweep_escalations(app, now, held)
-    rows = held_rows(list(app.conversations.items()), held, app.settings.partitions)
-    return count + await _send_ticks(app, promise_ticks(rows, app.coverage.coverage.teams, now))
+    partitions = app.settings.partitions
+    teams = app.coverage.coverage.teams
+    conversations = list(held_rows(list(app.conversations.items()), held, partitions))
+    escalations = list(held_rows(list(app.escalations.items()), held, partitions))
+    expiring = expired_conversations(app, conversations, escalations, now)
+    gone = {key for key, _ in expiring}
+    count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone], teams, now))
+    count += await _send_ticks(app, promise_ticks([row for row in conversations if row[0] not in gone], teams, now))
+    count += await send_expiries(app, expiring, now)
+    return count + await sweep_ledger(app, now, held)

@@ -3,7 +3,9 @@
 :func:`install` adds to an app, without starting anything:
 
 - a table (``deliveries`` by default) that is the delivery ledger, keyed by ack id or
-  notification key, with the statuses of :mod:`responders.delivery`;
+  notification key, with the statuses of :mod:`responders.delivery`, each stored with
+  the time it was written and its partition (:class:`TableLedger`) so that it expires
+  after ``settings.retention`` (:mod:`streams.retention`);
 - an agent on the acks outbox that sends each :class:`~streams.records.AckRequest`
   at most once, and one on the routes outbox that notifies staff for each
   :class:`~streams.records.RouteRequest`;
@@ -54,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import faust
 import orjson
+from faust.streams import current_event
 
 from edge.links import LinkSigner
 from responders.base import utc_from_epoch
@@ -67,6 +70,7 @@ from responders.delivery import (
 )
 from responders.registry import build_registry
 from streams.records import AckRequest, DeadLetter, Notify, RouteRequest
+from streams.retention import LedgerEntry, ledger_status
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,19 +89,28 @@ RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
 class TableLedger:
     """The delivery ledger backed by a Faust table (``get``/``set`` of a status string).
 
-    Keys and statuses are stored as UTF-8 bytes: a raw table hands back bytes after
+    Keys and values are stored as UTF-8 bytes: a raw table hands back bytes after
     recovery from its changelog, so writing bytes keeps lookups equal before and after.
+    Each value carries, beside the status, when it was written (``clock``) and the
+    partition whose changelog it goes to (the record being delivered: Faust writes a
+    table from the current event's partition), ``delivered@1764000000:3``
+    (:class:`~streams.retention.LedgerEntry`), so that the owner of that partition can
+    delete it once it is older than ``settings.retention`` (:mod:`streams.retention`).
+    A plain status, written before, still reads as that status.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
         self._table = table
+        self._clock = clock
 
     def get(self, key: str) -> str | None:
         value = self._table.get(key.encode())
-        return value.decode() if isinstance(value, bytes) else value
+        return None if value is None else ledger_status(value)
 
     def set(self, key: str, status: str) -> None:
-        self._table[key.encode()] = status.encode()
+        event = current_event()
+        partition = None if event is None else event.message.partition
+        self._table[key.encode()] = LedgerEntry(status, int(self._clock()), partition).to_bytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +166,9 @@ def install(
         key_type=bytes,
         value_type=bytes,
         partitions=settings.partitions,
-        help="delivery status (sending, retrying, delivered, dead) by ack id or notification key",
+        help="delivery status (sending, retrying, delivered, dead) @ POSIX seconds : partition, by ack id or notification key",
     )
-    ledger = TableLedger(table)
+    ledger = TableLedger(table, clock)
     registry = build_registry(responder_settings, clock)
     policy = RetryPolicy.from_settings(responder_settings)
     jitter = random.Random().random

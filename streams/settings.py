@@ -8,6 +8,7 @@ Nothing else in the code base reads the environment.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,9 @@ from edge.config import EdgeSettings
 from edge.ops_config import OpsSettings
 from responders.config import ResponderSettings
 
+
+MIN_RETENTION = timedelta(days=1)
+"""``retention`` must be longer than this (the platforms redeliver webhooks for ~36 h)."""
 
 KAFKA_ENV = "OFFHOURS_KAFKA__"
 """The environment prefix of :class:`KafkaSecurity`, for errors that say what to set."""
@@ -168,6 +172,13 @@ class Settings(BaseSettings):
         "(escalations due, follow-through reminders, reply windows closing)",
     )
 
+    retention: timedelta = Field(
+        default=timedelta(days=14),
+        description="how long a conversation's state, its pending escalation and a delivery-ledger entry "
+        "are kept after their last activity: seconds or ISO 8601 (P14D); longer than 1 day "
+        "(the longest promise, a comment's private reply, is 7 days)",
+    )
+
     kafka: KafkaSecurity = Field(default_factory=KafkaSecurity)
     responders: ResponderSettings = ResponderSettings()
     edge: EdgeSettings = EdgeSettings()
@@ -177,6 +188,24 @@ class Settings(BaseSettings):
     @classmethod
     def _kafka_url(cls, value: str | None) -> str | None:
         return normalise_broker_url(value)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_seconds(cls, value: Any) -> Any:
+        # Environment variables are text; "1209600" means seconds, as a number would.
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            return float(value)
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_long_enough(cls, value: timedelta) -> timedelta:
+        if value <= MIN_RETENTION:
+            raise ValueError(
+                "must be longer than 1 day (seconds or ISO 8601, e.g. P14D): conversations, pending "
+                "escalations and delivery-ledger entries are deleted this long after their last activity"
+            )
+        return value
 
     @field_validator("store")
     @classmethod

@@ -36,6 +36,24 @@ RECENT_LIMIT = 16
 REMINDERS_KEPT = 4
 """How many follow-through reminder ids a conversation remembers (each is sent once)."""
 
+ACTIVITY_FIELDS = (
+    "customer_at", "waiting_since", "ack_at", "reply_by", "staff_at", "routed_at", "claimed_at", "window_routed",
+)
+"""The instants of a :class:`ConversationState` that say when it was last active."""
+
+_ACTIVITY_KEYS = ("c", "w", "k", "b", "r", "ra", "ca", "wr")  # their wire keys (to_bytes), in the same order
+
+
+def last_activity_of(raw: bytes | str) -> int | None:
+    """:meth:`ConversationState.last_activity` of a stored state, without building the state.
+
+    The sweep reads every row of the table at each pass; this reads only the instants.
+    """
+    data = orjson.loads(raw)
+    instants = [data.get(key) for key in _ACTIVITY_KEYS]
+    return max((at for at in instants if isinstance(at, int)), default=None)
+
+
 _SUPPRESSION_CODES: Mapping[str | None, int] = MappingProxyType({None: 0, "duplicate": 1, "agent_active": 2})
 _SUPPRESSIONS: tuple[Suppression | None, ...] = (None, "duplicate", "agent_active")
 
@@ -191,6 +209,17 @@ class ConversationState:
     def answered(self) -> ConversationState:
         """This state marked answered (an on-call member said a human replied)."""
         return replace(self, status="answered")
+
+    def last_activity(self) -> int | None:
+        """The latest instant this state records (POSIX seconds); None when it records none.
+
+        Every instant counts: the customer's last message and since when they wait, the
+        acknowledgment and the reply-by time it promised, the last staff reply, the
+        route, the claim, the reply window routed early. The retention
+        (:mod:`streams.retention`) is measured from it.
+        """
+        instants = [getattr(self, name) for name in ACTIVITY_FIELDS]
+        return max((at for at in instants if at is not None), default=None)
 
 
 def _entry_to_wire(entry: Processed) -> str:

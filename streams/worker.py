@@ -181,8 +181,12 @@ async def _read_again(app: OffhoursApp, progress: Progress, stalled: dict[int, i
 
 
 def install_responders(app: OffhoursApp, *, clock: Callable[[], float] = time.time) -> Outbox:
-    """Add the responders to ``app`` on its own outbox topics, with on-call and claim links."""
-    return install(
+    """Add the responders to ``app`` on its own outbox topics, with on-call and claim links.
+
+    The ledger table becomes ``app.deliveries``: the promise sweep expires its entries
+    older than the retention (:mod:`streams.retention`).
+    """
+    outbox = install(
         app,
         app.stream_topics,
         app.settings,
@@ -191,6 +195,8 @@ def install_responders(app: OffhoursApp, *, clock: Callable[[], float] = time.ti
         clock=clock,
         metrics=app.metrics,
     )
+    app.deliveries = outbox.ledger_table  # type: ignore[attr-defined]
+    return outbox
 
 
 def start_promise_timers(app: OffhoursApp, *, sweep_every: timedelta = SWEEP_EVERY) -> PromiseTimers:
