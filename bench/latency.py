@@ -97,6 +97,7 @@ def service_settings(broker_url: str, run: str, coverage_file: Path, graph_url: 
     edge = EdgeSettings(meta_app_secret=SECRET, accounts={page_id(n): account(n) for n in range(PAGES)})
     responders = ResponderSettings(
         graph_base_url=graph_url,
+        egress_allow=("127.0.0.1",),
         accounts={account(n): AccountCredentials(page_id=page_id(n), access_token=TOKEN) for n in range(PAGES)},
     )
     return run_settings(

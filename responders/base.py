@@ -13,6 +13,10 @@ Adapters never sleep, loop or retry: :mod:`responders.delivery` owns retries, ba
 rate limits and dead letters. Adapters also declare the rate limits (:class:`Limit`)
 a send counts against, so a new platform is one module plus one registry line.
 
+Every HTTP request goes through :func:`post`, which applies the egress policy
+(:mod:`responders.egress`: https to public addresses, or what ``egress_allow`` lists),
+follows no redirect and reads at most :data:`MAX_ANSWER_BYTES` of an answer.
+
 Secrets (tokens, webhook URLs, which often embed a token) never appear in an outcome's
 reason, in logs or in exception texts: reasons name the platform's error code and our
 reading of it, never the URL or the platform's free text.
@@ -20,8 +24,10 @@ reading of it, never the URL or the platform's free text.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +40,11 @@ from multidict import CIMultiDict
 
 from streams.records import AckRequest
 
+from .config import ResponderSettings
+from .egress import Egress, EgressRefused, Route, egress_for
 from .notice import Notice
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 """Seconds since the epoch (``time.time``); injected so tests control time."""
@@ -162,13 +172,22 @@ def fingerprint(secret_ish: str) -> str:
     return hashlib.sha256(secret_ish.encode("utf-8")).hexdigest()[:16]
 
 
+MAX_ANSWER_BYTES = 1024 * 1024
+"""The most of a platform's answer body that is read (1 MiB); a longer one is not read."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
-    """A platform's HTTP answer, read in full."""
+    """A platform's HTTP answer: its status, headers and body (at most :data:`MAX_ANSWER_BYTES`).
+
+    ``complete`` is False when the body was longer than that and was not read: ``body``
+    is then empty, and the answer means what its status means.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    complete: bool = True
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or an empty dict when it is not one."""
@@ -184,29 +203,102 @@ class HttpAnswer:
         return "".join(ch for ch in text if ch.isalnum() or ch in "_-. ") or "(empty)"
 
 
+async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The response body, or None when it is longer than ``limit`` bytes (then not read on)."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def post(
     session: aiohttp.ClientSession,
     url: str,
     *,
     body: bytes,
     headers: Mapping[str, str],
-    timeout: float,
+    settings: ResponderSettings,
     platform: str,
-) -> HttpAnswer | Retry:
-    """POST ``body`` and read the answer; a connection error or timeout is a Retry.
+    egress: Egress | None = None,
+) -> HttpAnswer | Outcome:
+    """POST ``body`` to ``url`` within the egress policy and read the answer.
 
-    The reason names only ``platform`` and the error class: the URL may hold a token.
+    The one way the responders make an HTTP request (see :mod:`responders.egress`):
+
+    - the destination must pass the policy (``egress``; by default the one of
+      ``settings.egress_allow``): a refused one is Permanent with an operations alert,
+      naming the host and why, never the URL;
+    - the connection goes to the addresses the policy checked, first one first (the next
+      only when connecting fails), the host name kept for ``Host`` and TLS;
+    - redirects are not followed: a 3xx answer is Permanent with an operations alert;
+    - at most :data:`MAX_ANSWER_BYTES` of the answer are read: a longer 2xx answer is
+      Delivered without a message id, any other an :class:`HttpAnswer` with an empty body
+      (``complete`` False) that the adapter reads by its status;
+    - a connection error, a DNS failure or ``settings.http_timeout`` passing (for the
+      whole exchange) is a Retry.
+
+    Any outcome is returned as is; an :class:`HttpAnswer` is for the adapter to read.
+    Reasons name only ``platform``, the host and the error class: the URL may hold a token.
     """
+    policy = egress or egress_for(settings.egress_allow)
     try:
-        async with session.post(
-            url,
-            data=body,
-            headers={"Content-Type": "application/json", **headers},
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            return HttpAnswer(response.status, CIMultiDict(response.headers), await response.read())
+        async with asyncio.timeout(settings.http_timeout):
+            routes = await policy.routes(url)
+            return await _post_routes(session, routes, body, headers, platform)
+    except EgressRefused as exc:
+        return Permanent(f"{platform}: egress refused: {exc}", alert_operations=True)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return Retry(None, f"{platform}: connection failed ({type(exc).__name__})")
+
+
+async def _post_routes(
+    session: aiohttp.ClientSession,
+    routes: Sequence[Route],
+    body: bytes,
+    headers: Mapping[str, str],
+    platform: str,
+) -> HttpAnswer | Outcome:
+    """Try each route in turn until one connects; read its answer (see :func:`post`)."""
+    failure: aiohttp.ClientConnectorError | None = None
+    for route in routes:
+        sent = {"Content-Type": "application/json", **headers}
+        if route.host_header is not None:
+            sent["Host"] = route.host_header
+        try:
+            async with session.post(
+                route.url,
+                data=body,
+                headers=sent,
+                allow_redirects=False,
+                server_hostname=route.server_hostname,
+            ) as response:
+                if 300 <= response.status < 400:
+                    return Permanent(
+                        f"{platform}: HTTP {response.status}: redirect not followed (egress policy)",
+                        alert_operations=True,
+                    )
+                answer = await read_capped(response, MAX_ANSWER_BYTES)
+                if answer is None:
+                    response.close()
+                    log.warning(
+                        "%s: HTTP %d answer over %d bytes, not read",
+                        platform, response.status, MAX_ANSWER_BYTES,
+                    )
+                    if 200 <= response.status < 300:
+                        return Delivered(None)
+                    return HttpAnswer(response.status, CIMultiDict(response.headers), b"", False)
+                return HttpAnswer(response.status, CIMultiDict(response.headers), answer)
+        except aiohttp.ClientConnectorError as exc:
+            failure = exc  # nothing was sent: the next address may answer
+    if failure is None:
+        raise OSError("no address to connect to")
+    raise failure
 
 
 def transient(answer: HttpAnswer, platform: str, now: float, limit: float) -> Retry | None:

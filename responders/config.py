@@ -18,7 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from .egress import parse_allow
 
 
 def _read_secret_files(model: BaseModel, pairs: tuple[tuple[str, str], ...]) -> None:
@@ -66,7 +68,8 @@ class ResponderSettings(BaseModel):
     """Endpoints, credentials and the delivery policy of the responders.
 
     Base URLs and the Graph API version are settings so that tests and staging point
-    them at local fakes. Retry bounds: at most ``max_attempts`` sends per delivery,
+    them at local fakes; such local destinations must also be in ``egress_allow``
+    (:mod:`responders.egress`). Retry bounds: at most ``max_attempts`` sends per delivery,
     exponential backoff from ``backoff_base`` doubling up to ``backoff_max`` seconds
     (with jitter), and a platform's requested wait (Retry-After and equivalents)
     clamped to ``retry_after_max`` seconds.
@@ -105,11 +108,24 @@ class ResponderSettings(BaseModel):
         description="deliveries in flight at once per worker, for each outbox (acks, routes); "
         "one slow platform or a retry wait then holds back one of them, not the whole outbox",
     )
+    egress_allow: tuple[str, ...] = Field(
+        default=(),
+        description="local or internal destinations the responders may call: host names, "
+        "IP addresses or CIDR blocks, each optionally with :port (e.g. "
+        '["127.0.0.1", "10.20.0.0/16", "pager.internal:8443"]); everything else must be '
+        "https to a public address (see responders.egress)",
+    )
     http_timeout: float = Field(default=10.0, gt=0, description="seconds per HTTP send")
     max_attempts: int = Field(default=5, ge=1)
     backoff_base: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=120.0, gt=0)
     retry_after_max: float = Field(default=900.0, gt=0)
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _valid_allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_allow(value)
+        return value
 
     @model_validator(mode="after")
     def _secret_files(self) -> ResponderSettings:

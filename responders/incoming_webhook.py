@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from .base import Clock, Delivered, HttpAnswer, Limit, Outcome, Permanent, Retry, dumps, fingerprint, post, transient
+from .base import Clock, Delivered, HttpAnswer, Limit, Outcome, Permanent, dumps, fingerprint, post, transient
 from .config import ResponderSettings
 from .notice import Notice
 
@@ -53,10 +53,10 @@ class IncomingWebhookNotifier:
             notice.address,
             body=dumps(self.payload(notice)),
             headers={},
-            timeout=self._settings.http_timeout,
+            settings=self._settings,
             platform=self.platform,
         )
-        if isinstance(answer, Retry):
+        if not isinstance(answer, HttpAnswer):
             return answer
         if 200 <= answer.status < 300:
             return Delivered(None)

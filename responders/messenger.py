@@ -189,10 +189,10 @@ class MessengerSender:
             self.url(request),
             body=dumps(self.body(request)),
             headers={"Authorization": f"Bearer {credentials.access_token.get_secret_value()}"},
-            timeout=self._settings.http_timeout,
+            settings=self._settings,
             platform=platform,
         )
-        if isinstance(answer, Retry):
+        if not isinstance(answer, HttpAnswer):
             return answer
         if 200 <= answer.status < 300:
             message_id = answer.json().get("id" if public else "message_id")

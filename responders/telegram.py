@@ -98,10 +98,10 @@ class _Bot:
             f"{base}/bot{token}/sendMessage",
             body=dumps(body),
             headers={},
-            timeout=self._settings.http_timeout,
+            settings=self._settings,
             platform="telegram",
         )
-        if isinstance(answer, Retry):
+        if not isinstance(answer, HttpAnswer):
             return answer
         return telegram_outcome(answer, now, self._settings.retry_after_max)
 

@@ -74,10 +74,10 @@ async def post_signed(
         url,
         body=body,
         headers={SIGNATURE_HEADER: sign(secret, body), "Idempotency-Key": sf_string(key)},
-        timeout=settings.http_timeout,
+        settings=settings,
         platform="webhook",
     )
-    if isinstance(answer, Retry):
+    if not isinstance(answer, HttpAnswer):
         return answer
     return webhook_outcome(answer, now, settings.retry_after_max)
 

@@ -126,10 +126,10 @@ class WhatsAppSender:
             self._settings.graph_url(number, "messages"),
             body=dumps(self.body(request)),
             headers={"Authorization": f"Bearer {credentials.access_token.get_secret_value()}"},
-            timeout=self._settings.http_timeout,
+            settings=self._settings,
             platform="whatsapp",
         )
-        if isinstance(answer, Retry):
+        if not isinstance(answer, HttpAnswer):
             return answer
         if 200 <= answer.status < 300:
             messages = answer.json().get("messages") or [{}]

@@ -91,10 +91,10 @@ class XSender:
             url,
             body=dumps(body),
             headers={"Authorization": f"Bearer {credentials.access_token.get_secret_value()}"},
-            timeout=self._settings.http_timeout,
+            settings=self._settings,
             platform="x",
         )
-        if isinstance(answer, Retry):
+        if not isinstance(answer, HttpAnswer):
             return answer
         if 200 <= answer.status < 300:
             data = answer.json().get("data")

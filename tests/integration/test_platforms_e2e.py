@@ -280,6 +280,7 @@ async def running(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFacto
         "graph_base_url": graph.url,
         "x_base_url": x.url,
         "telegram_base_url": telegram.url,
+        "egress_allow": ("127.0.0.1",),
         "accounts": {
             "acme.it.facebook": AccountCredentials(**graph_account),
             "acme.it.instagram": AccountCredentials(**graph_account),

@@ -33,6 +33,8 @@ from responders.x import XSender
 TOKEN = "EAAG-test-page-token"
 SECRET = "whsec-test-signing"
 CLOCK = fixed_clock()
+LOCAL = ("127.0.0.1",)
+"""The fakes listen on loopback: the egress policy must allow it."""
 
 
 def graph() -> FakeGraph:
@@ -64,6 +66,7 @@ def telegram() -> FakeTelegram:
 def graph_settings(fake: FakePlatform, token: str = TOKEN) -> ResponderSettings:
     return ResponderSettings(
         graph_base_url=fake.url,
+        egress_allow=LOCAL,
         accounts={
             "acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=token),
             "acme.it.instagram": AccountCredentials(access_token=token),
@@ -74,13 +77,16 @@ def graph_settings(fake: FakePlatform, token: str = TOKEN) -> ResponderSettings:
 
 def x_settings(fake: FakePlatform, token: str = TOKEN) -> ResponderSettings:
     return ResponderSettings(
-        x_base_url=fake.url, accounts={"acme_it_x": AccountCredentials(access_token=token)}
+        x_base_url=fake.url,
+        egress_allow=LOCAL,
+        accounts={"acme_it_x": AccountCredentials(access_token=token)},
     )
 
 
 def telegram_settings(fake: FakePlatform, token: str = TOKEN) -> ResponderSettings:
     return ResponderSettings(
         telegram_base_url=fake.url,
+        egress_allow=LOCAL,
         telegram_notify_token=token,
         accounts={"acme_it_bot": AccountCredentials(access_token=token)},
     )
@@ -90,12 +96,13 @@ def webhook_settings(fake: FakePlatform, token: str = SECRET) -> ResponderSettin
     assert isinstance(fake, FakeWebhook)
     return ResponderSettings(
         signing_secret=token,
+        egress_allow=LOCAL,
         accounts={"acme.crm": AccountCredentials(webhook_url=fake.hook_url, signing_secret=token)},
     )
 
 
 def plain_settings(fake: FakePlatform, token: str = TOKEN) -> ResponderSettings:
-    return ResponderSettings()
+    return ResponderSettings(egress_allow=LOCAL)
 
 
 def notice(uri: str) -> Notice:

@@ -85,6 +85,7 @@ def settings_for(base_url: str, **changes: object) -> ResponderSettings:
     return ResponderSettings(
         graph_base_url=base_url,
         telegram_base_url=base_url,
+        egress_allow=("127.0.0.1",),
         signing_secret=SIGNING,
         max_attempts=3,
         backoff_base=1.0,

@@ -38,6 +38,7 @@ def fake_graph(
 def sender(base_url: str = "http://127.0.0.1:9") -> MessengerSender:
     settings = ResponderSettings(
         graph_base_url=base_url,
+        egress_allow=("127.0.0.1",),
         accounts={
             "acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN),
             "acme.it.instagram": AccountCredentials(access_token=TOKEN),

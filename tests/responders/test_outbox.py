@@ -55,6 +55,7 @@ async def outbox_app(
         data_dir=data_dir,
         responders=ResponderSettings(
             graph_base_url=graph.url,
+            egress_allow=("127.0.0.1",),
             accounts={"acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN)},
             **responders,
         ),

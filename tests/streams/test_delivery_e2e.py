@@ -79,6 +79,7 @@ class TestDeliveryUnderFaults:
             responders = stream_settings.responders.model_copy(
                 update={
                     "graph_base_url": graph.url,
+                    "egress_allow": ("127.0.0.1",),
                     "accounts": {"acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN)},
                     "deliver": True,
                     # 0.3**10: an ack exhausting its retries by bad luck is one in ~170 000.

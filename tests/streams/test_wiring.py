@@ -52,6 +52,7 @@ def delivering(stream_settings, graph: FakeGraph, **changes):
     responders = stream_settings.responders.model_copy(
         update={
             "graph_base_url": graph.url,
+            "egress_allow": ("127.0.0.1",),
             "accounts": {"acme.it.facebook": AccountCredentials(page_id="PAGE_111", access_token=TOKEN)},
             "deliver": True,
         }
