@@ -8,7 +8,8 @@ exporting again updates the events a calendar already holds instead of duplicati
 
 Import: ``holiday_dates_from_ics`` reads an .ics file saved on disk (a company closure
 calendar, a public-holiday feed) and returns the whole local days its events touch,
-recurring events expanded.
+recurring events expanded; ``holiday_dates_from_ics_bytes`` does the same for text
+already read (the loader reads calendars through a :class:`schedules.holiday.CalendarSource`).
 
 Command line: ``register`` adds ``offhours coverage ics``.
 """
@@ -52,14 +53,19 @@ updates the same events rather than adding copies.
 """
 
 
+MAX_ICS_BYTES = 1024 * 1024
+"""The largest .ics file read for holidays."""
+
+
 class IcsInvalid(ValueError):
     """An .ics file that cannot be read or is not a valid iCalendar file.
 
-    ``str(error)`` names the file and says what is wrong with it.
+    ``str(error)`` names the file (when known) and says what is wrong with it, in words
+    of its own: never the parser's message, which may quote the file's content.
     """
 
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    def __init__(self, path: Path | None, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path is not None else reason)
         self.path = path
         self.reason = reason
 
@@ -204,6 +210,29 @@ def holiday_dates_from_ics(
     path: Path, start: date, end: date, *, timezone: tzinfo | None = None
 ) -> set[date]:
     """Whole local days closed by the events of the .ics file at ``path``, within
+    ``[start, end]`` (both included); :func:`holiday_dates_from_ics_bytes` says which.
+
+    The file must be a regular file of at most :data:`MAX_ICS_BYTES`. Raises
+    ``IcsInvalid`` (a ``ValueError``) naming the file and the reason when it cannot be
+    read or is not a valid iCalendar file; the reason never quotes the file's content.
+    """
+    from schedules.holiday import read_regular_file
+
+    path = Path(path)
+    try:
+        raw = read_regular_file(path, MAX_ICS_BYTES)
+    except OSError as error:
+        raise IcsInvalid(path, f"cannot read the file ({error.strerror or type(error).__name__})") from None
+    try:
+        return holiday_dates_from_ics_bytes(raw, start, end, timezone=timezone)
+    except IcsInvalid as invalid:
+        raise IcsInvalid(path, invalid.reason) from None
+
+
+def holiday_dates_from_ics_bytes(
+    raw: bytes, start: date, end: date, *, timezone: tzinfo | None = None
+) -> set[date]:
+    """Whole local days closed by the events of the iCalendar text ``raw``, within
     ``[start, end]`` (both included).
 
     - An all-day event closes each day from its start up to, not including, its end
@@ -215,36 +244,26 @@ def holiday_dates_from_ics(
     - Recurring events (RRULE, RDATE, EXDATE, modified occurrences) are expanded within
       the window; cancelled events and occurrences close nothing.
 
-    Raises ``IcsInvalid`` (a ``ValueError``) naming the file and the reason when it
-    cannot be read or is not a valid iCalendar file.
+    Raises ``IcsInvalid`` with a fixed reason (never the parser's message, which may
+    quote the text) when ``raw`` is not a valid iCalendar file.
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise IcsInvalid(path, f"cannot read the file ({error.strerror or error})") from None
     try:
         calendar = icalendar.Calendar.from_ical(raw)
-    except ValueError as error:
-        raise IcsInvalid(path, f"not a valid iCalendar file: {error}") from None
+    except Exception:  # any fault of a foreign file; its message may quote the file
+        raise IcsInvalid(None, "not a valid iCalendar file") from None
     if not isinstance(calendar, icalendar.Component) or calendar.name != "VCALENDAR":
-        raise IcsInvalid(path, "not an iCalendar file: it must start with BEGIN:VCALENDAR")
+        raise IcsInvalid(None, "not a valid iCalendar file: it must start with BEGIN:VCALENDAR")
     try:
         occurrences = recurring_ical_events.of(calendar).between(start, end + timedelta(days=1))
-    except (
-        recurring_ical_events.InvalidCalendar,
-        recurring_ical_events.BadRuleStringFormat,
-        recurring_ical_events.PeriodEndBeforeStart,
-        ValueError,
-    ) as error:
-        raise IcsInvalid(path, f"cannot expand its events: {error}") from None
-    closed: set[date] = set()
-    for occurrence in occurrences:
-        if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
-            continue
-        closed.update(
-            day for day in _days_touched(occurrence, timezone) if start <= day <= end
-        )
+        closed: set[date] = set()
+        for occurrence in occurrences:
+            if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
+                continue
+            closed.update(
+                day for day in _days_touched(occurrence, timezone) if start <= day <= end
+            )
+    except Exception:  # as above: recurring_ical_events' messages quote rules and dates
+        raise IcsInvalid(None, "a valid iCalendar file whose events cannot expand (check each RRULE, RDATE and EXDATE)") from None
     return closed
 
 

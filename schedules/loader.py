@@ -5,24 +5,46 @@ that every problem can name its line, and so that YAML 1.1 surprises cannot cree
 a scalar is read as the text written (``country: NO`` is Norway, not ``False``;
 ``09:00`` is a time, not 540). Validation never stops at the first fault: the file is
 rejected as a whole with every problem found, each saying what to write instead.
+
+Coverage may come from people other than the host's operator (the operations API), so
+loading is bounded (:class:`LoadLimits`): the text's size, the nesting depth, the number
+of nodes once YAML aliases are expanded (an "alias bomb" is refused before it is
+walked), the number of teams and the number of problems reported. Holiday calendars
+(``holidays.ics``) are read through a :class:`~schedules.holiday.CalendarSource` the
+caller chooses: the operator's own files for :func:`load_coverage`, one folder or none
+for coverage from elsewhere. Acknowledgment templates are checked by
+:mod:`schedules.templates`, the rules the worker renders them by.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import jinja2
 import yaml
+from yaml.composer import Composer
+from yaml.error import Mark
+from yaml.resolver import Resolver
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from schedules.coverage import Coverage, Team
-from schedules.holiday import HolidayCalendar, supported_countries
+from schedules.holiday import (
+    ICS_FIRST_DAY,
+    ICS_LAST_DAY,
+    CalendarSource,
+    CalendarUnavailable,
+    FileCalendars,
+    HolidayCalendar,
+    read_regular_file,
+    supported_countries,
+)
 from schedules.model import (
     MINUTES_PER_DAY,
     MODES,
@@ -42,11 +64,164 @@ from schedules.model import (
     WeeklyHours,
 )
 from schedules.rotation import OnCall, Rotation
+from schedules.templates import TEMPLATE_KINDS, template_problem
+
+__all__ = ["ICS_FIRST_DAY", "ICS_LAST_DAY", "LoadLimits", "load_coverage", "load_coverage_text"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# Dates read from a holidays .ics file: a window wide enough for any schedule in use.
-ICS_FIRST_DAY = date(2000, 1, 1)
-ICS_LAST_DAY = date(2099, 12, 31)
+NOTIFY_SCHEMES = ESCALATION_SCHEMES
+"""The schemes of staff ``notify`` URIs: one notifier each in the responders."""
+_URL_SCHEMES = ("slack", "teams", "webhook")
+MAX_PATTERN_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class LoadLimits:
+    """How much a coverage text may ask of the loader; beyond, it is refused with a problem.
+
+    ``max_bytes``: the UTF-8 size of the text. ``max_depth``: how deeply collections nest
+    (a coverage file needs about eight levels). ``max_nodes``: YAML nodes once every alias
+    is expanded, i.e. what the loader would walk. ``max_teams``: teams in the file.
+    ``max_problems``: problems reported (the rest are counted in one more problem).
+    """
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 32
+    max_nodes: int = 250_000
+    max_teams: int = 1000
+    max_problems: int = 200
+
+
+DEFAULT_LIMITS = LoadLimits()
+
+try:
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # PyYAML built without libyaml
+    _CParser = None  # type: ignore[assignment,misc]
+
+
+def _size_text(size: int) -> str:
+    return f"{size // (1024 * 1024)} MiB" if size % (1024 * 1024) == 0 else f"{size} bytes"
+
+
+class _Refused(yaml.YAMLError):
+    """A text the bounded composer will not build: too deep, or aliases expanding too far."""
+
+    def __init__(self, message: str, hint: str, mark: Mark | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.mark = mark
+
+
+class _BoundedLoader(Composer, Resolver):
+    """PyYAML's composer with a bound on nesting, and the first alias remembered.
+
+    Events come from libyaml when PyYAML has it (six times faster than the pure-Python
+    scanner, with the same marks), else from PyYAML's own parser; either way the tree
+    is built here, with the safe loader's resolver.
+    """
+
+    def __init__(self, text: str, limits: LoadLimits) -> None:
+        self._events: Any = _CParser(text) if _CParser is not None else yaml.SafeLoader(text)
+        Composer.__init__(self)
+        Resolver.__init__(self)
+        # Bound once: the composer asks for events a few times per node.
+        self.check_event = self._events.check_event  # type: ignore[method-assign]
+        self.peek_event = self._events.peek_event  # type: ignore[method-assign]
+        self.get_event = self._events.get_event  # type: ignore[method-assign]
+        self._limits = limits
+        self._depth = 0
+        self.first_alias: Mark | None = None
+
+    def check_event(self, *choices: Any) -> bool:
+        return bool(self._events.check_event(*choices))
+
+    def peek_event(self) -> Any:
+        return self._events.peek_event()
+
+    def get_event(self) -> Any:
+        return self._events.get_event()
+
+    def dispose(self) -> None:
+        self._events.dispose()
+
+    def compose_node(self, parent: Node | None, index: object) -> Node | None:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            if self.first_alias is None:
+                self.first_alias = self.peek_event().start_mark
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > self._limits.max_depth:
+                raise _Refused(
+                    f"nested deeper than {self._limits.max_depth} levels",
+                    "a coverage file needs a few levels (teams, a team, its keys, their lists); remove the extra nesting",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def compose_bounded(text: str, limits: LoadLimits = DEFAULT_LIMITS) -> Node | None:
+    """The YAML node tree of ``text``, refusing nesting and alias expansion beyond ``limits``.
+
+    Raises ``yaml.YAMLError`` (its subclass ``_Refused`` for the bounds). Aliases are
+    allowed as long as the tree they expand to has at most ``limits.max_nodes`` nodes
+    and no alias refers to a collection that contains it.
+    """
+    loader = _BoundedLoader(text, limits)
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if root is not None and loader.first_alias is not None:
+        _check_expansion(root, limits, loader.first_alias)
+    return root
+
+
+def _check_expansion(root: Node, limits: LoadLimits, first_alias: Mark) -> None:
+    """Refuse a tree whose aliases expand beyond ``limits.max_nodes`` nodes, or into a cycle."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    # Iterative post-order walk; a shared node is sized once (its size memoised).
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in _children(node))
+            if size > limits.max_nodes:
+                raise _Refused(
+                    f"anchors and aliases expand to more than {limits.max_nodes} values",
+                    "write the values out, or reuse an anchor less often; aliases are for small repeated parts",
+                    first_alias,
+                )
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise _Refused("an alias refers to a collection that contains it",
+                           "remove the alias, or point it at another anchor", first_alias)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -79,12 +254,17 @@ _CHAIN_KEYS = ("after", "chain", "repeat")
 _CHAIN_EXAMPLE = '[next_on_call, lead:marta, "slack:https://hooks.slack.com/..."]'
 
 
-def load_coverage(path: str | Path) -> Coverage:
-    """Load the coverage file at ``path``; raise :class:`CoverageInvalid` listing every problem."""
+def load_coverage(path: str | Path, *, limits: LoadLimits = DEFAULT_LIMITS) -> Coverage:
+    """Load the coverage file at ``path``; raise :class:`CoverageInvalid` listing every problem.
+
+    The operator's own file: its ``holidays.ics`` paths are relative to its folder (or
+    absolute), and problems about them are precise (:class:`~schedules.holiday.FileCalendars`).
+    """
     path = Path(path)
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular_file(path, limits.max_bytes)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise CoverageInvalid([Problem(name, None, "file not found", "check the path (e.g. examples/coverage.yaml)")]) from None
     except IsADirectoryError:
@@ -92,18 +272,45 @@ def load_coverage(path: str | Path) -> Coverage:
     except UnicodeDecodeError:
         raise CoverageInvalid([Problem(name, None, "is not UTF-8 text", "save the file as UTF-8 YAML")]) from None
     except OSError as error:
-        raise CoverageInvalid([Problem(name, None, f"cannot be read ({error.strerror})", "check the file's permissions")]) from None
-    return load_coverage_text(text, filename=name, base_dir=path.parent)
+        reason = error.strerror or type(error).__name__
+        if reason.startswith("larger than"):
+            raise CoverageInvalid([Problem(name, None, f"is larger than {_size_text(limits.max_bytes)}",
+                                           "a coverage file is far smaller; check that this is the right file")]) from None
+        raise CoverageInvalid([Problem(name, None, f"cannot be read ({reason})", "check the file's permissions")]) from None
+    return load_coverage_text(text, filename=name, base_dir=path.parent, limits=limits)
 
 
-def load_coverage_text(text: str, filename: str = "<coverage>", base_dir: Path | None = None) -> Coverage:
-    """Load coverage from YAML ``text``; ``filename`` names it in problems and ``base_dir``
-    resolves relative paths (holiday .ics files). Raise :class:`CoverageInvalid` listing
-    every problem."""
-    reader = _Reader(filename, base_dir or Path("."))
+def load_coverage_text(
+    text: str,
+    filename: str = "<coverage>",
+    base_dir: Path | None = None,
+    *,
+    calendars: CalendarSource | None = None,
+    limits: LoadLimits = DEFAULT_LIMITS,
+) -> Coverage:
+    """Load coverage from YAML ``text``; raise :class:`CoverageInvalid` listing every problem.
+
+    ``filename`` names it in problems. ``calendars`` reads ``holidays.ics`` calendars;
+    None means the operator's own files, relative to ``base_dir`` (or absolute): pass a
+    :class:`~schedules.holiday.DirectoryCalendars` or :class:`~schedules.holiday.NoCalendars`
+    for coverage from anyone else. ``limits`` bound what the text may ask (:class:`LoadLimits`).
+    """
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > limits.max_bytes:
+        raise CoverageInvalid([Problem(
+            filename, None, f"the coverage is {size} bytes long; at most {_size_text(limits.max_bytes)} is accepted",
+            "a coverage file for a thousand teams fits; check that this is the right file",
+        )])
+    source = calendars if calendars is not None else FileCalendars(base_dir or Path("."))
+    reader = _Reader(filename, source, limits)
     coverage = reader.read(text)
     if reader.problems or coverage is None:
         problems = sorted(reader.problems, key=lambda p: (p.line is None, p.line or 0))
+        if len(problems) > limits.max_problems:
+            more = len(problems) - limits.max_problems
+            problems = problems[: limits.max_problems] + [
+                Problem(filename, None, f"and {more} more problem(s)", "fix the ones above, then check again")
+            ]
         raise CoverageInvalid(problems)
     return coverage
 
@@ -151,9 +358,10 @@ def parse_wall_time(text: str) -> WallTime | None:
 class _Reader:
     """Walks the node tree once, collecting problems and building the model."""
 
-    def __init__(self, filename: str, base_dir: Path) -> None:
+    def __init__(self, filename: str, calendars: CalendarSource, limits: LoadLimits = DEFAULT_LIMITS) -> None:
         self.filename = filename
-        self.base_dir = base_dir
+        self.calendars = calendars
+        self.limits = limits
         self.problems: list[Problem] = []
 
     def problem(self, node: Node | None, message: str, hint: str = "") -> None:
@@ -171,7 +379,8 @@ class _Reader:
         allowed = tuple(allowed)
         found: dict[str, tuple[Node, Node]] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, ScalarNode) else str(key_node.value)
+            # A key that is a list or mapping is named by its kind, never printed (it may be huge).
+            key = key_node.value if isinstance(key_node, ScalarNode) else f"<a {key_node.id}>"
             if key in found:
                 self.problem(key_node, f"{where}: key '{key}' is written twice (also line {_line(found[key][0])})", "keep one of them")
                 continue
@@ -217,7 +426,8 @@ class _Reader:
     def boolean(self, node: Node, where: str, default: bool) -> bool:
         if isinstance(node, ScalarNode) and node.tag == _BOOL_TAG:
             return node.value.lower() in ("true", "yes", "on")
-        self.problem(node, f"{where} must be true or false, not '{getattr(node, 'value', '')}'", "write true or false")
+        shown = f", not '{node.value[:40]}'" if isinstance(node, ScalarNode) else ""
+        self.problem(node, f"{where} must be true or false{shown}", "write true or false")
         return default
 
     def mode(self, node: Node, where: str) -> Mode | None:
@@ -256,7 +466,14 @@ class _Reader:
 
     def read(self, text: str) -> Coverage | None:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = compose_bounded(text, self.limits)
+        except _Refused as refused:
+            line = refused.mark.line + 1 if refused.mark is not None else None
+            self.problems.append(Problem(self.filename, line, refused.message, refused.hint))
+            return None
+        except RecursionError:
+            self.problems.append(Problem(self.filename, None, "nested too deeply", "remove the extra nesting"))
+            return None
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None
@@ -280,6 +497,10 @@ class _Reader:
             return None
         if not entries:
             self.problem(teams_node, "'teams' lists no team", "add a team, e.g. 'care-it:' with its 'timezone' and 'hours'")
+        if len(entries) > self.limits.max_teams:
+            self.problem(teams_node, f"'teams' lists {len(entries)} teams; at most {self.limits.max_teams} are accepted",
+                         "split the teams over several deployments, or raise the limit")
+            return None
         teams: dict[str, Team] = {}
         accounts: dict[str, tuple[str, Node]] = {}
         for team_id, key_node, team_node in entries:
@@ -329,7 +550,7 @@ class _Reader:
         overrides = self.overrides(value("overrides"), where)
         staff = self.staff(value("staff"), where)
         rotation, on_call_overrides = self.on_call(value("on_call"), where, staff)
-        triage = self.triage(value("triage"), where, staff)
+        triage = self.triage(value("triage"), where, staff, name)
         escalation = self.escalation(value("escalation"), where, staff)
         if len(self.problems) > before or zone is None:
             return None
@@ -361,7 +582,7 @@ class _Reader:
             self.problem(
                 node,
                 f"{where}: unknown time zone '{name}'",
-                f"{_suggest(name, available_timezones())}write an IANA zone name such as Europe/Rome or America/New_York",
+                f"{_suggest(name, _zone_names())}write an IANA zone name such as Europe/Rome or America/New_York",
             )
             return None
 
@@ -539,18 +760,10 @@ class _Reader:
         text = self.text(node, f"{where}, 'ics'", "closures.ics")
         if text is None:
             return set()
-        path = Path(text)
-        if not path.is_absolute():
-            path = self.base_dir / path
-        if not path.is_file():
-            self.problem(node, f"{where}: holiday calendar '{text}' not found (looked at {path})", "write a path to an .ics file, relative to the coverage file's folder")
-            return set()
-        from schedules.ical import holiday_dates_from_ics
-
         try:
-            return set(holiday_dates_from_ics(path, ICS_FIRST_DAY, ICS_LAST_DAY, timezone=zone))
-        except Exception as error:  # any fault of a foreign file is a problem to report
-            self.problem(node, f"{where}: holiday calendar '{text}' cannot be read ({type(error).__name__}: {error})", "give a valid iCalendar (.ics) file")
+            return set(self.calendars.days(text, zone))
+        except CalendarUnavailable as unavailable:
+            self.problem(node, f"{where}: {unavailable.message}", unavailable.hint)
             return set()
 
     def ranges(
@@ -622,12 +835,30 @@ class _Reader:
             notify: list[str] = []
             if "notify" in fields and not _is_null(fields["notify"][1]):
                 for target, item in self.texts(fields["notify"][1], f"{member_where}, 'notify'", '["mailto:marta@example.com"]'):
-                    if ":" not in target:
-                        self.problem(item, f"{member_where}, 'notify': '{target}' has no kind", "write KIND:TARGET, e.g. 'mailto:marta@example.com' or 'slack:https://hooks.slack.com/...'")
-                        continue
-                    notify.append(target)
+                    if self.notify_uri(target, item, f"{member_where}, 'notify'"):
+                        notify.append(target)
             members[member_id] = StaffMember(member_id, name, tuple(notify))
         return members
+
+    def notify_uri(self, target: str, node: Node, where: str) -> bool:
+        """True when ``target`` is a URI some notifier sends to (the problem reported otherwise)."""
+        example = "e.g. 'mailto:marta@example.com' or 'slack:https://hooks.slack.com/...'"
+        if ":" not in target:
+            self.problem(node, f"{where}: the target has no kind", f"write KIND:TARGET, {example}")
+            return False
+        scheme, _, address = target.partition(":")
+        if scheme.lower() not in NOTIFY_SCHEMES:
+            self.problem(node, f"{where}: '{scheme[:20]}:' is not a notify scheme",
+                         f"{_suggest(scheme.lower(), NOTIFY_SCHEMES)}write one of {_quoted(NOTIFY_SCHEMES)}, {example}")
+            return False
+        if not address.strip():
+            self.problem(node, f"{where}: '{scheme}:' names no target", f"write KIND:TARGET, {example}")
+            return False
+        if scheme.lower() in _URL_SCHEMES and not address.startswith(("https://", "http://")):
+            self.problem(node, f"{where}: a '{scheme}:' target must be an http(s) URL",
+                         f"write {scheme}:https://..., the URL the service posts to")
+            return False
+        return True
 
     def known_member(self, member: str, node: Node, where: str, staff: dict[str, StaffMember]) -> bool:
         if member in staff:
@@ -692,7 +923,7 @@ class _Reader:
             return None
         return Rotation(tuple(members), start, every[0], every[1])  # type: ignore[arg-type]
 
-    def triage(self, node: Node | None, where: str, staff: dict[str, StaffMember]) -> TriageOptions:
+    def triage(self, node: Node | None, where: str, staff: dict[str, StaffMember], team_name: str) -> TriageOptions:
         defaults = TriageOptions()
         if node is None:
             return defaults
@@ -725,7 +956,7 @@ class _Reader:
         if "urgent" in value:
             options.update(self.urgent(value["urgent"], f"{where}, 'urgent'", defaults))
         if "templates" in value:
-            options["templates"] = self.templates(value["templates"], f"{where}, 'templates'")
+            options["templates"] = self.templates(value["templates"], f"{where}, 'templates'", team_name)
         return TriageOptions(**{**_fields_of(defaults), **options})
 
     def urgent(self, node: Node, where: str, defaults: TriageOptions) -> dict[str, Any]:
@@ -739,32 +970,34 @@ class _Reader:
         if "patterns" in value:
             patterns: list[str] = []
             for pattern, item in self.texts(value["patterns"], f"{where}, 'patterns'", '["(?i)carta\\\\s+rubata"]'):
+                if len(pattern) > MAX_PATTERN_CHARS:
+                    self.problem(item, f"{where}, 'patterns': a pattern of {len(pattern)} characters is too long",
+                                 f"keep each pattern within {MAX_PATTERN_CHARS} characters; list keywords instead")
+                    continue
                 try:
-                    re.compile(pattern)
-                except re.error as error:
+                    # As the worker compiles it (streams.urgency).
+                    re.compile(pattern, re.IGNORECASE)
+                except (re.error, RecursionError, OverflowError) as error:
                     self.problem(item, f"{where}, 'patterns': '{pattern}' is not a valid regular expression ({error})", "fix the pattern (Python re syntax); in double quotes write \\\\s for \\s")
                     continue
                 patterns.append(pattern)
             options["urgent_patterns"] = tuple(patterns)
         return options
 
-    def templates(self, node: Node, where: str) -> dict[str, dict[str, str]]:
-        environment = jinja2.Environment(autoescape=False)
+    def templates(self, node: Node, where: str, team_name: str) -> dict[str, dict[str, str]]:
         templates: dict[str, dict[str, str]] = {}
         for locale, _, kinds_node in self.entries(node, where) or ():
-            kinds = self.mapping(kinds_node, f"{where} '{locale}'", _TEMPLATE_KINDS)
+            kinds = self.mapping(kinds_node, f"{where} '{locale}'", TEMPLATE_KINDS)
             for kind, (_, text_node) in (kinds or {}).items():
                 text = self.text(text_node, f"{where} '{locale}', '{kind}'", '"Ciao {{ first_name }}, ..."')
                 if text is None:
                     continue
-                try:
-                    environment.parse(text)
-                except jinja2.TemplateSyntaxError as error:
-                    self.problem(text_node, f"{where} '{locale}', '{kind}': template error: {error.message}", "fix the Jinja2 syntax, e.g. {{ first_name }}")
+                refused = template_problem(text, kind, team_name)
+                if refused is not None:
+                    self.problem(text_node, f"{where} '{locale}', '{kind}': {refused[0]}", refused[1])
                     continue
                 templates.setdefault(locale, {})[kind] = text
         return templates
-
 
     # -- escalation ---------------------------------------------------------------
 
