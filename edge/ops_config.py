@@ -32,6 +32,21 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from schedules.holiday import CalendarSource, DirectoryCalendars, NoCalendars
+from schedules.loader import LoadLimits
+
+CALENDARS_SETTING = "OFFHOURS_OPS__HOLIDAY_CALENDARS_DIR"
+
+
+def api_calendars(directory: Path | None) -> CalendarSource:
+    """Where coverage from the API and the config topic reads ``holidays.ics``: ``directory``, by name, or nowhere."""
+    if directory is None:
+        return NoCalendars(hint=f"set {CALENDARS_SETTING} to the folder that holds the .ics files and write "
+                           "a file's name alone (ics: closures.ics), or list the days under 'extra'")
+    return DirectoryCalendars(directory, hint=f"put the .ics file in the folder that {CALENDARS_SETTING} "
+                              "names and write its name alone, e.g. ics: closures.ics")
+
+
 Scope = Literal["read", "operate", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "operate", "admin")
 """The scopes of the operations API, each including the ones before it."""
@@ -133,3 +148,16 @@ class OpsSettings(BaseModel):
     def actions_base_url(self) -> str:
         """The public URL under which signed action links are served."""
         return f"{self.public_base_url}{self.api_prefix}/actions"
+
+    def holiday_calendars(self) -> CalendarSource:
+        """Where coverage from the API and the config topic reads ``holidays.ics`` (:func:`api_calendars`)."""
+        return api_calendars(self.holiday_calendars_dir)
+
+    def coverage_limits(self) -> LoadLimits:
+        """The bounds of a coverage document from the API or the config topic."""
+        return LoadLimits(max_bytes=self.max_coverage_bytes, max_teams=self.max_teams)
+
+    def api_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`edge.ops.build_operations_api` these settings set."""
+        return {"rate_limit": self.rate_limit, "rate_burst": self.rate_burst,
+                "max_coverage_bytes": self.max_coverage_bytes}
