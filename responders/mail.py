@@ -1,7 +1,9 @@
 """Staff notifier for ``mailto:<address>`` URIs: SMTP through ``aiosmtplib``.
 
 One ``multipart/alternative`` message: a plain-text part and an HTML part with the
-same facts and the claim link the caller supplied. SMTP replies map to outcomes by
+same facts and the claim link the caller supplied. The HTML part is an autoescaped
+template (:meth:`~responders.notice.Notice.html`) and the subject is one line, so the
+customer's name and words cannot add markup or headers. SMTP replies map to outcomes by
 their class: ``4xx`` (and connection failures, timeouts) retry, ``5xx`` is Permanent
 (a refused recipient, a rejected message); ``535`` authentication failures also alert
 operations. The SMTP password never appears in a reason.

@@ -5,17 +5,47 @@ A :class:`Notice` is one routed (or paged) message for one staff member through 
 and account, what they wrote, how long they have waited, the team's mode, when the
 platform's reply window closes, and the claim link the caller supplies. Rendering is
 pure: the current instant is part of the notice, never read here.
+
+The customer's name and words are untrusted: the name is kept to one line
+(:func:`one_line`), the HTML part is autoescaped, and each notifier shows them as
+plain text (Slack escapes them, Teams puts them in text runs, Telegram sends plain
+text without ``parse_mode``).
 """
 
 from __future__ import annotations
 
-import html
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+
+from jinja2 import Environment
 
 from streams.records import Notify, RouteRequest
 
 MESSAGE_PREVIEW_CHARS = 1500
+
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+_HTML = Environment(autoescape=True, keep_trailing_newline=False).from_string(
+    "<html><body><h3>{{ title }}</h3>"
+    "<blockquote>{{ message }}</blockquote>"
+    "<table>{% for label, value in facts %}"
+    "<tr><th align='left'>{{ label }}</th><td>{{ value }}</td></tr>"
+    "{% endfor %}</table>"
+    "{% if claim_url %}<p><a href=\"{{ claim_url }}\">Claim it</a></p>{% endif %}"
+    "</body></html>"
+)
+"""The e-mail HTML part: autoescaped, so no value (the customer's name and words, the
+reasons) can add markup."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters become spaces and
+    bidirectional overrides are dropped (a name cannot add a header line or reverse text)."""
+    kept = (
+        " " if unicodedata.category(ch) == "Cc" else ch for ch in text if ch not in BIDI_CONTROLS
+    )
+    return " ".join("".join(kept).split())
 
 
 def waited(since: datetime, now: datetime) -> str:
@@ -52,7 +82,8 @@ class Notice:
 
     @property
     def author(self) -> str:
-        return self.route.author_name or "a customer"
+        """The customer's name on one line (:func:`one_line`), or ``a customer``."""
+        return one_line(self.route.author_name or "") or "a customer"
 
     @property
     def title(self) -> str:
@@ -96,20 +127,9 @@ class Notice:
         return "\n".join(lines)
 
     def html(self) -> str:
-        """The notice as a small HTML document (e-mail HTML part); every value escaped."""
-        rows = "".join(
-            f"<tr><th align='left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
-            for label, value in self.facts()
-        )
-        claim = (
-            f'<p><a href="{html.escape(self.claim_url, quote=True)}">Claim it</a></p>'
-            if self.claim_url
-            else ""
-        )
-        return (
-            f"<html><body><h3>{html.escape(self.title)}</h3>"
-            f"<blockquote>{html.escape(self.message)}</blockquote>"
-            f"<table>{rows}</table>{claim}</body></html>"
+        """The notice as a small HTML document (e-mail HTML part); every value autoescaped."""
+        return _HTML.render(
+            title=self.title, message=self.message, facts=self.facts(), claim_url=self.claim_url
         )
 
     def summary(self) -> dict[str, object]:

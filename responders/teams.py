@@ -17,21 +17,31 @@ from .notice import Notice
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
 
+def text_run(text: str, **style: str) -> dict[str, object]:
+    """An Adaptive Card ``TextRun``: shown as written, never read as Markdown."""
+    return {"type": "TextRun", "text": text, **style}
+
+
 def teams_payload(notice: Notice) -> dict[str, object]:
-    """A ``message`` carrying one Adaptive Card 1.4 with the notice."""
+    """A ``message`` carrying one Adaptive Card 1.4 with the notice.
+
+    A ``TextBlock`` reads Markdown (links, bold, lists), so everything the customer or a
+    platform wrote (the author's name in the title, the message, the facts) is in
+    ``RichTextBlock`` text runs, which Adaptive Cards never read as Markdown.
+    """
     body: list[dict[str, object]] = [
         {
-            "type": "TextBlock",
-            "text": notice.title,
-            "wrap": True,
-            "weight": "Bolder",
-            "size": "Medium",
+            "type": "RichTextBlock",
+            "inlines": [text_run(notice.title, weight="Bolder", size="Medium")],
         },
-        {"type": "TextBlock", "text": notice.message, "wrap": True},
-        {
-            "type": "FactSet",
-            "facts": [{"title": label, "value": value} for label, value in notice.facts()],
-        },
+        {"type": "RichTextBlock", "inlines": [text_run(notice.message)]},
+        *(
+            {
+                "type": "RichTextBlock",
+                "inlines": [text_run(f"{label}: ", weight="Bolder"), text_run(value)],
+            }
+            for label, value in notice.facts()
+        ),
     ]
     card: dict[str, object] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
