@@ -8,17 +8,53 @@ Secrets are :class:`pydantic.SecretStr`: their ``repr`` and ``str`` print ``****
 so a logged settings object never shows them. A webhook whose secret is not configured
 answers ``503`` (the platform keeps retrying and nothing is lost while the
 configuration is fixed) instead of accepting unverified payloads.
+
+A secret that is set must be worth checking: an empty one would let anyone sign with
+the empty key, a short one be guessed. Every secret needs at least
+:data:`MIN_SECRET_CHARS` characters (platform-issued ones are longer: a Meta app secret
+has 32 hex digits, an X consumer secret 50 characters), the Telegram secret token also
+Telegram's alphabet and at most 256 characters. The error names the environment
+variable and never shows the value.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 MIB = 1024 * 1024
+
+MIN_SECRET_CHARS = 16
+"""The shortest secret accepted for a webhook secret, verify token or link secret."""
+
+ENV_PREFIX = "OFFHOURS_EDGE__"
+_TELEGRAM_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_MAKE_ONE = "e.g. the output of `openssl rand -hex 32`"
+
+
+def check_secret(value: SecretStr | None, variable: str, *, made_by_us: bool = True) -> SecretStr | None:
+    """``value`` when it is unset or at least :data:`MIN_SECRET_CHARS` non-blank characters.
+
+    Raises :class:`ValueError` naming ``variable`` (never the value). ``made_by_us``
+    says the operator chooses the secret (suggest how to make one) rather than copying
+    it from a platform's console.
+    """
+    if value is None:
+        return None
+    secret = value.get_secret_value()
+    hint = _MAKE_ONE if made_by_us else "copy it whole from the platform's console"
+    if not secret.strip():
+        raise ValueError(
+            f"{variable} is set but empty: set a secret of at least {MIN_SECRET_CHARS} characters "
+            f"({hint}), or unset the variable"
+        )
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ValueError(f"{variable} is too short: at least {MIN_SECRET_CHARS} characters are needed ({hint})")
+    return value
 
 
 class EdgeSettings(BaseModel):
@@ -64,6 +100,31 @@ class EdgeSettings(BaseModel):
     )
     dedupe_capacity: int = Field(default=100_000, gt=0)
     accounts: dict[str, str] = Field(default_factory=dict)
+
+    # A refused secret must not reach an error message, however the settings are built.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    @field_validator("meta_app_secret", "x_consumer_secret")
+    @classmethod
+    def _platform_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return check_secret(value, ENV_PREFIX + str(info.field_name).upper(), made_by_us=False)
+
+    @field_validator("meta_verify_token", "generic_secret")
+    @classmethod
+    def _our_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return check_secret(value, ENV_PREFIX + str(info.field_name).upper())
+
+    @field_validator("telegram_secret_token")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        variable = ENV_PREFIX + "TELEGRAM_SECRET_TOKEN"
+        value = check_secret(value, variable)
+        if value is not None and not _TELEGRAM_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                f"{variable} must be at most 256 characters of A-Z a-z 0-9 _ - (what Telegram's "
+                "setWebhook accepts as secret_token)"
+            )
+        return value
 
     @field_validator("dedupe_ttl", mode="before")
     @classmethod

@@ -35,6 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from schedules.holiday import CalendarSource, DirectoryCalendars, NoCalendars
 from schedules.loader import LoadLimits
 
+from edge.config import check_secret
+
 CALENDARS_SETTING = "OFFHOURS_OPS__HOLIDAY_CALENDARS_DIR"
 
 
@@ -113,6 +115,16 @@ class OpsSettings(BaseModel):
     audit_topic: str = "offhours.audit"
     actions_topic: str = "offhours.actions"
 
+    # A refused secret must not reach an error message, however the settings are built.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    @field_validator("link_secret")
+    @classmethod
+    def _strong_link_secret(cls, value: SecretStr) -> SecretStr:
+        checked = check_secret(value, "OFFHOURS_OPS__LINK_SECRET")
+        assert checked is not None
+        return checked
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -132,11 +144,11 @@ class OpsSettings(BaseModel):
         seen: set[str] = set()
         for identity, token in value.items():
             secret = token.get_secret_value()
-            if not secret:
-                raise ValueError(f"the token of {identity!r} is empty")
+            if not secret.strip():
+                raise ValueError(f"OFFHOURS_OPS__TOKENS: the token of {identity!r} is empty")
             if secret in seen:
                 # The same token for two identities would make the audit's "who" a guess.
-                raise ValueError(f"the token of {identity!r} is also another identity's token")
+                raise ValueError(f"OFFHOURS_OPS__TOKENS: the token of {identity!r} is also another identity's token")
             seen.add(secret)
         return value
 

@@ -5,7 +5,8 @@ compares with :func:`hmac.compare_digest`, so the time taken does not reveal how
 of a forged signature was right. A check returns a :class:`Verdict`: ``MISSING`` when
 the header is absent or not in the platform's form (answer 401), ``FORGED`` when it
 does not match (answer 403), ``VALID`` otherwise. The reason texts never contain a
-secret or the expected signature.
+secret or the expected signature. An empty secret verifies nothing (``FORGED``) and
+signs nothing (:class:`ValueError`): anyone can compute an HMAC under the empty key.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class Verdict(enum.Enum):
 
 
 def _hmac_sha256(secret: str, message: bytes) -> bytes:
+    if not secret:
+        # Anyone can compute an HMAC under the empty key: it authenticates nothing.
+        raise ValueError("refusing to sign or verify with an empty secret")
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
 
 
@@ -70,6 +74,8 @@ def verify_meta(app_secret: str, body: bytes, header: str | None) -> Verdict:
     given = _prefixed(header)
     if given is None:
         return Verdict.MISSING
+    if not app_secret:
+        return Verdict.FORGED
     return _compare(_hmac_sha256(app_secret, body).hex(), given.lower())
 
 
@@ -105,6 +111,8 @@ def verify_x(consumer_secret: str, body: bytes, header: str | None) -> Verdict:
     given = _prefixed(header)
     if given is None:
         return Verdict.MISSING
+    if not consumer_secret:
+        return Verdict.FORGED
     expected = base64.b64encode(_hmac_sha256(consumer_secret, body)).decode("ascii")
     return _compare(expected, given)
 
@@ -113,6 +121,8 @@ def verify_telegram(secret_token: str, header: str | None) -> Verdict:
     """Check Telegram's ``X-Telegram-Bot-Api-Secret-Token`` (no body signature exists)."""
     if not header:
         return Verdict.MISSING
+    if not secret_token:
+        return Verdict.FORGED
     return _compare(secret_token, header)
 
 

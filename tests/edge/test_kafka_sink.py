@@ -25,7 +25,8 @@ from streams.records import parse_event
 
 pytestmark = pytest.mark.broker
 
-TG_SECRET = "tg_secret-1"
+TG_SECRET = "tg_secret-1_0123456789"
+GENERIC_SECRET = "generic-secret-0123456789"
 
 
 def unique(name: str) -> str:
@@ -97,7 +98,7 @@ class TestKafkaEventSink:
         """A forged generic delivery writes nothing to the topic; the next valid one is the first record."""
         topic = unique("social.events")
         sink = KafkaEventSink(edge_broker.bootstrap, topic)
-        app = build_webhooks(EdgeSettings(generic_secret="s"), sink)
+        app = build_webhooks(EdgeSettings(generic_secret=GENERIC_SECRET), sink)
         event = {"id": "crm:1", "account": "a", "channel": "generic", "kind": "dm", "conversation": "crm:c1",
                  "author": {"id": "u"}, "at": "2026-11-23T22:14:05+01:00"}
         forged = orjson.dumps({**event, "id": "crm:forged"})
@@ -105,7 +106,7 @@ class TestKafkaEventSink:
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             refused = await client.post("/webhooks/generic", data=forged, headers={"X-Offhours-Signature": "sha256=00"})
             accepted = await client.post("/webhooks/generic", data=valid,
-                                         headers={"X-Offhours-Signature": signatures.generic_signature("s", valid)})
+                                         headers={"X-Offhours-Signature": signatures.generic_signature(GENERIC_SECRET, valid)})
         records = await read(edge_broker, topic, 1)
         assert ((403, 200), ["crm:1"]) == ((refused.status, accepted.status), [parse_event(v).id for _, v in records])
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +13,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
 from edge import signatures
 from edge.app import build_webhooks
@@ -17,13 +21,14 @@ from edge.config import EdgeSettings
 from edge.sink import MemoryEventSink
 from edge.webhooks import INGEST
 
-META_SECRET = "test_app_secret"
+META_SECRET = "test_app_secret_0123456789abcdef"
 X_SECRET = "test_consumer_secret"
-TG_SECRET = "tg_secret-1"
-GENERIC_SECRET = "generic-secret"
+TG_SECRET = "tg_secret-1_0123456789"
+GENERIC_SECRET = "generic-secret-0123456789"
+VERIFY_TOKEN = "verify-me-0123456789"
 SETTINGS = EdgeSettings(
     meta_app_secret=META_SECRET,
-    meta_verify_token="verify-me",
+    meta_verify_token=VERIFY_TOKEN,
     x_consumer_secret=X_SECRET,
     telegram_secret_token=TG_SECRET,
     telegram_bot="acme_help_bot",
@@ -195,6 +200,30 @@ class TestRefusals:
         response = await client.post("/webhooks/meta", data=MESSENGER, headers=meta_headers(MESSENGER))
         assert (503, []) == (response.status, sink.events)
 
+    @pytest.mark.parametrize(
+        ("path", "field", "headers"),
+        [
+            pytest.param("/webhooks/generic", "generic_secret",
+                         {"X-Offhours-Signature": "sha256=" + hmac.new(b"", GENERIC, hashlib.sha256).hexdigest()},
+                         id="generic"),
+            pytest.param("/webhooks/meta", "meta_app_secret",
+                         {"X-Hub-Signature-256": "sha256=" + hmac.new(b"", MESSENGER, hashlib.sha256).hexdigest()},
+                         id="meta"),
+            pytest.param("/webhooks/x", "x_consumer_secret",
+                         {"x-twitter-webhooks-signature":
+                          "sha256=" + base64.b64encode(hmac.new(b"", X_DM, hashlib.sha256).digest()).decode()},
+                         id="x"),
+        ],
+    )
+    async def test_empty_secret_accepts_nothing(
+        self, make_client: MakeClient, path: str, field: str, headers: dict[str, str]
+    ) -> None:
+        """Settings forced past validation with an empty secret still refuse a body signed with the empty key."""
+        client, sink = await make_client(SETTINGS.model_copy(update={field: SecretStr("")}))
+        body = {"/webhooks/generic": GENERIC, "/webhooks/meta": MESSENGER, "/webhooks/x": X_DM}[path]
+        response = await client.post(path, data=body, headers=headers)
+        assert (403, []) == (response.status, sink.events)
+
     async def test_errors_never_show_secrets(self, make_client: MakeClient) -> None:
         """Neither a refusal nor the settings' repr contain a configured secret."""
         client, _ = await make_client()
@@ -207,10 +236,10 @@ class TestHandshakes:
     @pytest.mark.parametrize(
         ("query", "expected"),
         [
-            pytest.param({"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"},
+            pytest.param({"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"},
                          (200, "1158201444"), id="echoes_challenge"),
             pytest.param({"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"}, (403, None), id="wrong_token"),
-            pytest.param({"hub.mode": "unsubscribe", "hub.verify_token": "verify-me", "hub.challenge": "1"}, (403, None), id="wrong_mode"),
+            pytest.param({"hub.mode": "unsubscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"}, (403, None), id="wrong_mode"),
         ],
     )
     async def test_meta(self, make_client: MakeClient, query: dict[str, str], expected: tuple[int, str | None]) -> None:

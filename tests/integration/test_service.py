@@ -102,7 +102,7 @@ def service_env(settings: Settings) -> dict[str, str]:
     env["OFFHOURS_OPS__AUDIT_TOPIC"] = f"{settings.app_id}.audit"
     env["OFFHOURS_OPS__ACTIONS_TOPIC"] = f"{settings.app_id}.actions"
     env["OFFHOURS_OPS__TOKENS"] = orjson.dumps({"ops:test": TOKEN}).decode()
-    env["OFFHOURS_OPS__LINK_SECRET"] = "link-secret"
+    env["OFFHOURS_OPS__LINK_SECRET"] = "link-secret-for-tests"
     env["OFFHOURS_EDGE__GENERIC_SECRET"] = GENERIC_SECRET
     return env
 
