@@ -36,20 +36,33 @@ Which document wins, on every worker alike: the topic is read in order and a
 document replaces the current one when its ``version`` is not lower. Two operators
 who publish the same version on two workers at once both succeed locally; the one
 later in the topic wins everywhere.
+
+A document may come from anyone holding an admin token, so loading it is bounded
+(:class:`~schedules.loader.LoadLimits`) and runs in a worker thread, never on the
+event loop (:meth:`ConfigStore.validate`, :meth:`ConfigStore.publish`, and every
+document read from the topic); its ``holidays.ics`` calendars come from one
+configured folder or from nowhere (:func:`edge.ops_config.api_calendars`), never from
+a path of the host.
+
+Secrets in the text (Slack and Teams webhook URLs, any URL's credentials or query
+values) are masked by :func:`masked_text` wherever the API shows the text, and
+:func:`unmask_text` turns a masked value written back into the value it masks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import difflib
 import hashlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import yaml
@@ -59,6 +72,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from schedules import Coverage, CoverageInvalid, Problem, load_coverage_text
+from schedules.holiday import CalendarSource
+from schedules.loader import DEFAULT_LIMITS, LoadLimits, compose_bounded
 from streams.kafka_client import KafkaConnection, connection_options
 
 log = logging.getLogger(__name__)
@@ -66,6 +81,7 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = b"coverage"
 Clock = Callable[[], datetime]
 CoverageCallback = Callable[[Coverage], "Awaitable[None] | None"]
+T = TypeVar("T")
 
 
 class NoCoverage(LookupError):
@@ -171,7 +187,7 @@ def _append_entry(mapping: MappingNode, key: str, entry: Mapping[str, str]) -> N
     mapping.value.append((ScalarNode(_STR_TAG, key), SequenceNode(_SEQ_TAG, [item])))
 
 
-def effective_text(document: ConfigDocument, filename: str = "coverage.yaml") -> str:
+def effective_text(document: ConfigDocument, filename: str = "coverage.yaml", limits: LoadLimits = DEFAULT_LIMITS) -> str:
     """The coverage YAML with the document's API overrides merged in.
 
     Without API overrides this is the operator's text unchanged (comments, line
@@ -185,9 +201,9 @@ def effective_text(document: ConfigDocument, filename: str = "coverage.yaml") ->
     if not document.overrides:
         return document.yaml
     try:
-        root = yaml.compose(document.yaml, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        # The loader reports the syntax error with its line; let it speak.
+        root = compose_bounded(document.yaml, limits)
+    except (yaml.YAMLError, RecursionError):
+        # The loader reports the fault with its line; let it speak.
         return document.yaml
     teams = _value_of(root, "teams")
     if not isinstance(teams, MappingNode):
@@ -222,32 +238,57 @@ def effective_text(document: ConfigDocument, filename: str = "coverage.yaml") ->
     return yaml.serialize(root, Dumper=yaml.SafeDumper, allow_unicode=True)
 
 
-def load_document(document: ConfigDocument, *, filename: str = "coverage.yaml", base_dir: Path | None = None) -> Coverage:
+def load_document(
+    document: ConfigDocument,
+    *,
+    filename: str = "coverage.yaml",
+    calendars: CalendarSource | None = None,
+    limits: LoadLimits = DEFAULT_LIMITS,
+) -> Coverage:
     """The effective coverage of ``document``, or :class:`CoverageInvalid` with every problem.
 
     The operator's YAML is validated on its own first, so its problems carry the
     file's own line numbers; then with the API overrides merged, where a problem
     (an overlap with an override, an unknown member) has no line in the file and is
-    reported without one.
+    reported without one. ``calendars`` reads ``holidays.ics`` (None: refused, see
+    :func:`edge.ops_config.api_calendars`); ``limits`` bound the text. Blocking: call
+    it from a worker thread (:meth:`ConfigStore.validate`).
     """
-    base = base_dir if base_dir is not None else Path.cwd()
-    coverage = load_coverage_text(document.yaml, filename, base)
+    if calendars is None:
+        from edge.ops_config import api_calendars
+
+        calendars = api_calendars(None)
+    coverage = load_coverage_text(document.yaml, filename, calendars=calendars, limits=limits)
     if not document.overrides:
         return coverage
     merged_name = f"{filename} with API overrides"
     try:
-        return load_coverage_text(effective_text(document, filename), merged_name, base)
+        return load_coverage_text(effective_text(document, filename, limits), merged_name, calendars=calendars, limits=limits)
     except CoverageInvalid as invalid:
         raise CoverageInvalid([replace(problem, line=None) for problem in invalid.problems]) from None
 
 
+def _fingerprint(node: Node) -> Any:
+    """A comparable value of a node tree (tags and texts), to tell whether a team changed."""
+    if isinstance(node, ScalarNode):
+        return (node.tag, node.value)
+    if isinstance(node, SequenceNode):
+        return (node.tag, tuple(_fingerprint(item) for item in node.value))
+    if isinstance(node, MappingNode):
+        return (node.tag, tuple((_fingerprint(k), _fingerprint(v)) for k, v in node.value))
+    return None
+
+
 def _teams_of(text: str) -> dict[str, Any]:
+    """Team id -> fingerprint of its subtree; empty when the text does not compose."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        root = compose_bounded(text)
+    except (yaml.YAMLError, RecursionError):
         return {}
-    teams = data.get("teams") if isinstance(data, dict) else None
-    return teams if isinstance(teams, dict) else {}
+    teams = _value_of(root, "teams")
+    if not isinstance(teams, MappingNode):
+        return {}
+    return {k.value: _fingerprint(v) for k, v in teams.value if isinstance(k, ScalarNode)}
 
 
 def diff_summary(before: ConfigDocument | None, after: ConfigDocument) -> dict[str, Any]:
@@ -259,12 +300,11 @@ def diff_summary(before: ConfigDocument | None, after: ConfigDocument) -> dict[s
     old_text = before.yaml if before is not None else ""
     old_teams = _teams_of(old_text)
     new_teams = _teams_of(after.yaml)
-    added_lines = removed_lines = 0
-    for line in difflib.ndiff(old_text.splitlines(), after.yaml.splitlines()):
-        if line.startswith("+ "):
-            added_lines += 1
-        elif line.startswith("- "):
-            removed_lines += 1
+    # Lines counted as multisets: linear in the size (a line diff is quadratic), and the
+    # same counts as a diff for every edit but a moved line.
+    old_lines, new_lines = Counter(old_text.splitlines()), Counter(after.yaml.splitlines())
+    added_lines = sum((new_lines - old_lines).values())
+    removed_lines = sum((old_lines - new_lines).values())
     old_ids = {o.get("id") for o in (before.overrides if before is not None else ())}
     new_ids = {o.get("id") for o in after.overrides}
     return {
@@ -292,6 +332,175 @@ def audit_event(who: str, at: datetime, what: str, before: ConfigDocument | None
     }
 
 
+# -- secrets in the text ---------------------------------------------------------------
+
+MASK = "****"
+_URL_SECRET_SCHEMES = ("slack", "teams", "webhook")
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>\]\[{},]+")
+
+
+def _mask_url(url: str, *, path: bool) -> str:
+    """``url`` with its credentials and query values masked, and with ``path`` its path too.
+
+    The path keeps its first segment; later ones keep their first character
+    (``T…``), the last one is :data:`MASK`:
+    ``https://hooks.slack.com/services/T…/B…/****``.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
+    new_path = parts.path
+    if path:
+        segments = parts.path.split("/")
+        last = max((i for i, segment in enumerate(segments) if segment), default=0)
+        if last >= 1:
+            masked = []
+            for index, segment in enumerate(segments):
+                if index <= 1 and index != last or not segment:
+                    masked.append(segment)
+                elif index == last:
+                    masked.append(MASK)
+                else:
+                    masked.append(segment if segment.endswith("…") and len(segment) <= 2 else f"{segment[0]}…")
+            new_path = "/".join(masked)
+    query = "&".join(
+        f"{pair.partition('=')[0]}={MASK}" if "=" in pair else pair for pair in parts.query.split("&")
+    ) if parts.query else ""
+    fragment = MASK if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, new_path, query, fragment))
+
+
+def mask_value(value: str) -> str:
+    """``value`` with its secrets masked (itself when it holds none).
+
+    Secrets: the path, query and credentials of ``slack:``, ``teams:`` and ``webhook:``
+    URLs (their URL is the credential), and the credentials and query values of any
+    other URL in the text (Teams workflow URLs sign with ``sig=``). Masking a masked
+    value changes nothing.
+    """
+    scheme, colon, rest = value.partition(":")
+    if colon and scheme.lower() in _URL_SECRET_SCHEMES and rest.startswith(("https://", "http://")):
+        return f"{scheme}:{_mask_url(rest, path=True)}"
+    if "://" not in value:
+        return value
+    return _URL_IN_TEXT.sub(lambda match: _mask_url(match.group(0), path=False), value)
+
+
+def _scalars(root: Node | None) -> Iterator[tuple[tuple[Any, ...], ScalarNode]]:
+    """Every scalar value of the tree with its path (mapping keys and list positions), each node once."""
+    seen: set[int] = set()
+    stack: list[tuple[tuple[Any, ...], Node]] = [((), root)] if root is not None else []
+    while stack:
+        path, node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            yield path, node
+        elif isinstance(node, SequenceNode):
+            stack.extend((path + (index,), item) for index, item in enumerate(node.value))
+        elif isinstance(node, MappingNode):
+            stack.extend((path + (key.value if isinstance(key, ScalarNode) else None,), value)
+                         for key, value in node.value)
+
+
+def _value_span(text: str, node: ScalarNode) -> tuple[int, int]:
+    """Where the scalar's own text is (after any anchor or tag written before it)."""
+    start, end = node.start_mark.index, node.end_mark.index
+    while start < end and text[start] in "&!":
+        while start < end and not text[start].isspace():
+            start += 1
+        while start < end and text[start].isspace():
+            start += 1
+    return start, end
+
+
+def _quoted(value: str) -> str:
+    # A JSON string is a YAML double-quoted scalar, on one line.
+    return orjson.dumps(value).decode("utf-8")
+
+
+def _replace_spans(text: str, replacements: dict[tuple[int, int], str]) -> str:
+    pieces: list[str] = []
+    position = 0
+    for (start, end), value in sorted(replacements.items()):
+        pieces.append(text[position:start])
+        pieces.append(value)
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def masked_text(text: str, limits: LoadLimits = DEFAULT_LIMITS) -> str:
+    """The coverage text with every secret masked (:func:`mask_value`), the rest as written.
+
+    Each scalar holding a secret is rewritten as a double-quoted string of its masked
+    value; comments, layout and line numbers stay. Text that does not compose is
+    masked line by line (every URL), so nothing leaks from a broken document either.
+    Blocking (it composes the text): call it from a worker thread.
+    """
+    try:
+        root = compose_bounded(text, limits)
+    except (yaml.YAMLError, RecursionError):
+        return "\n".join(mask_value(line) for line in text.split("\n"))
+    replacements: dict[tuple[int, int], str] = {}
+    for _, node in _scalars(root):
+        masked = mask_value(node.value)
+        if masked != node.value:
+            replacements[_value_span(text, node)] = _quoted(masked)
+    return _replace_spans(text, replacements)
+
+
+def unmask_text(text: str, stored: str, filename: str = "coverage.yaml", limits: LoadLimits = DEFAULT_LIMITS) -> str:
+    """``text`` with each masked value (one with :data:`MASK`) back to the secret it masks in ``stored``.
+
+    A masked value takes the secret at the same place in ``stored`` (same team,
+    member, key and list position) when that one masks to it; else the one secret of
+    ``stored`` that masks to it. None, or several: :class:`CoverageInvalid` with the
+    line, asking for the full value. Text that does not compose is returned as it is
+    (the loader reports why). Blocking: call it from a worker thread.
+    """
+    if MASK not in text:
+        return text
+    try:
+        root = compose_bounded(text, limits)
+        old = compose_bounded(stored, limits)
+    except (yaml.YAMLError, RecursionError):
+        return text
+    by_path: dict[tuple[Any, ...], str] = {}
+    by_mask: dict[str, set[str]] = {}
+    for path, node in _scalars(old):
+        masked = mask_value(node.value)
+        if masked != node.value:
+            by_path[path] = node.value
+            by_mask.setdefault(masked, set()).add(node.value)
+    replacements: dict[tuple[int, int], str] = {}
+    problems: list[Problem] = []
+    for path, node in _scalars(root):
+        if MASK not in node.value:
+            continue
+        secret = by_path.get(path)
+        if secret is None or mask_value(secret) != node.value:
+            candidates = by_mask.get(node.value, set())
+            secret = next(iter(candidates)) if len(candidates) == 1 else None
+        if secret is None:
+            problems.append(Problem(
+                filename, node.start_mark.line + 1,
+                "a masked value (****) that matches no single secret of the coverage in use",
+                "write the full value (a new webhook URL, say); a masked value written back keeps the secret "
+                "only at its place in the coverage read with GET /coverage",
+            ))
+            continue
+        replacements[_value_span(text, node)] = _quoted(secret)
+    if problems:
+        raise CoverageInvalid(problems)
+    return _replace_spans(text, replacements)
+
+
 class ConfigStore(Protocol):
     """Holds the current configuration document, publishes new ones and tells followers."""
 
@@ -304,7 +513,15 @@ class ConfigStore(Protocol):
         ...
 
     def load(self, document: ConfigDocument) -> Coverage:
-        """Validate ``document`` as :func:`load_document` does, without publishing it."""
+        """Validate ``document`` as :func:`load_document` does, without publishing it (blocking)."""
+        ...
+
+    async def validate(self, document: ConfigDocument) -> Coverage:
+        """:meth:`load` in a worker thread, one at a time: the event loop keeps serving."""
+        ...
+
+    async def off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in a worker thread, one heavy task of this store at a time."""
         ...
 
     async def publish(
@@ -323,28 +540,65 @@ class ConfigStore(Protocol):
         ...
 
 
-async def _call(callback: CoverageCallback, coverage: Coverage) -> None:
+async def _call(callback: CoverageCallback, coverage: Coverage) -> str | None:
+    """Call one follower; None when it took the coverage, else the name of what it raised."""
     try:
         result = callback(coverage)
         if inspect.isawaitable(result):
             await result
-    except Exception:
+    except Exception as error:
         # A failing follower must not stop the others, nor the store.
         log.exception("a coverage follower failed")
+        return type(error).__name__
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerState:
+    """Whether this process's followers (the worker) took the current coverage.
+
+    ``applied``: the version every follower took last; ``refused``: the version a
+    follower raised on (None once a later version is taken), with ``error``, the name
+    of the exception. A process whose ``refused`` is set decides with ``applied``
+    while the API shows ``refused`` or later: worth a metric and a /readyz check.
+    """
+
+    applied: int | None = None
+    refused: int | None = None
+    error: str | None = None
 
 
 class _StoreBase:
     """What both stores share: the loader settings, the current state and the followers."""
 
-    def __init__(self, *, clock: Clock, filename: str, base_dir: Path | None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        filename: str,
+        base_dir: Path | None,
+        calendars: CalendarSource | None = None,
+        limits: LoadLimits = DEFAULT_LIMITS,
+    ) -> None:
+        if calendars is None:
+            from edge.ops_config import api_calendars
+
+            calendars = api_calendars(None)
         self._clock = clock
-        self.filename = filename
+        # Problems name the file, never where it lies on the host.
+        self.filename = Path(filename).name or "coverage.yaml"
+        # Kept for callers that pass it; coverage published here never reads files
+        # relative to it (holiday calendars come from ``calendars`` only).
         self.base_dir = base_dir
+        self.calendars = calendars
+        self.limits = limits
         self._document: ConfigDocument | None = None
         self._coverage: Coverage | None = None
         self._followers: list[CoverageCallback] = []
         self._delivered_etag: str | None = None
         self._lock = asyncio.Lock()
+        self._heavy = asyncio.Semaphore(1)
+        self.followers = FollowerState()
 
     def current(self) -> ConfigDocument:
         if self._document is None:
@@ -357,7 +611,21 @@ class _StoreBase:
         return self._coverage
 
     def load(self, document: ConfigDocument) -> Coverage:
-        return load_document(document, filename=self.filename, base_dir=self.base_dir)
+        return load_document(document, filename=self.filename, calendars=self.calendars, limits=self.limits)
+
+    async def off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        async with self._heavy:
+            return await asyncio.to_thread(function, *args)
+
+    async def validate(self, document: ConfigDocument) -> Coverage:
+        return await self.off_loop(self.load, document)
+
+    def _prepare(
+        self, before: ConfigDocument | None, document: ConfigDocument, who: str, what: str
+    ) -> tuple[Coverage, dict[str, Any]]:
+        """The coverage of ``document`` and its audit event (blocking: both walk the whole text)."""
+        coverage = self.load(document)
+        return coverage, audit_event(who, self._clock(), what, before, document)
 
     def _next(self, draft: ConfigDocument, expected_etag: str | None, who: str) -> ConfigDocument:
         current = self._document
@@ -375,8 +643,8 @@ class _StoreBase:
 
     async def follow(self, callback: CoverageCallback) -> None:
         self._followers.append(callback)
-        if self._coverage is not None:
-            await _call(callback, self._coverage)
+        if self._coverage is not None and self._document is not None:
+            self._record(self._document.version, [await _call(callback, self._coverage)])
 
     async def _deliver(self) -> None:
         if self._coverage is None or self._document is None:
@@ -384,8 +652,17 @@ class _StoreBase:
         if self._document.etag == self._delivered_etag:
             return
         self._delivered_etag = self._document.etag
-        for callback in list(self._followers):
-            await _call(callback, self._coverage)
+        errors = [await _call(callback, self._coverage) for callback in list(self._followers)]
+        self._record(self._document.version, errors)
+
+    def _record(self, version: int, errors: list[str | None]) -> None:
+        failed = next((error for error in errors if error is not None), None)
+        if failed is None:
+            self.followers = FollowerState(applied=version)
+        else:
+            log.error("coverage version %s was refused by a follower (%s); this process keeps version %s",
+                      version, failed, self.followers.applied)
+            self.followers = FollowerState(applied=self.followers.applied, refused=version, error=failed)
 
 
 class MemoryConfigStore(_StoreBase):
@@ -402,8 +679,10 @@ class MemoryConfigStore(_StoreBase):
         clock: Clock,
         filename: str = "coverage.yaml",
         base_dir: Path | None = None,
+        calendars: CalendarSource | None = None,
+        limits: LoadLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(clock=clock, filename=filename, base_dir=base_dir)
+        super().__init__(clock=clock, filename=filename, base_dir=base_dir, calendars=calendars, limits=limits)
         self.audit: list[dict[str, Any]] = []
         if seed is not None:
             document = ConfigDocument(
@@ -420,9 +699,9 @@ class MemoryConfigStore(_StoreBase):
         async with self._lock:
             before = self._document
             document = self._next(draft, expected_etag, who)
-            coverage = self.load(document)
+            coverage, event = await self.off_loop(self._prepare, before, document, who, what)
             self._document, self._coverage = document, coverage
-            self.audit.append(audit_event(who, self._clock(), what, before, document))
+            self.audit.append(event)
         await self._deliver()
         return document
 
@@ -479,8 +758,10 @@ class KafkaConfigStore(_StoreBase):
         filename: str = "coverage.yaml",
         base_dir: Path | None = None,
         replication: int = 1,
+        calendars: CalendarSource | None = None,
+        limits: LoadLimits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(clock=clock, filename=filename, base_dir=base_dir)
+        super().__init__(clock=clock, filename=filename, base_dir=base_dir, calendars=calendars, limits=limits)
         self._kafka = kafka
         self.topic = topic
         self.audit_topic = audit_topic
@@ -548,7 +829,7 @@ class KafkaConfigStore(_StoreBase):
         # the latest one that loads, as a running worker would have.
         for document in reversed(winners):
             try:
-                coverage = self.load(document)
+                coverage = await self.validate(document)
             except CoverageInvalid as invalid:
                 self._log_invalid(document, invalid)
                 continue
@@ -591,10 +872,13 @@ class KafkaConfigStore(_StoreBase):
                 await self._deliver()
                 continue
             try:
-                coverage = self.load(document)
+                coverage = await self.validate(document)
             except CoverageInvalid as invalid:
                 self._log_invalid(document, invalid)
                 continue
+            current = self._document
+            if current is not None and document.version < current.version:
+                continue  # published here while this one was validated
             self._document, self._coverage = document, coverage
             log.info("coverage configuration version %s applied (by %s)", document.version, document.updated_by)
             await self._deliver()
@@ -607,11 +891,10 @@ class KafkaConfigStore(_StoreBase):
         async with self._lock:
             before = self._document
             document = self._next(draft, expected_etag, who)
-            coverage = self.load(document)
+            coverage, event = await self.off_loop(self._prepare, before, document, who, what)
             await self._producer.send_and_wait(self.topic, value=document.to_json(), key=CONFIG_KEY)
             # Read-your-writes: this worker answers with the new version at once; the
             # followers are told when the record comes back from the topic, in its order.
             self._document, self._coverage = document, coverage
-            event = audit_event(who, self._clock(), what, before, document)
             await self._producer.send_and_wait(self.audit_topic, value=orjson.dumps(event), key=CONFIG_KEY)
         return document

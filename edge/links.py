@@ -10,6 +10,11 @@ Whoever holds the link may perform that one action, for that conversation, as th
 member, until the expiry: the signature is the authorisation, so no bearer token is
 needed. Verification compares signatures in constant time and checks the expiry
 against the injected clock, never the system's.
+
+Each link has exactly one spelling: both parts must be canonical unpadded URL-safe
+base64 (decoded and encoded again, they must give back the same text), so no
+``=``, no ``+`` or ``/``, no stray bits in the last character. A link is used once:
+:class:`UsedLinks` remembers the signatures of used links until they expire.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import hmac
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
@@ -44,6 +51,11 @@ class ActionLink:
     conversation: str
     member: str
     expires: datetime
+    signature: str = field(default="", compare=False)
+    """The link's signature part, as presented (what :class:`UsedLinks` remembers)."""
+
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _b64encode(raw: bytes) -> str:
@@ -51,7 +63,13 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of canonical unpadded URL-safe base64 ``text``; ``ValueError`` for any other spelling."""
+    if not _URL_SAFE.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not unpadded URL-safe base64")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise ValueError("not the canonical spelling")  # stray bits in the last character
+    return raw
 
 
 class LinkSigner:
@@ -137,4 +155,55 @@ class LinkSigner:
             raise LinkInvalid("malformed")
         if self._clock() >= expires:
             raise LinkInvalid("expired")
-        return ActionLink(action=action, conversation=conversation, member=member, expires=expires)  # type: ignore[arg-type]
+        return ActionLink(action=action, conversation=conversation, member=member, expires=expires,  # type: ignore[arg-type]
+                          signature=encoded_mac)
+
+
+class UsedLinks:
+    """The signatures of the links used in this process, each kept until its link expires.
+
+    :meth:`use` is check-and-set in one step (no ``await`` inside), so two clicks at
+    once use a link once. At most ``capacity`` signatures are kept: expired ones go
+    first, then, when still full, the one that expires soonest (that link could then
+    be used again; 100,000 links of a 12-hour lifetime is more than a day of pages).
+    Memory is per process: another replica has its own, and the action a link records
+    has a deterministic id, so the pipeline treats a repeat from there as one action.
+    """
+
+    def __init__(self, clock: Callable[[], datetime], *, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self._clock = clock
+        self._capacity = capacity
+        self._used: dict[str, datetime] = {}
+        self._expiries: list[tuple[datetime, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._used)
+
+    def used(self, link: ActionLink) -> bool:
+        """True when ``link`` was used already."""
+        return link.signature in self._used
+
+    def use(self, link: ActionLink) -> bool:
+        """Mark ``link`` used; False when it was used already (nothing changes then)."""
+        self._forget_expired()
+        if link.signature in self._used:
+            return False
+        while len(self._used) >= self._capacity and self._expiries:
+            _, oldest = heapq.heappop(self._expiries)
+            self._used.pop(oldest, None)
+        self._used[link.signature] = link.expires
+        heapq.heappush(self._expiries, (link.expires, link.signature))
+        return True
+
+    def release(self, link: ActionLink) -> None:
+        """Forget ``link`` (its action could not be recorded: it may be used again)."""
+        self._used.pop(link.signature, None)
+
+    def _forget_expired(self) -> None:
+        now = self._clock()
+        while self._expiries and self._expiries[0][0] <= now:
+            _, signature = heapq.heappop(self._expiries)
+            if self._used.get(signature) is not None and self._used[signature] <= now:
+                del self._used[signature]

@@ -11,15 +11,31 @@ Two routes need no token: ``GET /openapi.json`` (the OpenAPI 3.1 document of thi
 API) and ``/actions/{token}``, the target of a signed action link, whose signature is
 the authorisation.
 
+Authorisation: each token has a scope, and the scopes nest. ``read``: the GET
+endpoints (the coverage with its secrets masked). ``operate``: also overrides,
+claims and "answered". ``admin``: also ``PUT /coverage`` and
+``GET /coverage?unmasked=true``. A token without the scope a route needs gets ``403``
+naming it (:data:`ROUTE_SCOPES`).
+
+Rate limit: a token bucket per token (per client address for requests without a
+valid token, and for the action links): ``rate_limit`` requests per second on
+average, ``rate_burst`` at once; beyond, ``429`` with ``Retry-After`` (seconds).
+
 Endpoints (paths relative to the mount point):
 
 * ``GET /coverage`` - the operator's YAML text (``application/yaml``), or the whole
   configuration document as JSON when the client accepts ``application/json``;
-  ``ETag`` header; ``If-None-Match`` answers ``304``.
-* ``PUT /coverage`` - replace the YAML (body: the YAML text, or JSON ``{"yaml": …}``).
-  ``If-Match`` is required (``428`` without it, ``412`` when the coverage changed
-  since it was read); an invalid file gets ``422`` with every problem and nothing
-  changes. Overrides added through the API are kept.
+  ``ETag`` header; ``If-None-Match`` answers ``304``. Secrets are masked
+  (:func:`edge.config_store.masked_text`: ``slack:https://hooks.slack.com/services/T…/B…/****``);
+  ``?unmasked=true`` (admin) answers the text as stored.
+* ``PUT /coverage`` - replace the YAML (body: the YAML text, or JSON ``{"yaml": …}``,
+  at most ``max_coverage_bytes``). ``If-Match`` is required (``428`` without it,
+  ``412`` when the coverage changed since it was read); an invalid file gets ``422``
+  with every problem and nothing changes. Overrides added through the API are kept.
+  A masked value written back (as GET answered it) keeps the secret it masks
+  (:func:`edge.config_store.unmask_text`). The file is parsed and validated in a
+  worker thread: the API keeps answering meanwhile. ``holidays.ics`` must name a file
+  of the holiday calendars folder (``OFFHOURS_OPS__HOLIDAY_CALENDARS_DIR``), by name.
 * ``GET /teams`` - the teams, with zone, locale, accounts and staff names.
 * ``GET /teams/{team}/coverage?at=`` - CONTRACT §3's object at ``at`` (ISO 8601; no
   offset means the team's zone), now when absent.
@@ -36,14 +52,19 @@ Endpoints (paths relative to the mount point):
   record the on-call action (``202``); a claim stops the conversation's escalation.
 * ``GET /actions/{token}`` - a small HTML page with one button; the button POSTs to
   the same URL, which records the action. Opening the link changes nothing, so mail
-  scanners that fetch links cannot claim on anyone's behalf.
+  scanners that fetch links cannot claim on anyone's behalf. A link works once
+  (:class:`edge.links.UsedLinks`, per process): used again, it answers ``409``
+  "already used".
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import math
+import time as monotonic_time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -52,23 +73,36 @@ import orjson
 from aiohttp import web
 
 from edge.actions import ActionKind, ActionSink, action_record
-from edge.config_store import ConfigDocument, ConfigStore, EtagMismatch, NoCoverage
-from edge.links import ActionLink, LinkInvalid, LinkSigner
+from edge.config_store import ConfigDocument, ConfigStore, EtagMismatch, NoCoverage, masked_text, unmask_text
+from edge.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
+from edge.ops_config import SCOPES, Principal, Scope
 from schedules import Coverage, CoverageInvalid, Problem, Team, WallTime
 from schedules.loader import parse_wall_time
 
 Clock = Callable[[], datetime]
+Monotonic = Callable[[], float]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CONFIG_STORE = web.AppKey("config_store", ConfigStore)
 ACTION_SINK = web.AppKey("action_sink", ActionSink)
-TOKENS = web.AppKey("tokens", Mapping[str, str])
+TOKENS = web.AppKey("tokens", Mapping[str, Principal])
 LINK_SIGNER = web.AppKey("link_signer", LinkSigner)
 CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
 IDENTITY = web.RequestKey("identity", str)
+SCOPE = web.RequestKey("scope", str)
 
 # Routes that need no bearer token (see the module docstring).
 PUBLIC_ROUTES = frozenset({"openapi", "action_page", "action_perform"})
+ROUTE_SCOPES: Mapping[str, Scope] = {
+    "coverage": "read", "teams": "read", "team_coverage": "read", "team_week": "read",
+    "team_on_call": "read", "overrides": "read",
+    "override_add": "operate", "override_remove": "operate", "claim": "operate", "answered": "operate",
+    "coverage_put": "admin",
+}
+"""The scope each route needs (``GET /coverage?unmasked=true`` needs ``admin``)."""
+DEFAULT_RATE_LIMIT = 20.0
+DEFAULT_RATE_BURST = 100
+DEFAULT_MAX_COVERAGE_BYTES = 1024 * 1024
 PROBLEM_TYPE = "urn:offhours:problem:"
 MODES = ("open", "reduced", "closed")
 WEEK = timedelta(days=7)
@@ -151,28 +185,108 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         return ApiProblem(503, "No coverage", str(missing), kind="no-coverage").response()
 
 
+class RateLimiter:
+    """Token buckets by key: ``rate`` requests per second on average, ``burst`` at once.
+
+    ``clock`` is monotonic seconds (injected). :meth:`take` spends one request of the
+    key's bucket and answers 0, or answers how many seconds until one is available.
+    At most ``max_keys`` buckets are kept: full ones are forgotten first (they hold
+    nothing), then the least recently used. ``rate`` 0 turns the limit off.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Monotonic, *, max_keys: int = 10_000) -> None:
+        if rate < 0 or burst < 1:
+            raise ValueError("rate must be >= 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        if self.rate == 0:
+            return 0.0
+        now = self._clock()
+        tokens, then = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            wait = 0.0
+        else:
+            self._buckets[key] = (tokens, now)
+            wait = (1.0 - tokens) / self.rate
+        if len(self._buckets) > self._max_keys:
+            self._forget(now)
+        return wait
+
+    def _forget(self, now: float) -> None:
+        for key, (tokens, then) in list(self._buckets.items()):
+            if tokens + (now - then) * self.rate >= self.burst:
+                del self._buckets[key]
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+
+
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+USED_LINKS = web.AppKey("used_links", UsedLinks)
+MAX_COVERAGE_BYTES = web.AppKey("max_coverage_bytes", int)
+MASKED = web.AppKey("masked", dict)
+
+
+def _limit(request: web.Request, key: str) -> None:
+    """Spend one request of ``key``'s bucket, or raise 429 with Retry-After."""
+    wait = request.app[RATE_LIMITER].take(key)
+    if wait > 0:
+        raise ApiProblem(
+            429, "Too Many Requests", f"too many requests; retry in {math.ceil(wait)} s",
+            kind="rate-limited", headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+def _client(request: web.Request) -> str:
+    return f"address:{request.remote or 'unknown'}"
+
+
+def _has_scope(scope: str, needed: str) -> bool:
+    return SCOPES.index(scope) >= SCOPES.index(needed)  # type: ignore[arg-type]
+
+
+def _require(request: web.Request, needed: Scope) -> None:
+    """403 unless the request's token has ``needed`` (or a wider scope)."""
+    if not _has_scope(request[SCOPE], needed):
+        raise ApiProblem(
+            403, "Forbidden", f"this needs a token with scope '{needed}' (this token's scope is '{request[SCOPE]}')",
+            kind="forbidden",
+        )
+
+
 @web.middleware
 async def _bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a request without a known bearer token, except on the public routes."""
+    """Refuse a request without a known bearer token (except on the public routes), over its rate, or out of its scope."""
     route_name = request.match_info.route.name
-    if route_name in PUBLIC_ROUTES:
+    if route_name in PUBLIC_ROUTES or route_name is None:
+        _limit(request, _client(request))
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    identity = None
+    principal: Principal | None = None
     if scheme.lower() == "bearer" and presented.strip():
         candidate = presented.strip().encode("utf-8")
         # Compare with every token, without stopping early: the time taken says nothing.
         for token, who in request.app[TOKENS].items():
             if hmac.compare_digest(candidate, token.encode("utf-8")):
-                identity = who
-    if identity is None:
+                principal = who
+    if principal is None:
+        _limit(request, _client(request))
         challenge = 'Bearer realm="offhours"' + (', error="invalid_token"' if header else "")
         raise ApiProblem(
             401, "Unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)",
             kind="unauthorized", headers={"WWW-Authenticate": challenge},
         )
-    request[IDENTITY] = identity
+    _limit(request, f"token:{principal.identity}")
+    request[IDENTITY] = principal.identity
+    request[SCOPE] = principal.scope
+    _require(request, ROUTE_SCOPES.get(route_name or "", "admin"))
     return await handler(request)
 
 
@@ -332,19 +446,58 @@ async def _publish(
 # -- coverage ---------------------------------------------------------------------------
 
 
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+async def _masked(request: web.Request, document: ConfigDocument) -> str:
+    """The document's text with its secrets masked, made off the event loop once per version."""
+    cache = request.app[MASKED]
+    text = cache.get(document.etag)
+    if text is None:
+        store = request.app[CONFIG_STORE]
+        text = await store.off_loop(masked_text, document.yaml)
+        cache.clear()  # one version at a time is all that is asked for
+        cache[document.etag] = text
+    return text
+
+
 async def get_coverage(request: web.Request) -> web.StreamResponse:
+    unmasked = _flag(request, "unmasked")
+    if unmasked:
+        _require(request, "admin")
     document = request.app[CONFIG_STORE].current()
     if_none_match = request.headers.get("If-None-Match", "")
     if document.etag in {part.strip().removeprefix("W/").strip('"') for part in if_none_match.split(",")}:
         response = web.Response(status=304)
         response.etag = document.etag
         return response
+    text = document.yaml if unmasked else await _masked(request, document)
+    headers = {"Cache-Control": "no-store"}
     accept = request.headers.get("Accept", "")
     if "application/json" in accept and "yaml" not in accept:
-        return _json(document.to_dict(), etag=document.etag)
-    response = web.Response(text=document.yaml, content_type="application/yaml")
+        return _json({**document.to_dict(), "yaml": text}, etag=document.etag, headers=headers)
+    response = web.Response(text=text, content_type="application/yaml", headers=headers)
     response.etag = document.etag
     return response
+
+
+async def _read_limited(request: web.Request) -> bytes:
+    """The request body, or 413 when it is larger than the coverage limit."""
+    limit = request.app[MAX_COVERAGE_BYTES]
+    too_large = ApiProblem(
+        413, "Payload Too Large", f"the coverage must be at most {limit} bytes", kind="too-large",
+    )
+    if request.content_length is not None and request.content_length > limit + 64:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit + 64:  # room for the JSON wrapper {"yaml": ...}
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def put_coverage(request: web.Request) -> web.StreamResponse:
@@ -354,10 +507,13 @@ async def put_coverage(request: web.Request) -> web.StreamResponse:
             "send If-Match with the ETag of GET /coverage, so that two operators cannot overwrite each other",
             kind="if-match-required",
         )
-    raw = await request.read()
+    raw = await _read_limited(request)
     if request.content_type == "application/json":
-        body = await _read_json_object(request)
-        text = body.get("yaml")
+        try:
+            body = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError:
+            raise ApiProblem(400, "Bad JSON", "the body is not valid JSON", kind="bad-request") from None
+        text = body.get("yaml") if isinstance(body, dict) else None
         if not isinstance(text, str):
             raise ApiProblem(422, "Bad body", 'the JSON body must be {"yaml": "<the coverage file>"}', kind="bad-request")
     else:
@@ -366,18 +522,20 @@ async def put_coverage(request: web.Request) -> web.StreamResponse:
         except UnicodeDecodeError:
             raise ApiProblem(422, "Bad body", "the coverage file must be UTF-8 text", kind="bad-request") from None
     store = request.app[CONFIG_STORE]
-    _if_match(request, store.current().etag)
+    current = store.current()
+    _if_match(request, current.etag)
     try:
-        # The file alone first, so its problems carry its own line numbers.
-        store.load(ConfigDocument(yaml=text))
+        # Masked values written back keep their secrets (GET answers them masked).
+        text = await store.off_loop(unmask_text, text, current.yaml, getattr(store, "filename", "coverage.yaml"))
     except CoverageInvalid as invalid:
         raise _invalid(invalid) from None
+    # Validated once, in publish (the file alone first, so its problems carry its own lines).
     document = await _publish(
         request,
         lambda current: ConfigDocument(yaml=text, overrides=current.overrides),
         lambda current: "replaced the coverage file",
     )
-    return _json(document.to_dict(), etag=document.etag)
+    return _json({**document.to_dict(), "yaml": await _masked(request, document)}, etag=document.etag)
 
 
 # -- teams ------------------------------------------------------------------------------
@@ -543,6 +701,7 @@ _PAGE = """<!doctype html>
 """
 
 _LINK_ERRORS = {
+    "used": (409, "This link was already used", "Each link works once; use the operations API to change the conversation again."),
     "expired": (410, "This link has expired", "Ask for a new notification, or use the operations API."),
     "tampered": (403, "This link is not valid", "The link was changed or is not ours."),
     "malformed": (403, "This link is not valid", "The link is incomplete; copy the whole link."),
@@ -562,10 +721,17 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
 def _verified(request: web.Request) -> ActionLink | web.Response:
     """The link of the request's token, or the page that says why it is not valid."""
     try:
-        return request.app[LINK_SIGNER].verify(request.match_info["token"])
+        link = request.app[LINK_SIGNER].verify(request.match_info["token"])
     except LinkInvalid as invalid:
-        status, title, text = _LINK_ERRORS[invalid.reason]
-        return _page(title, f"<p>{html.escape(text)}</p>", status)
+        return _link_error(invalid.reason)
+    if request.app[USED_LINKS].used(link):
+        return _link_error("used")
+    return link
+
+
+def _link_error(reason: str) -> web.Response:
+    status, title, text = _LINK_ERRORS[reason]
+    return _page(title, f"<p>{html.escape(text)}</p>", status)
 
 
 async def action_page(request: web.Request) -> web.StreamResponse:
@@ -588,12 +754,19 @@ async def action_perform(request: web.Request) -> web.StreamResponse:
     link = _verified(request)
     if isinstance(link, web.Response):
         return link
+    used = request.app[USED_LINKS]
+    if not used.use(link):  # another click got here first
+        return _link_error("used")
     record = action_record(
         action=link.action, conversation=link.conversation, member=link.member,
         by=f"link:{link.member}", via="link", at=request.app[CLOCK](),
         link_token=request.match_info["token"],
     )
-    await request.app[ACTION_SINK].record(record)
+    try:
+        await request.app[ACTION_SINK].record(record)
+    except BaseException:
+        used.release(link)  # not recorded: the link may be used again
+        raise
     _, done = _ACTION_WORDS[link.action]
     return _page(
         f"Conversation {done}",
@@ -613,22 +786,38 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 def build_operations_api(
     config_store: ConfigStore,
     actions_sink: ActionSink,
-    tokens: Mapping[str, str],
+    tokens: Mapping[str, str | Principal],
     link_signer: LinkSigner,
     clock: Clock,
+    *,
+    rate_limit: float = DEFAULT_RATE_LIMIT,
+    rate_burst: int = DEFAULT_RATE_BURST,
+    max_coverage_bytes: int = DEFAULT_MAX_COVERAGE_BYTES,
+    monotonic: Monotonic = monotonic_time.monotonic,
+    used_links: UsedLinks | None = None,
 ) -> web.Application:
     """The operations API as a sub-application to mount at ``/api/v1`` (module docstring).
 
-    ``tokens`` maps each bearer token to the identity it stands for
-    (``{"s3cr3t": "ops:anna"}``; :meth:`edge.ops_config.OpsSettings.bearer_tokens`);
-    ``clock`` returns the current aware instant ("now" for coverage, audit and links).
+    ``tokens`` maps each bearer token to who it stands for: a
+    :class:`~edge.ops_config.Principal` (identity and scope;
+    :meth:`edge.ops_config.OpsSettings.bearer_tokens`) or an identity alone, scope
+    ``admin`` (``{"s3cr3t": "ops:anna"}``). ``clock`` returns the current aware instant
+    ("now" for coverage, audit and links); ``monotonic`` the seconds of the rate
+    limiter (:class:`RateLimiter`: ``rate_limit`` per second, ``rate_burst`` at once,
+    per token). ``max_coverage_bytes`` bounds a ``PUT /coverage`` body. ``used_links``
+    remembers used action links (a new :class:`~edge.links.UsedLinks` when None);
+    :meth:`edge.ops_config.OpsSettings.api_options` gives the keyword arguments.
     """
-    app = web.Application(middlewares=[_problems, _bearer])
+    app = web.Application(middlewares=[_problems, _bearer], client_max_size=max_coverage_bytes + 64)
     app[CONFIG_STORE] = config_store
     app[ACTION_SINK] = actions_sink
-    app[TOKENS] = dict(tokens)
+    app[TOKENS] = {token: who if isinstance(who, Principal) else Principal(who) for token, who in tokens.items()}
     app[LINK_SIGNER] = link_signer
     app[CLOCK] = clock
+    app[RATE_LIMITER] = RateLimiter(rate_limit, rate_burst, monotonic)
+    app[USED_LINKS] = used_links if used_links is not None else UsedLinks(clock)
+    app[MAX_COVERAGE_BYTES] = max_coverage_bytes
+    app[MASKED] = {}
     app.router.add_get("/openapi.json", openapi, name="openapi")
     app.router.add_get("/coverage", get_coverage, name="coverage")
     app.router.add_put("/coverage", put_coverage, name="coverage_put")
@@ -662,7 +851,10 @@ _AT = {"name": "at", "in": "query", "required": False, "schema": {"type": "strin
 _IF_MATCH = {"name": "If-Match", "in": "header", "schema": {"type": "string"},
              "description": "the ETag of the coverage read"}
 _COMMON = {"401": _problem_response("missing or unknown bearer token"),
+           "403": _problem_response("the token's scope does not allow this (the answer names the scope needed)"),
+           "429": _problem_response("too many requests from this token; see Retry-After"),
            "503": _problem_response("no coverage configured yet")}
+_LINK_LIMIT = {"429": {"description": "too many requests from this address; see Retry-After"}}
 
 
 def openapi_document(server: str = "/api/v1", teams: Sequence[str] = ()) -> dict[str, Any]:
@@ -697,7 +889,10 @@ def openapi_document(server: str = "/api/v1", teams: Sequence[str] = ()) -> dict
         "servers": [{"url": server}],
         "security": [{"bearer": []}],
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": (
+                "a token of OFFHOURS_OPS__TOKENS; its scope (read, operate or admin, each including the ones "
+                "before) decides what it may do: read the GET endpoints, operate overrides and on-call actions, "
+                "admin replace the coverage and read it unmasked")}},
             "schemas": {
                 "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
                     "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
@@ -727,13 +922,16 @@ def openapi_document(server: str = "/api/v1", teams: Sequence[str] = ()) -> dict
             "/openapi.json": {"get": {"summary": "This document", "security": [],
                                       "responses": {"200": _json_response("the OpenAPI document", {"type": "object"})}}},
             "/coverage": {
-                "get": {"summary": "The coverage file in use", "responses": {
+                "get": {"summary": "The coverage file in use, secrets masked (scope read)", "parameters": [
+                    {"name": "unmasked", "in": "query", "required": False, "schema": {"type": "boolean"},
+                     "description": "true: the text as stored, secrets included (scope admin)"}], "responses": {
                     "200": {"description": "the YAML, or the whole document as JSON",
                             "headers": {"ETag": {"schema": {"type": "string"}}},
                             "content": {"application/yaml": {"schema": {"type": "string"}},
                                         "application/json": {"schema": {"$ref": "#/components/schemas/ConfigDocument"}}}},
                     "304": {"description": "not modified (If-None-Match)"}, **_COMMON}},
-                "put": {"summary": "Replace the coverage file", "parameters": [_IF_MATCH],
+                "put": {"summary": "Replace the coverage file (scope admin); masked values written back keep their secrets",
+                        "parameters": [_IF_MATCH],
                         "requestBody": {"required": True, "content": {
                             "application/yaml": {"schema": {"type": "string"}},
                             "application/json": {"schema": {"type": "object", "required": ["yaml"],
@@ -741,6 +939,7 @@ def openapi_document(server: str = "/api/v1", teams: Sequence[str] = ()) -> dict
                         "responses": {"200": _json_response("replaced", {"$ref": "#/components/schemas/ConfigDocument"}),
                                       "400": _problem_response("bad body"),
                                       "412": _problem_response("the coverage changed since it was read"),
+                                      "413": _problem_response("larger than the coverage size limit"),
                                       "422": _problem_response("invalid coverage: every problem listed"),
                                       "428": _problem_response("If-Match is required"), **_COMMON}},
             },
@@ -784,11 +983,13 @@ def openapi_document(server: str = "/api/v1", teams: Sequence[str] = ()) -> dict
                 "get": {"summary": "The page of a signed action link", "security": [], "parameters": [token],
                         "responses": {"200": {"description": "a page with one button", **html_response},
                                       "403": {"description": "not a valid link", **html_response},
-                                      "410": {"description": "expired", **html_response}}},
+                                      "409": {"description": "already used", **html_response},
+                                      "410": {"description": "expired", **html_response}, **_LINK_LIMIT}},
                 "post": {"summary": "Perform the action of a signed link", "security": [], "parameters": [token],
                          "responses": {"200": {"description": "done", **html_response},
                                        "403": {"description": "not a valid link", **html_response},
-                                       "410": {"description": "expired", **html_response}}},
+                                       "409": {"description": "already used", **html_response},
+                                       "410": {"description": "expired", **html_response}, **_LINK_LIMIT}},
             },
         },
     }

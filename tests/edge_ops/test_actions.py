@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -65,12 +66,42 @@ class TestClaimThroughALink:
     async def test_pressing_the_button_claims(self, client: TestClient, signer: LinkSigner, sink: MemoryActionSink) -> None:
         """POST on a valid link records the claim as the link's member, with no bearer token."""
         token = signer.token("claim", CONVERSATION, "marta")
-        first = await client.post(f"/api/v1/actions/{token}")
-        second = await client.post(f"/api/v1/actions/{token}")
-        assert (200, 200) == (first.status, second.status)
-        assert [("claim", "marta", "link:marta", "link")] * 2 == [
+        response = await client.post(f"/api/v1/actions/{token}")
+        assert 200 == response.status
+        assert [("claim", "marta", "link:marta", "link")] == [
             (a["action"], a["member"], a["by"], a["via"]) for a in sink.actions]
-        assert sink.actions[0]["action_id"] == sink.actions[1]["action_id"], "a double click is recognisable"
+
+    @pytest.mark.parametrize("method", [pytest.param("GET", id="opened_again"), pytest.param("POST", id="pressed_again")])
+    async def test_a_used_link_answers_already_used(
+        self, client: TestClient, signer: LinkSigner, sink: MemoryActionSink, method: str
+    ) -> None:
+        """A link works once: opened or pressed after its use it answers 409 "already used" and records nothing."""
+        token = signer.token("claim", CONVERSATION, "marta")
+        first = await client.post(f"/api/v1/actions/{token}")
+        again = await client.request(method, f"/api/v1/actions/{token}")
+        assert (200, 409, 1) == (first.status, again.status, len(sink.actions))
+        assert "already used" in await again.text()
+
+    async def test_two_presses_at_once_record_one_action(self, client: TestClient, signer: LinkSigner, sink: MemoryActionSink) -> None:
+        """Two presses of one link at the same time: one records, the other is told it was used."""
+        token = signer.token("answered", CONVERSATION, "marta")
+        statuses = sorted(r.status for r in await asyncio.gather(
+            client.post(f"/api/v1/actions/{token}"), client.post(f"/api/v1/actions/{token}")))
+        assert ([200, 409], 1) == (statuses, len(sink.actions))
+
+    async def test_a_link_whose_action_failed_can_be_used_again(self, client: TestClient, signer: LinkSigner, sink: MemoryActionSink) -> None:
+        """When the action cannot be recorded, the link is not spent."""
+        token = signer.token("claim", CONVERSATION, "marta")
+        recorded = sink.record
+
+        async def failing(action: dict) -> None:
+            raise ConnectionError("broker down")
+
+        sink.record = failing  # type: ignore[method-assign]
+        failed = await client.post(f"/api/v1/actions/{token}")
+        sink.record = recorded  # type: ignore[method-assign]
+        retried = await client.post(f"/api/v1/actions/{token}")
+        assert (500, 200, 1) == (failed.status, retried.status, len(sink.actions))
 
     @pytest.mark.parametrize("method", [pytest.param("GET", id="open"), pytest.param("POST", id="press")])
     async def test_tampered_link_is_refused(self, client: TestClient, signer: LinkSigner, sink: MemoryActionSink, method: str) -> None:

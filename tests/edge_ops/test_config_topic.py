@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import orjson
 import pytest
@@ -112,6 +113,70 @@ class TestConfigTopic:
             await follower.until(lambda coverage: coverage.teams["care-it"].name == "Assistenza")
             assert (6, ["Assistenza Italia", "Assistenza"]) == (
                 worker.current().version, [c.teams["care-it"].name for c in follower.seen])
+        finally:
+            await producer.stop()
+            await worker.stop()
+
+
+class GatedKafkaStore(KafkaConfigStore):
+    """A store whose validation of a topic document waits for the test's signal."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate_timed_out: bool | None = None
+
+    def load(self, document: ConfigDocument) -> Coverage:
+        if document.version >= 5:
+            self.entered.set()
+            self.gate_timed_out = not self.gate.wait(timeout=2.0)
+        return super().load(document)
+
+
+class TestTopicDocumentsOffTheLoop:
+    async def test_a_document_from_the_topic_validates_off_the_event_loop(self, broker: EmbeddedBroker) -> None:
+        """While a worker validates a document read from the topic, its event loop keeps running."""
+        suffix = uuid.uuid4().hex[:8]
+        worker = GatedKafkaStore(broker.bootstrap, clock=FixedClock(), topic=f"offhours.config.{suffix}",
+                                 audit_topic=f"offhours.audit.{suffix}")
+        await worker.start(seed=COVERAGE_TEXT)
+        follower = Follower()
+        await worker.follow(follower)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            changed = ConfigDocument(yaml=COVERAGE_TEXT.replace("Assistenza Italia", "Assistenza"), version=5)
+            await producer.send_and_wait(worker.topic, value=changed.to_json(), key=b"coverage")
+            # Resumes only if the loop runs while the thread validates (else after the gate's 2 s timeout).
+            await asyncio.to_thread(worker.entered.wait, SEEN_WITHIN)
+            worker.gate.set()
+            await follower.until(lambda coverage: coverage.teams["care-it"].name == "Assistenza")
+            assert (False, 5) == (worker.gate_timed_out, worker.current().version)
+        finally:
+            await producer.stop()
+            await worker.stop()
+
+    async def test_a_topic_document_naming_a_host_file_is_skipped(self, broker: EmbeddedBroker, tmp_path) -> None:
+        """A document on the topic whose holidays name a host file (a valid calendar) is refused like an API one."""
+        (tmp_path / "host.ics").write_text(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:a@t\r\n"
+            "DTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:20260820\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+        suffix = uuid.uuid4().hex[:8]
+        worker = KafkaConfigStore(broker.bootstrap, clock=FixedClock(), topic=f"offhours.config.{suffix}",
+                                  audit_topic=f"offhours.audit.{suffix}")
+        await worker.start(seed=COVERAGE_TEXT)
+        follower = Follower()
+        await worker.follow(follower)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            reading = COVERAGE_TEXT.replace("    holidays:\n      country: IT", f"    holidays:\n      ics: {tmp_path / 'host.ics'}\n      country: IT", 1)
+            await producer.send_and_wait(worker.topic, value=ConfigDocument(yaml=reading, version=5).to_json(), key=b"coverage")
+            good = ConfigDocument(yaml=COVERAGE_TEXT.replace("Assistenza Italia", "Assistenza"), version=6)
+            await producer.send_and_wait(worker.topic, value=good.to_json(), key=b"coverage")
+            await follower.until(lambda coverage: coverage.teams["care-it"].name == "Assistenza")
+            assert [None, None] == [c.teams["care-it"].holidays.name_of(date(2026, 8, 20)) for c in follower.seen]
         finally:
             await producer.stop()
             await worker.stop()

@@ -11,6 +11,8 @@ from edge.config_store import MemoryConfigStore
 
 from .conftest import AUTH, COVERAGE_TEXT, ROME, FixedClock
 
+MASKED_TEXT = COVERAGE_TEXT.replace("slack:https://hooks.slack.example/T1/B1/abc", "slack:https://hooks.slack.example/T1/B…/****").replace(
+    "webhook:https://pager.example/hook", "webhook:https://pager.example/****")
 STRIKE = {"from": "2026-11-24 14:00", "to": "2026-11-25 00:00", "mode": "closed", "note": "sciopero"}
 LUCA_TONIGHT = {"from": "2026-11-23 19:00", "to": "2026-11-24 09:00", "member": "luca"}
 
@@ -53,15 +55,20 @@ class TestAuthentication:
 
 class TestCoverageDocument:
     async def test_get_returns_the_yaml_and_an_etag(self, client: TestClient, store: MemoryConfigStore) -> None:
-        """GET /coverage answers the operator's text as written, with the document's ETag."""
+        """GET /coverage answers the operator's text as written (secrets masked), with the document's ETag."""
         response = await client.get("/api/v1/coverage", headers=AUTH)
-        assert (COVERAGE_TEXT, f'"{store.current().etag}"') == (await response.text(), _etag(response))
+        assert (MASKED_TEXT, f'"{store.current().etag}"') == (await response.text(), _etag(response))
+
+    async def test_get_unmasked_returns_the_stored_text(self, client: TestClient) -> None:
+        """An admin token asking for ?unmasked=true reads the text as stored."""
+        response = await client.get("/api/v1/coverage", params={"unmasked": "true"}, headers=AUTH)
+        assert COVERAGE_TEXT == await response.text()
 
     async def test_get_as_json_returns_the_document(self, client: TestClient) -> None:
-        """Accept: application/json answers the whole configuration document."""
+        """Accept: application/json answers the whole configuration document (secrets masked)."""
         response = await client.get("/api/v1/coverage", headers={**AUTH, "Accept": "application/json"})
         document = await response.json()
-        assert (COVERAGE_TEXT, [], 1) == (document["yaml"], document["overrides"], document["version"])
+        assert (MASKED_TEXT, [], 1) == (document["yaml"], document["overrides"], document["version"])
 
     async def test_if_none_match_answers_not_modified(self, client: TestClient) -> None:
         """A client holding the current ETag gets 304."""
@@ -100,7 +107,7 @@ class TestCoverageDocument:
         body = await response.json()
         assert (200, 2, changed) == (response.status, body["version"], store.current().yaml)
         assert f'"{body["etag"]}"' == _etag(response)
-        assert changed == await (await client.get("/api/v1/coverage", headers=AUTH)).text()
+        assert changed == await (await client.get("/api/v1/coverage", params={"unmasked": "1"}, headers=AUTH)).text()
 
     async def test_invalid_file_is_refused_with_every_problem(self, client: TestClient, store: MemoryConfigStore) -> None:
         """An invalid file gets 422 listing each problem with its line, and nothing changes."""
