@@ -6,9 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from edge.links import ActionLink, LinkInvalid, LinkSigner
+from edge.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
 
 from .conftest import ROME, FixedClock
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @pytest.fixture
@@ -65,6 +68,40 @@ class TestLinkSigner:
         with pytest.raises(LinkInvalid) as refused:
             links.verify(mangle(links.token("claim", "c", "marta")))
         assert reason == refused.value.reason
+
+    @pytest.mark.parametrize(
+        "respell",
+        [
+            pytest.param(lambda t: t + "=", id="padding"),
+            pytest.param(lambda t: t[:-1] + _ALPHABET[_ALPHABET.index(t[-1]) ^ 1], id="stray_bits_in_last_character"),
+            pytest.param(lambda t: t.translate(str.maketrans("-_", "+/")), id="standard_alphabet"),
+            pytest.param(lambda t: t.replace(".", ".\n"), id="whitespace"),
+        ],
+    )
+    def test_other_spellings_of_a_valid_link_are_refused(self, links: LinkSigner, respell) -> None:
+        """Only the canonical unpadded URL-safe spelling verifies: every other spelling of the same bytes is malformed."""
+        token = next(t for t in (links.token("claim", f"fb:P:{n}", "marta") for n in range(200)) if "-" in t and "_" in t)
+        with pytest.raises(LinkInvalid) as refused:
+            links.verify(respell(token))
+        assert "malformed" == refused.value.reason
+
+    def test_a_used_link_is_remembered_until_it_expires(self, links: LinkSigner, link_clock: FixedClock) -> None:
+        """A used link's signature is kept while the link could still be presented, then forgotten."""
+        used = UsedLinks(link_clock, capacity=10)
+        link = links.verify(links.token("claim", "c", "marta"))
+        first, again = used.use(link), used.use(link)
+        link_clock.advance(timedelta(hours=2))
+        used.use(links.verify(links.token("claim", "c", "luca")))
+        assert (True, False, 1) == (first, again, len(used))
+
+    def test_used_links_memory_is_bounded(self, links: LinkSigner, link_clock: FixedClock) -> None:
+        """Beyond its capacity the memory drops the link that expires soonest."""
+        used = UsedLinks(link_clock, capacity=3)
+        soonest = links.verify(links.token("claim", "c0", "marta", expires=link_clock() + timedelta(minutes=5)))
+        used.use(soonest)
+        for n in range(1, 4):
+            used.use(links.verify(links.token("claim", f"c{n}", "marta")))
+        assert (3, False) == (len(used), used.used(soonest))
 
     @pytest.mark.parametrize(
         ("action", "conversation", "member"),
