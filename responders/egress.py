@@ -9,7 +9,7 @@ request of the responders goes through :func:`responders.base.post`, which asks
 
 - **By default only ``https``, to public addresses.** The host is resolved and every
   address it resolves to must be a public unicast address: not loopback, private,
-  link-local, multicast, reserved, unspecified or shared (100.64.0.0/10). An IPv6
+  link-local, site-local, multicast, reserved, unspecified or shared (100.64.0.0/10). An IPv6
   address that carries an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible,
   6to4) is judged by the IPv4 address too. One refused address refuses the host.
 - **The allow-list** (``egress_allow``, ``OFFHOURS_RESPONDERS__EGRESS_ALLOW``) names the
@@ -87,6 +87,10 @@ class AllowEntry:
         except ValueError:
             pass
         name = host.lower().rstrip(".")
+        try:  # an international name as URLs carry it (punycode)
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"egress_allow entry {text!r}: not host[:port], IP[:port] or CIDR") from None
         labels = name.split(".")
         if not name or not all(
             label and len(label) <= 63 and all(ch.isalnum() or ch == "-" for ch in label)
@@ -142,8 +146,8 @@ def not_public(address: IPAddress) -> str | None:
     for candidate in (embedded,) if mapped else (embedded, address):
         if candidate is None:
             continue
-        for kind in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private"):
-            if getattr(candidate, f"is_{kind}"):
+        for kind in ("loopback", "unspecified", "link_local", "site_local", "multicast", "reserved", "private"):
+            if getattr(candidate, f"is_{kind}", False):
                 return kind.replace("_", "-")
         if not candidate.is_global:
             return "non-public"

@@ -33,6 +33,9 @@ class TestAddresses:
             ("169.254.169.254", "link-local"),
             ("::ffff:169.254.169.254", "link-local"),
             ("fe80::1", "link-local"),
+            ("fec0::1", "site-local"),
+            ("2001:db8::1", "private"),
+            ("2002:a00:1::", "private"),
             ("10.1.2.3", "private"),
             ("172.16.0.1", "private"),
             ("192.168.1.1", "private"),
@@ -71,6 +74,7 @@ class TestAllowEntries:
             ("Pager.Internal", AllowEntry(host="pager.internal")),
             ("pager.internal:8443", AllowEntry(host="pager.internal", port=8443)),
             ("localhost", AllowEntry(host="localhost")),
+            ("Bücher.example", AllowEntry(host="xn--bcher-kva.example")),
         ],
     )
     def test_entries_parse(self, text: str, expected: AllowEntry) -> None:
