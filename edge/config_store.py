@@ -52,6 +52,7 @@ values) are masked by :func:`masked_text` wherever the API shows the text, and
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import logging
@@ -279,8 +280,12 @@ def _fingerprint(node: Node) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=4)
 def _teams_of(text: str) -> dict[str, Any]:
-    """Team id -> fingerprint of its subtree; empty when the text does not compose."""
+    """Team id -> fingerprint of its subtree; empty when the text does not compose.
+
+    Remembered for the last few texts: the current document's was made when it was new.
+    """
     try:
         root = compose_bounded(text)
     except (yaml.YAMLError, RecursionError):

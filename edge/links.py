@@ -166,8 +166,8 @@ class UsedLinks:
     once use a link once. At most ``capacity`` signatures are kept: expired ones go
     first, then, when still full, the one that expires soonest (that link could then
     be used again; 100,000 links of a 12-hour lifetime is more than a day of pages).
-    Memory is per process: another replica has its own, and the action a link records
-    has a deterministic id, so the pipeline treats a repeat from there as one action.
+    Memory is per process: another replica has its own and accepts the link once
+    more; the action it records has the same deterministic ``action_id``.
     """
 
     def __init__(self, clock: Callable[[], datetime], *, capacity: int = 100_000) -> None:

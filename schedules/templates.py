@@ -178,12 +178,18 @@ def _compiled(source: str, kind: str) -> tuple[Any, tuple[str, str] | None]:
         return None, (f"template error: {error}", "fix the Jinja2 syntax, e.g. {{ first_name }}")
 
 
-@functools.lru_cache(maxsize=4096)
 def template_problem(source: str, kind: str, team_name: str) -> tuple[str, str] | None:
     """Why the template ``source`` of ``kind`` (dm or public) is refused, as (message, hint); None when fine.
 
-    ``team_name`` is the team's display name, the value of ``team_name`` in the sample renders.
+    ``team_name`` is the team's display name; the sample renders use a name of its
+    length (what the length check needs), so teams sharing a template share the check.
     """
+    return _template_problem(source, kind, len(team_name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _template_problem(source: str, kind: str, name_length: int) -> tuple[str, str] | None:
+    team_name = "T" * name_length
     template, problem = _compiled(source, kind)
     if problem is not None:
         return problem
