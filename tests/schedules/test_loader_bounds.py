@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from schedules import CoverageInvalid, Team, TriageOptions, load_coverage, load_coverage_text
 from schedules.holiday import DirectoryCalendars, NoCalendars
-from schedules.loader import NOTIFY_SCHEMES, LoadLimits
+from schedules.loader import NOTIFY_SCHEMES, LoadLimits, register_pattern_check, unregister_pattern_check
 from schedules.model import WeeklyHours
 
 HEAD = "teams:\n  t:\n    timezone: Europe/Rome\n"
@@ -245,6 +245,36 @@ class TestTemplates:
         except AckTemplateError:
             worker = "refused"
         assert ("accepted" if fragment is None else "refused") == worker
+
+
+@pytest.fixture
+def worker_pattern_rule():
+    """The worker's rule for urgent patterns, registered as the composition root does."""
+    from streams.urgency import pattern_problem
+
+    register_pattern_check(pattern_problem)
+    yield pattern_problem
+    unregister_pattern_check(pattern_problem)
+
+
+class TestUrgentPatterns:
+    @pytest.mark.parametrize(
+        ("pattern", "refused"),
+        [
+            pytest.param("(?i)carta\\s+(clonata|rubata)", False, id="plain_alternatives"),
+            pytest.param("(a+)+$", True, id="nested_repetition"),
+            pytest.param("(\\w+)\\s\\1", True, id="backreference"),
+        ],
+    )
+    def test_the_workers_rule_refuses_at_load(self, worker_pattern_rule, pattern: str, refused: bool) -> None:
+        """With the worker's pattern rule registered, the loader refuses the patterns the worker's urgency rules would."""
+        text = HEAD + f"    triage: {{urgent: {{patterns: ['{pattern}']}}}}\n"
+        try:
+            load_coverage_text(text)
+            outcome = False
+        except CoverageInvalid as invalid:
+            outcome = [p.line for p in invalid.problems] == [4]
+        assert refused == outcome
 
 
 class TestNotify:
