@@ -37,7 +37,7 @@ from pydantic import SecretStr
 from edge import signatures
 from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
-from edge.normalize import InvalidPayload, Normalized, Skipped, generic, meta, telegram, whatsapp, x
+from edge.normalize import InvalidPayload, Normalized, Skipped, generic, meta, shown, telegram, whatsapp, x
 from edge.signatures import Verdict
 from edge.sink import EventSink
 from streams.records import SocialEvent
@@ -201,6 +201,8 @@ async def meta_post(request: web.Request) -> web.Response:
     settings = ingest.settings
     try:
         kind = payload.get("object") if isinstance(payload, dict) else None
+        if isinstance(payload, dict) and not isinstance(kind, str | None):
+            raise InvalidPayload(f"object is not a string: {shown(kind)}")
         if kind == "whatsapp_business_account":
             normalized = whatsapp.normalize(payload, settings.accounts, received_at=ingest.now())
         elif kind in meta.CHANNELS:
@@ -219,7 +221,7 @@ async def meta_post(request: web.Request) -> web.Response:
 
 
 def _skip_object(kind: Any) -> Skipped:
-    return Skipped(ref="object", reason=f"object {kind!r} carries no customer message")
+    return Skipped(ref="object", reason=f"object {shown(kind)} carries no customer message")
 
 
 async def x_crc(request: web.Request) -> web.Response:

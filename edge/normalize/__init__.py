@@ -15,6 +15,14 @@ A comment's thread is the top-level comment it belongs to (its own id when it is
 top-level), so a page's reply under a customer's comment lands in the customer's
 conversation as an ``agent_reply``.
 
+Odd values never fail a request: a time that is not a time between
+:data:`EARLIEST` and :data:`LATEST` (year 1, year 9999, a number beyond any clock), an id
+that is an object, an event that cannot be written as JSON (an integer beyond 64 bits)
+makes its item skipped with the reason, and the rest of the batch is produced. Optional
+details that are malformed (an author's name that is not text, a follower count that is
+negative or beyond 64 bits, a reply reference that is not an id) are dropped instead:
+the customer's message matters more than them.
+
 Accounts: :func:`resolve_account` maps the platform identifier (page id, Instagram
 account id, ``phone_number_id``, X ``for_user_id``, Telegram bot) to the coverage
 account; an unmapped identifier becomes the account as it is, so the triage rejects
@@ -35,6 +43,16 @@ from streams.records import SocialEvent
 
 # Epoch values above this are milliseconds: as seconds they would lie after the year 5138.
 _MS_THRESHOLD = 100_000_000_000
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""An event's time must lie in ``[EARLIEST, LATEST)``: no platform message is older,
+and every later computation (reply windows, schedules, holidays) stays far from the
+ends of :class:`datetime`."""
+
+_EARLIEST_S = int(EARLIEST.timestamp())
+_LATEST_S = int(LATEST.timestamp())
+_MAX_COUNT = 2**63 - 1
 
 
 class InvalidPayload(ValueError):
@@ -66,33 +84,117 @@ def resolve_account(accounts: Mapping[str, str], prefix: str, platform_id: str) 
     return accounts.get(f"{prefix}:{platform_id}") or accounts.get(platform_id) or platform_id
 
 
+def shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for reasons that quote the sender's input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def named(value: Any, limit: int = 40) -> str:
+    """A short text as it is (a field or callback name), anything else as :func:`shown`."""
+    return value if isinstance(value, str) and len(value) <= limit else shown(value, limit)
+
+
 def text_id(value: Any, what: str) -> str:
     """A platform id as text (ids come as strings or numbers); empty or missing is an error."""
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+    if value is None or value == "":
         raise ValueError(f"{what} is missing")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"{what} is not a string or an integer: {shown(value)}")
     return str(value)
 
 
-def from_epoch_seconds(value: Any) -> datetime:
+def optional_id(value: Any) -> str | None:
+    """A reference to another message or user as text, or None when absent or not an id."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
+def optional_text(value: Any) -> str | None:
+    """A descriptive text (a name) when it is one, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def optional_count(value: Any) -> int | None:
+    """A count (followers) when it is a whole number that fits 64 bits, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
+        return None
+    return value
+
+
+def whole_number(value: Any, what: str) -> int:
+    """An integer given as a number (a fraction is cut) or a string of ASCII digits."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} is not a number: {shown(value)}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return int(value)
+    if isinstance(value, str):
+        digits = value.strip()
+        if 0 < len(digits) <= 30 and digits.isascii() and digits.removeprefix("-").isdigit():
+            return int(digits)
+    raise ValueError(f"{what} is not a whole number: {shown(value)}")
+
+
+def in_range(at: datetime, what: str) -> datetime:
+    """``at`` when it lies in ``[EARLIEST, LATEST)``; raises :class:`ValueError` otherwise."""
+    if not EARLIEST <= at < LATEST:
+        raise ValueError(f"{what} {at.isoformat()} is not between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return at
+
+
+def _out_of_range(value: Any, what: str) -> ValueError:
+    return ValueError(f"{what} {shown(value)} is not a time between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+
+
+def from_epoch_seconds(value: Any, what: str = "time") -> datetime:
     """An instant from epoch seconds given as a number or a string of digits."""
-    return datetime.fromtimestamp(int(value), UTC)
+    seconds = whole_number(value, what)
+    if not _EARLIEST_S <= seconds < _LATEST_S:
+        raise _out_of_range(value, what)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
-def from_epoch_ms(value: Any) -> datetime:
+def from_epoch_ms(value: Any, what: str = "time") -> datetime:
     """An instant from epoch milliseconds given as a number or a string of digits."""
-    ms = int(value)
+    ms = whole_number(value, what)
+    if not _EARLIEST_S * 1000 <= ms < _LATEST_S * 1000:
+        raise _out_of_range(value, what)
     return datetime.fromtimestamp(ms // 1000, UTC) + timedelta(milliseconds=ms % 1000)
 
 
-def from_meta_time(value: Any) -> datetime:
-    """Meta's times: epoch seconds or milliseconds (told apart by size), or ISO 8601."""
-    if isinstance(value, str) and not value.isdigit():
+def from_iso(value: str, what: str = "time") -> datetime:
+    """An instant from ISO 8601 text with a UTC offset."""
+    try:
         parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError(f"time {value!r} has no UTC offset")
-        return parsed.astimezone(UTC)
-    number = int(value)
-    return from_epoch_ms(number) if number >= _MS_THRESHOLD else from_epoch_seconds(number)
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            raise ValueError(f"{what} {shown(value)} has no UTC offset")
+        return in_range(parsed.astimezone(UTC), what)
+    except OverflowError:
+        raise _out_of_range(value, what) from None
+
+
+def from_meta_time(value: Any, what: str = "time") -> datetime:
+    """Meta's times: epoch seconds or milliseconds (told apart by size), or ISO 8601."""
+    if isinstance(value, str) and not value.strip().removeprefix("-").isdigit():
+        return from_iso(value, what)
+    number = whole_number(value, what)
+    return from_epoch_ms(number, what) if number >= _MS_THRESHOLD else from_epoch_seconds(number, what)
+
+
+def check_event(event: SocialEvent) -> bytes:
+    """The event as the JSON written to the topic; raises :class:`ValueError` when it cannot be.
+
+    Its time must lie in ``[EARLIEST, LATEST)`` and it must serialize (an integer beyond
+    64 bits among its extra fields, or nesting too deep, does not).
+    """
+    in_range(event.at, "at")
+    try:
+        return event.to_json()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot be written as JSON: {exc}") from None
 
 
 def _reason(exc: Exception) -> str:
@@ -115,7 +217,9 @@ class Collector:
 
     def add(self, **fields: Any) -> None:
         """Validate and keep one event (raises on invalid fields; use inside :meth:`item`)."""
-        self._events.append(SocialEvent.model_validate(fields))
+        event = SocialEvent.model_validate(fields)
+        check_event(event)
+        self._events.append(event)
 
     def skip(self, ref: str, reason: str) -> None:
         self._skipped.append(Skipped(ref=ref, reason=reason))
@@ -125,7 +229,7 @@ class Collector:
         """Run the handling of one payload item; a malformed item is skipped with the fault."""
         try:
             yield
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as exc:
             self.skip(ref, f"malformed: {_reason(exc)}")
 
     def result(self) -> Normalized:

@@ -1,7 +1,8 @@
 """The generic webhook: the body is already a CONTRACT §2 event, or a JSON list of them.
 
-Each item is validated with :func:`streams.records.parse_event`; an invalid item is
-skipped with its reason (``[2] at: needs a UTC offset ...``). The edge answers 400 and
+Each item is validated with :func:`streams.records.parse_event` and
+:func:`edge.normalize.check_event` (its time between 2000 and 2100, writable as JSON);
+an invalid item is skipped with its reason (``[2] at: needs a UTC offset ...``). The edge answers 400 and
 produces nothing when any item is invalid: the producer is ours to fix, and a partial
 batch would be hard for it to retry.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.normalize import InvalidPayload, Normalized, Skipped
+from edge.normalize import InvalidPayload, Normalized, Skipped, check_event
 from streams.records import InvalidEvent, SocialEvent, parse_event
 
 
@@ -29,8 +30,13 @@ def normalize(payload: Any) -> Normalized:
             skipped.append(Skipped(ref=f"[{i}]", reason=f"expected a JSON object, got {type(item).__name__}"))
             continue
         try:
-            events.append(parse_event(item))
+            event = parse_event(item)
+            check_event(event)
         except InvalidEvent as exc:
             skipped.append(Skipped(ref=f"[{i}]", reason=exc.reason))
+        except ValueError as exc:
+            skipped.append(Skipped(ref=f"[{i}]", reason=str(exc)))
+        else:
+            events.append(event)
     return Normalized(events=events, skipped=skipped)
 

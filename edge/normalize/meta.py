@@ -31,8 +31,12 @@ from edge.normalize import (
     as_list,
     from_epoch_ms,
     from_meta_time,
+    named,
+    optional_id,
+    optional_text,
     require_object,
     resolve_account,
+    shown,
     text_id,
 )
 from streams.platforms import ID_PREFIXES
@@ -52,8 +56,8 @@ def normalize(
     """Events of one Messenger or Instagram webhook payload (see the module docstring)."""
     payload = require_object(payload)
     kind_of_object = payload.get("object")
-    if kind_of_object not in CHANNELS:
-        raise InvalidPayload(f"object {kind_of_object!r} is not 'page' or 'instagram'")
+    if not isinstance(kind_of_object, str) or kind_of_object not in CHANNELS:
+        raise InvalidPayload(f"object {shown(kind_of_object)} is not 'page' or 'instagram'")
     channel, prefix = CHANNELS[kind_of_object]
     collector = Collector()
     try:
@@ -66,8 +70,7 @@ def normalize(
             context = _Entry(
                 collector, channel, prefix, owner, resolve_account(accounts, prefix, owner), app_id
             )
-            entry_time = entry.get("time")
-            fallback = from_meta_time(entry_time) if entry_time is not None else received_at
+            fallback = _entry_time(entry.get("time"), received_at)
             for j, messaging in enumerate(as_list(entry.get("messaging"), "messaging")):
                 with collector.item(f"entry[{i}].messaging[{j}]"):
                     context.messaging(f"entry[{i}].messaging[{j}]", messaging)
@@ -78,6 +81,16 @@ def normalize(
                 with collector.item(ref):
                     context.change(ref, change, fallback)
     return collector.result()
+
+
+def _entry_time(value: Any, received_at: datetime) -> datetime:
+    """The entry's time (only the fallback of a comment without its own), else the request's."""
+    if value is None:
+        return received_at
+    try:
+        return from_meta_time(value, "entry.time")
+    except ValueError:
+        return received_at
 
 
 class _Entry:
@@ -102,8 +115,8 @@ class _Entry:
     def messaging(self, ref: str, item: dict[str, Any]) -> None:
         message = item.get("message")
         if message is None:
-            other = sorted(set(item) - _ENVELOPE) or ["unknown"]
-            self.collector.skip(ref, f"{other[0]} callback, not a message")
+            other = sorted(str(key) for key in set(item) - _ENVELOPE) or ["unknown"]
+            self.collector.skip(ref, f"{named(other[0])} callback, not a message")
             return
         if message.get("is_deleted"):
             self.collector.skip(ref, "message deleted by its author")
@@ -111,7 +124,7 @@ class _Entry:
         mid = text_id(message.get("mid"), "message.mid")
         sender = text_id(item["sender"]["id"], "sender.id")
         if message.get("is_echo"):
-            if self.app_id is not None and str(message.get("app_id", "")) == self.app_id:
+            if self.app_id is not None and optional_id(message.get("app_id")) == self.app_id:
                 self.collector.skip(ref, "echo of our own acknowledgment")
                 return
             customer = text_id(item["recipient"]["id"], "recipient.id")
@@ -119,7 +132,7 @@ class _Entry:
         else:
             customer = sender
             kind = "dm"
-        reply_to = (message.get("reply_to") or {}).get("mid")
+        reply_to = optional_id((message.get("reply_to") or {}).get("mid"))
         self.collector.add(
             id=f"{self.prefix}:{mid}",
             account=self.account,
@@ -128,7 +141,7 @@ class _Entry:
             conversation=f"{self.prefix}:{self.owner}:{customer}",
             author={"id": sender},
             text=message.get("text"),
-            at=from_epoch_ms(item["timestamp"]),
+            at=from_epoch_ms(item["timestamp"], "timestamp"),
             in_reply_to=f"{self.prefix}:{reply_to}" if reply_to else None,
         )
 
@@ -150,15 +163,15 @@ class _Entry:
                 at=fallback,
             )
         else:
-            self.collector.skip(ref, f"field {field!r} carries no customer message")
+            self.collector.skip(ref, f"field {shown(field)} carries no customer message")
 
     def _feed(self, ref: str, value: dict[str, Any], fallback: datetime) -> None:
         item, verb = value.get("item"), value.get("verb")
         if item != "comment" or verb != "add":
-            self.collector.skip(ref, f"feed {item}/{verb} is not a new comment")
+            self.collector.skip(ref, f"feed {named(item)}/{named(verb)} is not a new comment")
             return
-        post_id = value.get("post_id")
-        parent_id = value.get("parent_id")
+        post_id = optional_id(value.get("post_id"))
+        parent_id = optional_id(value.get("parent_id"))
         created = value.get("created_time")
         self._comment(
             ref,
@@ -167,7 +180,7 @@ class _Entry:
             author=value.get("from") or {},
             name_key="name",
             text=value.get("message"),
-            at=from_meta_time(created) if created is not None else fallback,
+            at=from_meta_time(created, "created_time") if created is not None else fallback,
             replied=parent_id or post_id,
         )
 
@@ -185,15 +198,16 @@ class _Entry:
     ) -> None:
         comment = text_id(comment_id, "comment id")
         author_id = text_id(author.get("id"), "from.id")
-        thread = str(parent_id) if parent_id else comment
-        replied = replied or parent_id
+        parent_id = optional_id(parent_id)
+        thread = parent_id or comment
+        replied = optional_id(replied) or parent_id
         self.collector.add(
             id=f"{self.prefix}:{comment}",
             account=self.account,
             channel=self.channel,
             kind="agent_reply" if author_id == self.owner else "comment",
             conversation=f"{self.prefix}:{self.owner}:{thread}",
-            author={"id": author_id, "name": author.get(name_key)},
+            author={"id": author_id, "name": optional_text(author.get(name_key))},
             text=text,
             at=at,
             in_reply_to=f"{self.prefix}:{replied}" if replied else None,

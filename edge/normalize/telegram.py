@@ -21,8 +21,12 @@ from edge.normalize import (
     Collector,
     Normalized,
     from_epoch_seconds,
+    named,
+    optional_id,
+    optional_text,
     require_object,
     resolve_account,
+    shown,
     text_id,
 )
 from streams.platforms import ID_PREFIXES
@@ -46,11 +50,12 @@ def normalize(
     """Events of one update to ``bot``; ``account`` overrides the lookup of ``bot`` in ``accounts``."""
     update = require_object(payload)
     collector = Collector()
-    ref = f"update {update.get('update_id')}"
+    update_id = update.get("update_id")
+    ref = f"update {optional_id(update_id) or shown(update_id)}"
     message = update.get("message")
     if message is None:
         other = sorted(set(update) - {"update_id"}) or ["unknown"]
-        collector.skip(ref, _NOT_A_MESSAGE.get(other[0], f"{other[0]} is not a new message"))
+        collector.skip(ref, _NOT_A_MESSAGE.get(other[0], f"{named(other[0])} is not a new message"))
         return collector.result()
     with collector.item(ref):
         sender = message.get("from") or message.get("sender_chat") or {}
@@ -59,7 +64,7 @@ def normalize(
             return collector.result()
         chat = message["chat"]
         chat_id = text_id(chat.get("id"), "chat.id")
-        replied = (message.get("reply_to_message") or {}).get("message_id")
+        replied = optional_id((message.get("reply_to_message") or {}).get("message_id"))
         collector.add(
             id=f"{PREFIX}:{chat_id}:{text_id(message.get('message_id'), 'message_id')}",
             account=account or resolve_account(accounts, PREFIX, bot),
@@ -68,12 +73,13 @@ def normalize(
             conversation=f"{PREFIX}:{bot}:{chat_id}",
             author={"id": text_id(sender.get("id"), "from.id"), "name": _name(sender)},
             text=message.get("text") or message.get("caption"),
-            at=from_epoch_seconds(message["date"]),
+            at=from_epoch_seconds(message["date"], "date"),
             in_reply_to=f"{PREFIX}:{chat_id}:{replied}" if replied is not None else None,
         )
     return collector.result()
 
 
 def _name(sender: dict[str, Any]) -> str | None:
-    full = " ".join(part for part in (sender.get("first_name"), sender.get("last_name")) if part)
-    return full or sender.get("title") or sender.get("username")
+    parts = (optional_text(sender.get("first_name")), optional_text(sender.get("last_name")))
+    full = " ".join(part for part in parts if part)
+    return full or optional_text(sender.get("title")) or optional_text(sender.get("username"))

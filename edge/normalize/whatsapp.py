@@ -21,8 +21,11 @@ from edge.normalize import (
     Normalized,
     as_list,
     from_epoch_seconds,
+    optional_id,
+    optional_text,
     require_object,
     resolve_account,
+    shown,
     text_id,
 )
 from streams.platforms import ID_PREFIXES
@@ -38,7 +41,7 @@ def normalize(
     """Events of one WhatsApp webhook payload (see the module docstring)."""
     payload = require_object(payload)
     if payload.get("object") != "whatsapp_business_account":
-        raise InvalidPayload(f"object {payload.get('object')!r} is not 'whatsapp_business_account'")
+        raise InvalidPayload(f"object {shown(payload.get('object'))} is not 'whatsapp_business_account'")
     collector = Collector()
     try:
         entries = as_list(payload.get("entry"), "entry")
@@ -50,7 +53,7 @@ def normalize(
                 ref = f"entry[{i}].changes[{j}]"
                 with collector.item(ref):
                     if change.get("field") != "messages":
-                        collector.skip(ref, f"field {change.get('field')!r} carries no message")
+                        collector.skip(ref, f"field {shown(change.get('field'))} carries no message")
                         continue
                     _value(collector, ref, change["value"], accounts)
     return collector.result()
@@ -59,18 +62,20 @@ def normalize(
 def _value(collector: Collector, ref: str, value: dict[str, Any], accounts: Mapping[str, str]) -> None:
     number = text_id(value["metadata"]["phone_number_id"], "metadata.phone_number_id")
     account = resolve_account(accounts, PREFIX, number)
-    names = {
-        str(contact.get("wa_id")): (contact.get("profile") or {}).get("name")
-        for contact in as_list(value.get("contacts"), "contacts")
-    }
+    names: dict[str, str | None] = {}
+    for contact in as_list(value.get("contacts"), "contacts"):
+        # A malformed contact costs its name only, never the messages.
+        if isinstance(contact, dict) and (wa_id := optional_id(contact.get("wa_id"))) is not None:
+            profile = contact.get("profile")
+            names[wa_id] = optional_text(profile.get("name")) if isinstance(profile, dict) else None
     for k, message in enumerate(as_list(value.get("messages"), "messages")):
         with collector.item(f"{ref}.messages[{k}]"):
             kind = message.get("type")
-            if kind in _SKIPPED_TYPES:
+            if isinstance(kind, str) and kind in _SKIPPED_TYPES:
                 collector.skip(f"{ref}.messages[{k}]", _SKIPPED_TYPES[kind])
                 continue
             customer = text_id(message.get("from"), "from")
-            quoted = (message.get("context") or {}).get("id")
+            quoted = optional_id((message.get("context") or {}).get("id"))
             collector.add(
                 id=f"{PREFIX}:{text_id(message.get('id'), 'id')}",
                 account=account,
@@ -79,11 +84,12 @@ def _value(collector: Collector, ref: str, value: dict[str, Any], accounts: Mapp
                 conversation=f"{PREFIX}:{number}:{customer}",
                 author={"id": customer, "name": names.get(customer)},
                 text=_text(message),
-                at=from_epoch_seconds(message["timestamp"]),
+                at=from_epoch_seconds(message["timestamp"], "timestamp"),
                 in_reply_to=f"{PREFIX}:{quoted}" if quoted else None,
             )
     for k, status in enumerate(as_list(value.get("statuses"), "statuses")):
-        collector.skip(f"{ref}.statuses[{k}]", f"status callback ({status.get('status')})")
+        state = status.get("status") if isinstance(status, dict) else None
+        collector.skip(f"{ref}.statuses[{k}]", f"status callback ({state if isinstance(state, str) else shown(state)})")
     for k, _ in enumerate(as_list(value.get("errors"), "errors")):
         collector.skip(f"{ref}.errors[{k}]", "error notice, not a message")
 

@@ -31,8 +31,13 @@ from edge.normalize import (
     Normalized,
     as_list,
     from_epoch_ms,
+    in_range,
+    optional_count,
+    optional_id,
+    optional_text,
     require_object,
     resolve_account,
+    shown,
     text_id,
 )
 from streams.platforms import ID_PREFIXES
@@ -49,15 +54,18 @@ _MONTHS = {
 
 def parse_created_at(value: str) -> datetime:
     """X's v1.1 ``created_at`` (``Wed Jun 05 10:00:00 +0000 2024``) as an aware UTC instant."""
+    if not isinstance(value, str):
+        raise ValueError(f"created_at {shown(value)} is not like 'Wed Jun 05 10:00:00 +0000 2024'")
     try:
         _weekday, month, day, clock, offset, year = value.split()
         hour, minute, second = (int(part) for part in clock.split(":"))
         sign = -1 if offset[0] == "-" else 1
         shift = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])) * sign
         local = datetime(int(year), _MONTHS[month], int(day), hour, minute, second)
-        return local.replace(tzinfo=timezone(shift)).astimezone(UTC)
-    except (ValueError, KeyError, IndexError):
-        raise ValueError(f"created_at {value!r} is not like 'Wed Jun 05 10:00:00 +0000 2024'") from None
+        at = local.replace(tzinfo=timezone(shift)).astimezone(UTC)
+    except (ValueError, KeyError, IndexError, OverflowError):
+        raise ValueError(f"created_at {shown(value)} is not like 'Wed Jun 05 10:00:00 +0000 2024'") from None
+    return in_range(at, "created_at")
 
 
 def normalize(
@@ -74,7 +82,9 @@ def normalize(
     except ValueError as exc:
         raise InvalidPayload(str(exc)) from None
     account = resolve_account(accounts, PREFIX, owner)
-    users = payload.get("users") or {}
+    users = payload.get("users")
+    if not isinstance(users, dict):
+        users = {}
     collector = Collector()
     for key in payload:
         if key in _ENVELOPE:
@@ -106,12 +116,12 @@ def _direct_message(
     app_id: str | None,
 ) -> None:
     if event.get("type") != "message_create":
-        collector.skip(ref, f"direct message event {event.get('type')!r} is not a message")
+        collector.skip(ref, f"direct message event {shown(event.get('type'))} is not a message")
         return
     create = event["message_create"]
     sender = text_id(create.get("sender_id"), "sender_id")
     if sender == owner:
-        if app_id is not None and str(create.get("source_app_id", "")) == app_id:
+        if app_id is not None and optional_id(create.get("source_app_id")) == app_id:
             collector.skip(ref, "our own acknowledgment")
             return
         customer = text_id(create["target"]["recipient_id"], "target.recipient_id")
@@ -119,7 +129,9 @@ def _direct_message(
     else:
         customer = sender
         kind = "dm"
-    profile = users.get(sender) or {}
+    profile = users.get(sender)
+    if not isinstance(profile, dict):
+        profile = {}
     collector.add(
         id=f"{PREFIX}:{text_id(event.get('id'), 'id')}",
         account=account,
@@ -128,11 +140,11 @@ def _direct_message(
         conversation=f"{PREFIX}:{owner}:{customer}",
         author={
             "id": sender,
-            "name": profile.get("name") or profile.get("screen_name"),
-            "followers": profile.get("followers_count"),
+            "name": optional_text(profile.get("name")) or optional_text(profile.get("screen_name")),
+            "followers": optional_count(profile.get("followers_count")),
         },
         text=(create.get("message_data") or {}).get("text"),
-        at=from_epoch_ms(event["created_timestamp"]),
+        at=from_epoch_ms(event["created_timestamp"], "created_timestamp"),
     )
 
 
@@ -142,18 +154,18 @@ def _tweet(collector: Collector, ref: str, tweet: dict[str, Any], owner: str, ac
         return
     user = tweet["user"]
     author = text_id(user.get("id_str") or user.get("id"), "user.id_str")
-    replied_user = tweet.get("in_reply_to_user_id_str")
+    replied_user = optional_id(tweet.get("in_reply_to_user_id_str"))
     if author == owner:
         if not replied_user or replied_user == owner:
             collector.skip(ref, "own post, not a reply to a customer")
             return
-        customer, kind = str(replied_user), "agent_reply"
+        customer, kind = replied_user, "agent_reply"
     else:
         customer, kind = author, "mention"
     text = tweet.get("text")
     if tweet.get("truncated"):
         text = (tweet.get("extended_tweet") or {}).get("full_text") or text
-    replied = tweet.get("in_reply_to_status_id_str")
+    replied = optional_id(tweet.get("in_reply_to_status_id_str"))
     collector.add(
         id=f"{PREFIX}:{text_id(tweet.get('id_str') or tweet.get('id'), 'id_str')}",
         account=account,
@@ -162,8 +174,8 @@ def _tweet(collector: Collector, ref: str, tweet: dict[str, Any], owner: str, ac
         conversation=f"{PREFIX}:{owner}:{customer}",
         author={
             "id": author,
-            "name": user.get("name") or user.get("screen_name"),
-            "followers": user.get("followers_count"),
+            "name": optional_text(user.get("name")) or optional_text(user.get("screen_name")),
+            "followers": optional_count(user.get("followers_count")),
         },
         text=text,
         at=parse_created_at(tweet["created_at"]),
