@@ -64,33 +64,12 @@ from schedules.model import (
     WeeklyHours,
 )
 from schedules.rotation import OnCall, Rotation
+from schedules.patterns import pattern_problem
 from schedules.templates import TEMPLATE_KINDS, template_problem
 
 __all__ = [
     "ICS_FIRST_DAY", "ICS_LAST_DAY", "LoadLimits", "load_coverage", "load_coverage_text",
-    "register_pattern_check", "unregister_pattern_check",
 ]
-
-PatternCheck = Callable[[str], "str | None"]
-_PATTERN_CHECKS: list[PatternCheck] = []
-
-
-def register_pattern_check(check: PatternCheck) -> None:
-    """Also refuse an urgent pattern when ``check(pattern)`` gives a reason.
-
-    The hook through which the worker's own rule for urgent patterns (the one its
-    urgency rules are compiled with) joins the loader, so that ``coverage check``, the
-    operations API and the worker refuse the same patterns: the composition root
-    registers it once, before any coverage is loaded. Registering a check twice is a no-op.
-    """
-    if check not in _PATTERN_CHECKS:
-        _PATTERN_CHECKS.append(check)
-
-
-def unregister_pattern_check(check: PatternCheck) -> None:
-    """Undo :func:`register_pattern_check` (for tests)."""
-    if check in _PATTERN_CHECKS:
-        _PATTERN_CHECKS.remove(check)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NOTIFY_SCHEMES = ESCALATION_SCHEMES
@@ -1004,7 +983,7 @@ class _Reader:
                 except (re.error, RecursionError, OverflowError) as error:
                     self.problem(item, f"{where}, 'patterns': '{pattern}' is not a valid regular expression ({error})", "fix the pattern (Python re syntax); in double quotes write \\\\s for \\s")
                     continue
-                refused = next((reason for check in _PATTERN_CHECKS if (reason := check(pattern)) is not None), None)
+                refused = pattern_problem(pattern)
                 if refused is not None:
                     self.problem(item, f"{where}, 'patterns': '{pattern}' {refused}",
                                  "simplify the pattern (no nested or overlapping repetitions, no backreferences), or list keywords instead")

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from schedules import TriageOptions
-from streams.urgency import SCAN_CHARS, UrgencyRules, pattern_problem
+from schedules.patterns import pattern_problem
+from streams.urgency import SCAN_CHARS, UrgencyRules
 
 DEFAULTS = UrgencyRules()
 
