@@ -100,7 +100,7 @@ class OpsSettings(BaseModel):
     holiday_calendars_dir: Path | None = Field(
         default=None,
         description="the one folder whose .ics files coverage published through the API may name "
-        "(holidays.ics: a file name alone); unset: 'ics' is refused in such coverage",
+        "(holidays.ics: a file name alone); unset: the service uses the coverage file's folder",
     )
     max_coverage_bytes: int = Field(
         default=1024 * 1024, gt=0, description="largest coverage document accepted (UTF-8 bytes)"
@@ -160,10 +160,6 @@ class OpsSettings(BaseModel):
     def actions_base_url(self) -> str:
         """The public URL under which signed action links are served."""
         return f"{self.public_base_url}{self.api_prefix}/actions"
-
-    def holiday_calendars(self) -> CalendarSource:
-        """Where coverage from the API and the config topic reads ``holidays.ics`` (:func:`api_calendars`)."""
-        return api_calendars(self.holiday_calendars_dir)
 
     def coverage_limits(self) -> LoadLimits:
         """The bounds of a coverage document from the API or the config topic."""

@@ -85,6 +85,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.coverage_applied = Gauge(
+            "offhours_coverage_version_applied",
+            "The coverage version this process's worker decides with",
+            registry=self.registry,
+        )
+        self.coverage_refused = Gauge(
+            "offhours_coverage_version_refused",
+            "A newer coverage version this process's worker could not apply (0: none)",
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)

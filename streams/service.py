@@ -42,10 +42,12 @@ from aiokafka import AIOKafkaClient
 from edge.actions import KafkaActionSink
 from edge.app import build_webhooks
 from edge.config_store import KafkaConfigStore, NoCoverage, ensure_topic
+from edge.ops_config import api_calendars
 from edge.links import LinkSigner
 from edge.ops import build_operations_api
 from edge.sink import KafkaEventSink
 from schedules import Coverage
+from schedules.holiday import CalendarSource
 
 from streams.app import OffhoursApp
 from streams.broker import EmbeddedBroker
@@ -110,11 +112,20 @@ class ServiceError(Exception):
 
 
 def load_coverage_or_fail(settings: Settings) -> Coverage:
-    """The coverage of ``settings.coverage_file``, or :class:`ServiceError` listing the problems."""
+    """The coverage of ``settings.coverage_file``, or :class:`ServiceError` listing the problems.
+
+    The file also seeds the config topic, where holiday calendars are read by name from
+    one folder (:func:`topic_calendars`): a file the topic would refuse stops the start
+    here, with the problems, instead of later.
+    """
+    from edge.config_store import ConfigDocument, load_document
     from schedules import CoverageInvalid, load_coverage
 
     try:
-        return load_coverage(settings.coverage_file)
+        coverage = load_coverage(settings.coverage_file)
+        load_document(ConfigDocument(yaml=settings.coverage_file.read_text(encoding="utf-8")),
+                      calendars=topic_calendars(settings), limits=settings.ops.coverage_limits())
+        return coverage
     except CoverageInvalid as exc:
         raise ServiceError(f"invalid coverage file {settings.coverage_file}:\n{exc}") from None
     except OSError as exc:
@@ -122,6 +133,12 @@ def load_coverage_or_fail(settings: Settings) -> Coverage:
             f"cannot read coverage file {settings.coverage_file}: {exc.strerror or exc} "
             "(set --coverage FILE or OFFHOURS_COVERAGE_FILE)"
         ) from None
+
+
+def topic_calendars(settings: Settings) -> CalendarSource:
+    """Where coverage from the API and the config topic reads ``holidays.ics``: the folder
+    ``OFFHOURS_OPS__HOLIDAY_CALENDARS_DIR``, by default the coverage file's folder."""
+    return api_calendars(settings.ops.holiday_calendars_dir or settings.coverage_file.parent)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -134,7 +151,9 @@ async def readyz(request: web.Request) -> web.Response:
 
     ``worker``: the worker holds its partitions and its table is recovered (absent in
     ``offhours ingest``); ``broker``: the broker answers a metadata request;
-    ``coverage``: a coverage is loaded from the config topic.
+    ``coverage``: a coverage is loaded from the config topic; ``coverage_applied`` (with
+    a worker): the worker decides with the newest coverage, not an older one because it
+    refused a newer version (the log and ``offhours_coverage_version_refused`` say which).
     """
     root = request.app
     checks: dict[str, bool] = {}
@@ -145,6 +164,8 @@ async def readyz(request: web.Request) -> web.Response:
     if edge is not None:
         checks["broker"] = await edge.probe.reachable()
         checks["coverage"] = _has_coverage(edge.config_store)
+        if pipeline is not None:
+            checks["coverage_applied"] = edge.config_store.followers.refused is None
     ready = all(checks.values())
     return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
@@ -191,8 +212,9 @@ def mount_edge(
         audit_topic=ops.audit_topic,
         clock=clock,
         filename=settings.coverage_file.name,
-        base_dir=settings.coverage_file.parent,
         replication=settings.replication,
+        calendars=topic_calendars(settings),
+        limits=ops.coverage_limits(),
     )
     actions = KafkaActionSink(
         servers, ops.actions_topic, partitions=settings.partitions, replication=settings.replication
@@ -212,7 +234,7 @@ def mount_edge(
     signer = LinkSigner(
         ops.link_secret.get_secret_value(), ttl=ops.link_ttl, clock=clock, base_url=ops.actions_base_url
     )
-    api = build_operations_api(store, actions, ops.bearer_tokens(), signer, clock)
+    api = build_operations_api(store, actions, ops.bearer_tokens(), signer, clock, **ops.api_options())
     root.add_subapp(ops.api_prefix, api)
 
 
@@ -237,12 +259,32 @@ def _config_lifetime(
             if pipeline is not None:
                 # Called now with the topic's coverage (it may be newer than the file the
                 # worker started with), then with every valid new document.
-                await store.follow(pipeline.coverage.swap)
+                await store.follow(_applied(pipeline, store))
             yield
         finally:
             await store.stop()
 
     return lifetime
+
+
+def _applied(pipeline: OffhoursApp, store: KafkaConfigStore) -> Callable[[Coverage], None]:
+    """The worker's follower of the config topic: swap the coverage, then show in the
+    metrics which version the worker decides with and which (if any) it refused."""
+    metrics = pipeline.metrics
+
+    def swap(coverage: Coverage) -> None:
+        version = store.current().version
+        try:
+            pipeline.coverage.swap(coverage)
+        except Exception:
+            if metrics is not None:
+                metrics.coverage_refused.set(version)
+            raise
+        if metrics is not None:
+            metrics.coverage_applied.set(version)
+            metrics.coverage_refused.set(0)
+
+    return swap
 
 
 def build_web(
