@@ -26,6 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from streams.records import MAX_EVENT_BYTES, MAX_TEXT_CHARS
+
 MIB = 1024 * 1024
 
 MIN_SECRET_CHARS = 16
@@ -92,6 +94,21 @@ class EdgeSettings(BaseModel):
     )
     generic_secret: SecretStr | None = None
     max_body_bytes: int = Field(default=MIB, gt=0)
+    max_text_chars: int = Field(
+        default=MAX_TEXT_CHARS,
+        gt=0,
+        le=MAX_TEXT_CHARS,
+        description="longest message text produced; a longer item is skipped with the reason "
+        "(no platform sends longer than 10,000: Messenger 2,000, WhatsApp and Telegram 4,096, "
+        "X DMs 10,000); at most what the triage worker accepts",
+    )
+    max_event_bytes: int = Field(
+        default=MAX_EVENT_BYTES,
+        gt=0,
+        le=MAX_EVENT_BYTES,
+        description="largest event produced, as JSON bytes; a larger item is skipped with the "
+        "reason; at most what the triage worker accepts (64 KiB), far below Kafka's 1 MiB",
+    )
     dedupe_ttl: timedelta = Field(
         default=timedelta(hours=48),
         gt=timedelta(0),

@@ -7,8 +7,10 @@ produced:
 2. check the platform's signature over those bytes (header missing: ``401``, wrong:
    ``403``; the secret not configured: ``503`` so the platform retries until it is);
 3. parse the JSON (malformed: ``400`` with the reason) and normalize it (a payload that
-   is not the platform's shape: ``400``; single items that are malformed or carry no
-   message are skipped and listed in the answer);
+   is not the platform's shape: ``400``; single items that are malformed, carry no
+   message, hold odd values (a time outside 2000-2100, a number beyond 64 bits) or are
+   over a limit (``max_text_chars``, ``max_event_bytes``) are skipped and listed in the
+   answer). A correctly signed body never gets a 5xx for its content;
 4. drop the events this replica produced within ``dedupe_ttl`` (see :mod:`edge.dedupe`);
 5. publish the rest through the :class:`~edge.sink.EventSink` (a failure: ``503``, and
    the events are forgotten by the dedupe so the platform's retry produces them);
@@ -37,7 +39,7 @@ from pydantic import SecretStr
 from edge import signatures
 from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
-from edge.normalize import InvalidPayload, Normalized, Skipped, generic, meta, shown, telegram, whatsapp, x
+from edge.normalize import InvalidPayload, Limits, Normalized, Skipped, generic, meta, shown, telegram, whatsapp, x
 from edge.signatures import Verdict
 from edge.sink import EventSink
 from streams.records import SocialEvent
@@ -80,6 +82,7 @@ class WebhookIngest:
         self.recent = recent
         self.now = now
         self.stats = IngestStats()
+        self.limits = Limits(max_text_chars=settings.max_text_chars, max_event_bytes=settings.max_event_bytes)
         self._known_accounts = set(settings.accounts.values()) | (
             {settings.telegram_bot_account} if settings.telegram_bot_account else set()
         )
@@ -204,10 +207,16 @@ async def meta_post(request: web.Request) -> web.Response:
         if isinstance(payload, dict) and not isinstance(kind, str | None):
             raise InvalidPayload(f"object is not a string: {shown(kind)}")
         if kind == "whatsapp_business_account":
-            normalized = whatsapp.normalize(payload, settings.accounts, received_at=ingest.now())
+            normalized = whatsapp.normalize(
+                payload, settings.accounts, received_at=ingest.now(), limits=ingest.limits
+            )
         elif kind in meta.CHANNELS:
             normalized = meta.normalize(
-                payload, settings.accounts, received_at=ingest.now(), app_id=settings.meta_app_id
+                payload,
+                settings.accounts,
+                received_at=ingest.now(),
+                app_id=settings.meta_app_id,
+                limits=ingest.limits,
             )
         elif isinstance(payload, dict):
             # Another subscription of the app (permissions, user...): nothing for us, and
@@ -251,7 +260,11 @@ async def x_post(request: web.Request) -> web.Response:
     settings = ingest.settings
     try:
         normalized = x.normalize(
-            _json(body), settings.accounts, received_at=ingest.now(), app_id=settings.x_app_id
+            _json(body),
+            settings.accounts,
+            received_at=ingest.now(),
+            app_id=settings.x_app_id,
+            limits=ingest.limits,
         )
     except InvalidPayload as exc:
         raise _error(web.HTTPBadRequest, exc.reason) from None
@@ -272,6 +285,7 @@ async def telegram_post(request: web.Request) -> web.Response:
             received_at=ingest.now(),
             bot=settings.telegram_bot,
             account=settings.telegram_bot_account,
+            limits=ingest.limits,
         )
     except InvalidPayload as exc:
         raise _error(web.HTTPBadRequest, exc.reason) from None
@@ -285,7 +299,7 @@ async def generic_post(request: web.Request) -> web.Response:
     body = await ingest.read_body(request)
     ingest.check("generic", signatures.verify_generic(secret, body, request.headers.get(GENERIC_SIGNATURE)))
     try:
-        normalized = generic.normalize(_json(body))
+        normalized = generic.normalize(_json(body), limits=ingest.limits)
     except InvalidPayload as exc:
         raise _error(web.HTTPBadRequest, exc.reason) from None
     if normalized.skipped:

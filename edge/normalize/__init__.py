@@ -23,6 +23,12 @@ details that are malformed (an author's name that is not text, a follower count 
 negative or beyond 64 bits, a reply reference that is not an id) are dropped instead:
 the customer's message matters more than them.
 
+Limits (:class:`Limits`, from ``OFFHOURS_EDGE__MAX_TEXT_CHARS`` and
+``OFFHOURS_EDGE__MAX_EVENT_BYTES``): an item whose text is longer, or whose event as JSON
+is larger, is skipped with the reason and never produced, so every event on the topic
+is one the triage worker takes (:data:`streams.records.MAX_TEXT_CHARS`,
+:data:`streams.records.MAX_EVENT_BYTES`) and far below the broker's message size.
+
 Accounts: :func:`resolve_account` maps the platform identifier (page id, Instagram
 account id, ``phone_number_id``, X ``for_user_id``, Telegram bot) to the coverage
 account; an unmapped identifier becomes the account as it is, so the triage rejects
@@ -39,7 +45,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from streams.records import SocialEvent
+from streams.records import MAX_EVENT_BYTES, MAX_TEXT_CHARS, SocialEvent
 
 # Epoch values above this are milliseconds: as seconds they would lie after the year 5138.
 _MS_THRESHOLD = 100_000_000_000
@@ -53,6 +59,21 @@ ends of :class:`datetime`."""
 _EARLIEST_S = int(EARLIEST.timestamp())
 _LATEST_S = int(LATEST.timestamp())
 _MAX_COUNT = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The largest event the edge produces: its text in characters, its JSON in bytes."""
+
+    max_text_chars: int = MAX_TEXT_CHARS
+    max_event_bytes: int = MAX_EVENT_BYTES
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class OverLimit(ValueError):
+    """An item is well formed but larger than the edge produces; the message is the reason."""
 
 
 class InvalidPayload(ValueError):
@@ -184,17 +205,34 @@ def from_meta_time(value: Any, what: str = "time") -> datetime:
     return from_epoch_ms(number, what) if number >= _MS_THRESHOLD else from_epoch_seconds(number, what)
 
 
-def check_event(event: SocialEvent) -> bytes:
+def check_text(text: Any, limits: Limits) -> None:
+    """Raise :class:`OverLimit` when ``text`` is longer than ``limits`` allow."""
+    if isinstance(text, str) and len(text) > limits.max_text_chars:
+        raise OverLimit(
+            f"text of {len(text)} characters is over the limit of {limits.max_text_chars} "
+            "(OFFHOURS_EDGE__MAX_TEXT_CHARS)"
+        )
+
+
+def check_event(event: SocialEvent, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """The event as the JSON written to the topic; raises :class:`ValueError` when it cannot be.
 
-    Its time must lie in ``[EARLIEST, LATEST)`` and it must serialize (an integer beyond
-    64 bits among its extra fields, or nesting too deep, does not).
+    Its time must lie in ``[EARLIEST, LATEST)``, it must serialize (an integer beyond 64
+    bits among its extra fields, or nesting too deep, does not) and fit ``limits``
+    (:class:`OverLimit` otherwise).
     """
+    check_text(event.text, limits)
     in_range(event.at, "at")
     try:
-        return event.to_json()
+        raw = event.to_json()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot be written as JSON: {exc}") from None
+    if len(raw) > limits.max_event_bytes:
+        raise OverLimit(
+            f"event of {len(raw)} bytes as JSON is over the limit of {limits.max_event_bytes} "
+            "(OFFHOURS_EDGE__MAX_EVENT_BYTES)"
+        )
+    return raw
 
 
 def _reason(exc: Exception) -> str:
@@ -211,14 +249,16 @@ def _reason(exc: Exception) -> str:
 class Collector:
     """Accumulates the events and skips of one payload; one bad item never spoils the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
         self._events: list[SocialEvent] = []
         self._skipped: list[Skipped] = []
 
     def add(self, **fields: Any) -> None:
-        """Validate and keep one event (raises on invalid fields; use inside :meth:`item`)."""
+        """Validate and keep one event (raises on invalid fields or limits; use inside :meth:`item`)."""
+        check_text(fields.get("text"), self._limits)
         event = SocialEvent.model_validate(fields)
-        check_event(event)
+        check_event(event, self._limits)
         self._events.append(event)
 
     def skip(self, ref: str, reason: str) -> None:
@@ -229,6 +269,8 @@ class Collector:
         """Run the handling of one payload item; a malformed item is skipped with the fault."""
         try:
             yield
+        except OverLimit as exc:
+            self.skip(ref, str(exc))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as exc:
             self.skip(ref, f"malformed: {_reason(exc)}")
 

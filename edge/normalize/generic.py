@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.normalize import InvalidPayload, Normalized, Skipped, check_event
+from edge.normalize import DEFAULT_LIMITS, InvalidPayload, Limits, Normalized, Skipped, check_event, check_text
 from streams.records import InvalidEvent, SocialEvent, parse_event
 
 
-def normalize(payload: Any) -> Normalized:
+def normalize(payload: Any, *, limits: Limits = DEFAULT_LIMITS) -> Normalized:
     """The events of a generic body: one event object or a list of them."""
     if isinstance(payload, dict):
         items: list[Any] = [payload]
@@ -30,8 +30,9 @@ def normalize(payload: Any) -> Normalized:
             skipped.append(Skipped(ref=f"[{i}]", reason=f"expected a JSON object, got {type(item).__name__}"))
             continue
         try:
+            check_text(item.get("text"), limits)
             event = parse_event(item)
-            check_event(event)
+            check_event(event, limits)
         except InvalidEvent as exc:
             skipped.append(Skipped(ref=f"[{i}]", reason=exc.reason))
         except ValueError as exc:

@@ -25,8 +25,10 @@ from datetime import datetime
 from typing import Any
 
 from edge.normalize import (
+    DEFAULT_LIMITS,
     Collector,
     InvalidPayload,
+    Limits,
     Normalized,
     as_list,
     from_epoch_ms,
@@ -52,6 +54,7 @@ def normalize(
     *,
     received_at: datetime,
     app_id: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Normalized:
     """Events of one Messenger or Instagram webhook payload (see the module docstring)."""
     payload = require_object(payload)
@@ -59,7 +62,7 @@ def normalize(
     if not isinstance(kind_of_object, str) or kind_of_object not in CHANNELS:
         raise InvalidPayload(f"object {shown(kind_of_object)} is not 'page' or 'instagram'")
     channel, prefix = CHANNELS[kind_of_object]
-    collector = Collector()
+    collector = Collector(limits)
     try:
         entries = as_list(payload.get("entry"), "entry")
     except ValueError as exc:

@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from edge.normalize import (
+    DEFAULT_LIMITS,
     Collector,
+    Limits,
     Normalized,
     from_epoch_seconds,
     named,
@@ -46,10 +48,11 @@ def normalize(
     received_at: datetime,
     bot: str,
     account: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Normalized:
     """Events of one update to ``bot``; ``account`` overrides the lookup of ``bot`` in ``accounts``."""
     update = require_object(payload)
-    collector = Collector()
+    collector = Collector(limits)
     update_id = update.get("update_id")
     ref = f"update {optional_id(update_id) or shown(update_id)}"
     message = update.get("message")

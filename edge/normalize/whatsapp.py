@@ -16,8 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from edge.normalize import (
+    DEFAULT_LIMITS,
     Collector,
     InvalidPayload,
+    Limits,
     Normalized,
     as_list,
     from_epoch_seconds,
@@ -36,13 +38,13 @@ _CAPTIONED = ("image", "video", "document")
 
 
 def normalize(
-    payload: Any, accounts: Mapping[str, str], *, received_at: datetime
+    payload: Any, accounts: Mapping[str, str], *, received_at: datetime, limits: Limits = DEFAULT_LIMITS
 ) -> Normalized:
     """Events of one WhatsApp webhook payload (see the module docstring)."""
     payload = require_object(payload)
     if payload.get("object") != "whatsapp_business_account":
         raise InvalidPayload(f"object {shown(payload.get('object'))} is not 'whatsapp_business_account'")
-    collector = Collector()
+    collector = Collector(limits)
     try:
         entries = as_list(payload.get("entry"), "entry")
     except ValueError as exc:

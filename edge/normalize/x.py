@@ -26,8 +26,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from edge.normalize import (
+    DEFAULT_LIMITS,
     Collector,
     InvalidPayload,
+    Limits,
     Normalized,
     as_list,
     from_epoch_ms,
@@ -74,6 +76,7 @@ def normalize(
     *,
     received_at: datetime,
     app_id: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Normalized:
     """Events of one Account Activity payload (see the module docstring)."""
     payload = require_object(payload)
@@ -85,7 +88,7 @@ def normalize(
     users = payload.get("users")
     if not isinstance(users, dict):
         users = {}
-    collector = Collector()
+    collector = Collector(limits)
     for key in payload:
         if key in _ENVELOPE:
             continue

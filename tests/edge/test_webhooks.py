@@ -13,11 +13,11 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from edge import signatures
 from edge.app import build_webhooks
-from edge.config import EdgeSettings
+from edge.config import MIB, EdgeSettings
 from edge.sink import MemoryEventSink
 from edge.webhooks import INGEST
 
@@ -336,3 +336,76 @@ class TestSettings:
     def test_dedupe_ttl_forms(self, value: Any, expected_seconds: int) -> None:
         """dedupe_ttl takes seconds (also as text, as environment variables are), HH:MM:SS or ISO 8601."""
         assert expected_seconds == EdgeSettings(dedupe_ttl=value).dedupe_ttl.total_seconds()
+
+
+def messenger_batch(*messages: dict[str, Any]) -> bytes:
+    """A documented Messenger body whose entry carries one messaging item per message."""
+    return orjson.dumps({"object": "page", "entry": [{"id": "PAGE_111", "time": 1717000000123, "messaging": [
+        {"sender": {"id": "PSID_222"}, "recipient": {"id": "PAGE_111"}, "timestamp": 1717000000000, "message": message}
+        for message in messages]}]})
+
+
+def generic_event(**changes: Any) -> dict[str, Any]:
+    return {**orjson.loads(GENERIC)[0], **changes}
+
+
+class TestLimits:
+    @pytest.mark.parametrize(
+        ("settings_changes", "body", "produced", "skipped"),
+        [
+            pytest.param({}, messenger_batch({"mid": "m_long", "text": "x" * 10_001}, {"mid": "m_ok", "text": "x" * 10_000}),
+                         ["fb:m_ok"], [("entry[0].messaging[0]", "text of 10001 characters")], id="text_over_10000"),
+            pytest.param({"max_text_chars": 2000}, messenger_batch({"mid": "m_long", "text": "é" * 2001},
+                                                                   {"mid": "m_ok", "text": "é" * 2000}),
+                         ["fb:m_ok"], [("entry[0].messaging[0]", "text of 2001 characters")], id="text_over_setting"),
+            pytest.param({}, messenger_batch({"mid": "m_" + "9" * 70_000, "text": "hi"}, {"mid": "m_ok", "text": "hi"}),
+                         ["fb:m_ok"], [("entry[0].messaging[0]", "event of ")], id="event_over_64_kib"),
+            pytest.param({"max_event_bytes": 2048}, messenger_batch({"mid": "m_big", "text": "x" * 2000},
+                                                                    {"mid": "m_ok", "text": "x" * 1000}),
+                         ["fb:m_ok"], [("entry[0].messaging[0]", "event of ")], id="event_over_setting"),
+        ],
+    )
+    async def test_item_over_a_limit_is_skipped(
+        self, make_client: MakeClient, settings_changes: dict[str, Any], body: bytes, produced: list[str],
+        skipped: list[tuple[str, str]],
+    ) -> None:
+        """An item whose text or serialized event is over the limit is skipped with the reason; the rest is produced."""
+        client, sink = await make_client(SETTINGS.model_copy(update={"max_body_bytes": MIB, **settings_changes}))
+        response = await client.post("/webhooks/meta", data=body, headers=meta_headers(body))
+        answer = await response.json()
+        reasons = [(s["ref"], s["reason"]) for s in answer["skipped"]]
+        assert (200, produced, [ref for ref, _ in skipped], True) == (
+            response.status, [e.id for e in sink.events], [ref for ref, _ in reasons],
+            all(part in reason for (_, part), (_, reason) in zip(skipped, reasons, strict=True)),
+        )
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            pytest.param(generic_event(notes="x" * 1_000_000), id="one_mb_extra_field"),
+            pytest.param(generic_event(author={"id": "u1", "name": "n" * 900_000}), id="one_mb_author_name"),
+            pytest.param(generic_event(text="x" * 10_001), id="text_over_10000"),
+        ],
+    )
+    async def test_generic_event_over_a_limit_is_refused(self, make_client: MakeClient, event: dict[str, Any]) -> None:
+        """A ~1 MB generic event (the edge accepted it and the worker choked) is refused with 400, none produced."""
+        body = orjson.dumps([generic_event(id="crm:ok"), event])
+        client, sink = await make_client(SETTINGS.model_copy(update={"max_body_bytes": 2 * MIB}))
+        response = await client.post("/webhooks/generic", data=body,
+                                     headers={"X-Offhours-Signature": signatures.generic_signature(GENERIC_SECRET, body)})
+        error = (await response.json())["error"]
+        assert (400, True, []) == (response.status, "[1]" in error and "limit" in error, sink.events)
+
+    @pytest.mark.parametrize(
+        ("changes", "variable"),
+        [
+            pytest.param({"max_text_chars": 10_001}, "max_text_chars", id="text_above_the_workers"),
+            pytest.param({"max_event_bytes": 64 * 1024 + 1}, "max_event_bytes", id="event_above_the_workers"),
+            pytest.param({"max_text_chars": 0}, "max_text_chars", id="text_zero"),
+        ],
+    )
+    def test_limits_cannot_exceed_what_the_worker_takes(self, changes: dict[str, Any], variable: str) -> None:
+        """The edge's limits may be lowered, never raised above what the triage worker accepts."""
+        with pytest.raises(ValidationError) as caught:
+            EdgeSettings(**changes)
+        assert [(variable,)] == [tuple(e["loc"]) for e in caught.value.errors()]

@@ -19,7 +19,7 @@ from typing import Any
 
 from edge import signatures
 from edge.sink import MemoryEventSink
-from streams.records import SocialEvent
+from streams.records import SocialEvent, parse_event
 
 META_SECRET = "fuzz-meta-app-secret-0123456789ab"
 VERIFY_TOKEN = "fuzz-verify-token-0123"
@@ -318,16 +318,20 @@ KAFKA_MAX_REQUEST_BYTES = 1024 * 1024
 
 
 class KafkaLikeSink(MemoryEventSink):
-    """A memory sink that serializes each event as the Kafka sink does and refuses what Kafka would.
+    """A memory sink that serializes each event as the Kafka sink does and refuses what
+    Kafka or the triage worker would.
 
     :class:`~edge.sink.MemoryEventSink` keeps event objects, so an event that cannot be
     written to the topic (an integer beyond 64 bits, a record over the producer's size
-    limit) would pass unnoticed; here it fails ``publish`` like the real producer does.
+    limit) or that the worker rejects (text or JSON over its limits) would pass
+    unnoticed; here ``publish`` fails (the edge answers 503) so a test sees it.
     """
 
     async def publish(self, events: list[SocialEvent]) -> None:
         for event in events:
-            size = len(event.to_json()) + len(event.conversation.encode("utf-8"))
+            value = event.to_json()
+            size = len(value) + len(event.conversation.encode("utf-8"))
             if size > KAFKA_MAX_REQUEST_BYTES:
                 raise ValueError(f"record of {size} bytes is over the producer's {KAFKA_MAX_REQUEST_BYTES}")
+            parse_event(value)  # what the worker does first: the limits of streams.records
         await super().publish(events)
