@@ -476,7 +476,9 @@ async def get_coverage(request: web.Request) -> web.StreamResponse:
     headers = {"Cache-Control": "no-store"}
     accept = request.headers.get("Accept", "")
     if "application/json" in accept and "yaml" not in accept:
-        return _json({**document.to_dict(), "yaml": text}, etag=document.etag, headers=headers)
+        followers = request.app[CONFIG_STORE].followers
+        worker = {"applied": followers.applied, "refused": followers.refused, "error": followers.error}
+        return _json({**document.to_dict(), "yaml": text, "worker": worker}, etag=document.etag, headers=headers)
     response = web.Response(text=text, content_type="application/yaml", headers=headers)
     response.etag = document.etag
     return response

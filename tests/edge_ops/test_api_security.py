@@ -231,6 +231,21 @@ class TestFollowers:
                             expected_etag=None, who=IDENTITY, what="test")
         assert FollowerState(applied=1, refused=2, error="ValueError") == store.followers
 
+    async def test_the_api_says_which_version_this_worker_decides_with(self, make_client: ClientFactory, clock: FixedClock) -> None:
+        """GET /coverage as JSON shows the version the API serves and the one this process's worker applied or refused."""
+        store = MemoryConfigStore(COVERAGE_TEXT, clock=clock)
+
+        def worker(coverage: Coverage) -> None:
+            if coverage.teams["care-it"].name == "Assistenza":
+                raise ValueError("refused")
+
+        await store.follow(worker)
+        await store.publish(ConfigDocument(yaml=COVERAGE_TEXT.replace("Assistenza Italia", "Assistenza")),
+                            expected_etag=None, who=IDENTITY, what="test")
+        client = await make_client(store)
+        answer = await (await client.get("/api/v1/coverage", headers={**AUTH, "Accept": "application/json"})).json()
+        assert (2, {"applied": 1, "refused": 2, "error": "ValueError"}) == (answer["version"], answer["worker"])
+
 
 class TestSecrets:
     @pytest.mark.parametrize("accept", [pytest.param("application/yaml", id="yaml"), pytest.param("application/json", id="json")])
