@@ -9,8 +9,9 @@ will answer from Monday 09:00". Two kinds exist:
 * ``public``: a short public reply to a mention or comment that invites the customer to
   write privately and repeats nothing personal (no name, no text, no order number).
 
-Templates are Jinja2, rendered in an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`
-with :class:`~jinja2.StrictUndefined` and no autoescaping (plain text). Defaults ship
+Templates are Jinja2, rendered in the same bounded immutable sandbox the coverage loader
+checks them in (:func:`schedules.templates.template_environment`), with
+:class:`~jinja2.StrictUndefined` and no autoescaping (plain text). Defaults ship
 in ``streams/templates/<lang>.<kind>.j2`` for it, en, es, fr and de; a team overrides
 them in ``triage.templates[<lang>][<kind>]``. Only operators write templates: the
 customer's text is never template source (nor even a template variable), and the
@@ -40,8 +41,10 @@ from typing import TYPE_CHECKING, Literal
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from schedules.templates import MAX_CHARS, template_environment
 
 from streams.records import Ack
 
@@ -52,7 +55,7 @@ AckKind = Literal["dm", "public"]
 ACK_KINDS: tuple[AckKind, ...] = ("dm", "public")
 DEFAULT_LANGUAGES: tuple[str, ...] = ("it", "en", "es", "fr", "de")
 FALLBACK_LANGUAGE = "en"
-ACK_MAX_CHARS = 640
+ACK_MAX_CHARS = MAX_CHARS
 
 # How a date and a time join in a sentence ("lunedì 30 marzo alle 09:00"). CLDR's
 # "atTime" forms are not in Babel's data, so the five default languages are spelled out;
@@ -157,7 +160,7 @@ class AckWriter:
         operator's template does not compile, is refused by the sandbox, uses an unknown
         variable, or renders longer than :data:`ACK_MAX_CHARS` for a sample message.
         """
-        env = environment or ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+        env = environment or template_environment()
         self._team = team
         self._locales: Mapping[str, Locale] = MappingProxyType({})
         templates: dict[tuple[str, AckKind], Template] = {}
