@@ -39,7 +39,8 @@ def build_webhooks(
     """The webhook routes of :mod:`edge.webhooks` on a new application.
 
     ``now`` is the wall clock (stamped on events whose payload has no time), ``clock``
-    the monotonic clock of the dedupe. When ``manage_sink`` is true and the sink has
+    the monotonic clock of the dedupe and of the refusal log (one line per webhook per
+    minute, with the count of the others). When ``manage_sink`` is true and the sink has
     ``start``/``stop`` (:class:`~edge.sink.ManagedSink`, e.g. ``KafkaEventSink``), the
     app starts it on startup and stops it on cleanup; otherwise the caller owns it.
     The ingest state is at ``app[edge.webhooks.INGEST]`` (its ``stats`` included).
@@ -52,7 +53,7 @@ def build_webhooks(
     """
     app = web.Application(client_max_size=settings.max_body_bytes)
     recent = RecentIds(settings.dedupe_ttl, settings.dedupe_capacity, clock)
-    app[INGEST] = WebhookIngest(settings, sink, recent, now, on_produced=on_produced)
+    app[INGEST] = WebhookIngest(settings, sink, recent, now, on_produced=on_produced, clock=clock)
     if manage_sink and isinstance(sink, ManagedSink):
         app.cleanup_ctx.append(_sink_context(sink))
     add_routes(app, prefix)

@@ -27,6 +27,7 @@ Error answers are ``{"error": reason}``; no reason ever contains a secret.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,7 @@ from edge import signatures
 from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
 from edge.normalize import InvalidPayload, Limits, Normalized, Skipped, generic, meta, shown, telegram, whatsapp, x
+from edge.ratelog import RateLimitedLog
 from edge.signatures import Verdict
 from edge.sink import EventSink
 from streams.records import SocialEvent
@@ -51,6 +53,8 @@ X_SIGNATURE = "x-twitter-webhooks-signature"
 TELEGRAM_SECRET = "X-Telegram-Bot-Api-Secret-Token"
 GENERIC_SIGNATURE = "X-Offhours-Signature"
 _CHUNK = 64 * 1024
+REFUSAL_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about refused requests of one webhook (the rest are counted)."""
 
 
 @dataclass
@@ -75,8 +79,10 @@ class WebhookIngest:
         now: Callable[[], datetime],
         *,
         on_produced: Callable[[Sequence[SocialEvent]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.refusals = RateLimitedLog(log, REFUSAL_LOG_INTERVAL, clock)
         self.on_produced = on_produced
         self.sink = sink
         self.recent = recent
@@ -105,9 +111,9 @@ class WebhookIngest:
             return
         self.stats.refused += 1
         if verdict is Verdict.MISSING:
-            log.warning("%s webhook refused: signature missing", name)
+            self.refusals.warning(name, "%s webhook refused: signature missing", name)
             raise _error(web.HTTPUnauthorized, f"{name} signature missing")
-        log.warning("%s webhook refused: signature does not match", name)
+        self.refusals.warning(name, "%s webhook refused: signature does not match", name)
         raise _error(web.HTTPForbidden, f"{name} signature does not match")
 
     async def accept(self, name: str, normalized: Normalized) -> web.Response:
@@ -186,7 +192,8 @@ async def meta_handshake(request: web.Request) -> web.Response:
     query = request.query
     matches = signatures.tokens_match(expected, query.get("hub.verify_token", ""))
     if query.get("hub.mode") != "subscribe" or not matches:
-        log.warning("meta webhook handshake refused")
+        ingest.stats.refused += 1
+        ingest.refusals.warning("meta", "meta webhook handshake refused: hub.mode or hub.verify_token")
         raise _error(web.HTTPForbidden, "hub.mode is not subscribe or hub.verify_token does not match")
     challenge = query.get("hub.challenge")
     if not challenge:
@@ -242,7 +249,8 @@ async def x_crc(request: web.Request) -> web.Response:
         raise _error(web.HTTPBadRequest, "crc_token missing")
     if not signatures.is_crc_token(token):
         # Signing any text would make this route an oracle for forged POST bodies.
-        log.warning("x webhook: crc_token refused: not of X's shape")
+        ingest.stats.refused += 1
+        ingest.refusals.warning("x", "x webhook CRC refused: crc_token not of X's shape")
         raise _error(
             web.HTTPBadRequest,
             f"crc_token is not an X CRC token: 1 to {signatures.MAX_CRC_TOKEN_CHARS} characters "

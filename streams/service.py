@@ -39,6 +39,7 @@ from typing import TextIO
 from aiohttp import web
 from aiokafka import AIOKafkaClient
 
+from edge.access_log import RedactingAccessLogger
 from edge.actions import KafkaActionSink
 from edge.app import build_webhooks
 from edge.config_store import KafkaConfigStore, NoCoverage, ensure_topic
@@ -339,7 +340,7 @@ async def prepare_config_topic(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def serving(app: web.Application, settings: Settings) -> AsyncIterator[str]:
     """Serve ``app`` on ``settings.web_host:web_port``; yields the base URL (the real port when 0)."""
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)  # no tokens in the access log
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.web_host, settings.web_port)
