@@ -94,7 +94,10 @@ def service_settings(broker_url: str, run: str, coverage_file: Path, graph_url: 
     from responders.config import AccountCredentials, ResponderSettings
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    edge = EdgeSettings(meta_app_secret=SECRET, accounts={page_id(n): account(n) for n in range(PAGES)})
+    # rate_per_second=0: the benchmark offers up to 1,000 webhooks/s from one address.
+    edge = EdgeSettings(
+        meta_app_secret=SECRET, accounts={page_id(n): account(n) for n in range(PAGES)}, rate_per_second=0
+    )
     responders = ResponderSettings(
         graph_base_url=graph_url,
         egress_allow=("127.0.0.1",),

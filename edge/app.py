@@ -17,6 +17,7 @@ from aiohttp import web
 
 from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
+from edge.ratelimit import TokenBuckets, rate_limit_middleware
 from edge.sink import EventSink, ManagedSink
 from edge.webhooks import INGEST, WebhookIngest, add_routes
 from streams.records import SocialEvent
@@ -39,8 +40,9 @@ def build_webhooks(
     """The webhook routes of :mod:`edge.webhooks` on a new application.
 
     ``now`` is the wall clock (stamped on events whose payload has no time), ``clock``
-    the monotonic clock of the dedupe and of the refusal log (one line per webhook per
-    minute, with the count of the others). When ``manage_sink`` is true and the sink has
+    the monotonic clock of the dedupe, of the per-address rate limit
+    (:mod:`edge.ratelimit`: ``rate_per_second``, ``rate_burst``; beyond, 429) and of the
+    refusal log (one line per webhook per minute, with the count of the others). When ``manage_sink`` is true and the sink has
     ``start``/``stop`` (:class:`~edge.sink.ManagedSink`, e.g. ``KafkaEventSink``), the
     app starts it on startup and stops it on cleanup; otherwise the caller owns it.
     The ingest state is at ``app[edge.webhooks.INGEST]`` (its ``stats`` included).
@@ -51,9 +53,14 @@ def build_webhooks(
     ``{prefix}/generic``: serve the app as it is (``offhours ingest``), or mount it in
     the service with ``root.add_subapp("/webhooks", build_webhooks(..., prefix=""))``.
     """
-    app = web.Application(client_max_size=settings.max_body_bytes)
     recent = RecentIds(settings.dedupe_ttl, settings.dedupe_capacity, clock)
-    app[INGEST] = WebhookIngest(settings, sink, recent, now, on_produced=on_produced, clock=clock)
+    ingest = WebhookIngest(settings, sink, recent, now, on_produced=on_produced, clock=clock)
+    buckets = TokenBuckets(settings.rate_per_second, settings.rate_burst, clock)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[rate_limit_middleware(buckets, ingest.refusals)],
+    )
+    app[INGEST] = ingest
     if manage_sink and isinstance(sink, ManagedSink):
         app.cleanup_ctx.append(_sink_context(sink))
     add_routes(app, prefix)

@@ -116,6 +116,13 @@ class EdgeSettings(BaseModel):
         "8601 (PT48H); Meta retries for up to about 36 h",
     )
     dedupe_capacity: int = Field(default=100_000, gt=0)
+    rate_per_second: float = Field(
+        default=200.0,
+        ge=0,
+        description="webhook requests per second allowed per client address on average "
+        "(beyond: 429 with Retry-After); 0 turns the limit off",
+    )
+    rate_burst: int = Field(default=400, ge=1, description="webhook requests an address may make at once")
     accounts: dict[str, str] = Field(default_factory=dict)
 
     # A refused secret must not reach an error message, however the settings are built.

@@ -154,6 +154,7 @@ def edge_settings_fields() -> dict[str, Any]:
         "meta_app_secret": META_SECRET, "meta_verify_token": VERIFY_TOKEN, "x_consumer_secret": X_SECRET,
         "telegram_secret_token": TELEGRAM_SECRET, "telegram_bot": "acme_help_bot", "generic_secret": GENERIC_SECRET,
         "accounts": ACCOUNTS,
+        "rate_per_second": 0,  # one client posting as fast as it can: the rate limit is not under test
     }
 
 
