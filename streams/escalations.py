@@ -377,12 +377,15 @@ def window_route_due(state: ConversationState, team: Team, now: datetime) -> boo
     return needs_early_route(team, state.channel, state.kind, last, now, team.escalation.window_margin)
 
 
-def promise_ticks(rows: Iterable[tuple[bytes, bytes]], teams: dict[str, Team], now: datetime) -> list[tuple[bytes, dict[str, object]]]:
-    """The follow-through and reply-window ticks due at ``now`` for ``rows`` of the conversations table."""
+def promise_ticks(
+    rows: Iterable[tuple[bytes, bytes | ConversationState]], teams: dict[str, Team], now: datetime
+) -> list[tuple[bytes, dict[str, object]]]:
+    """The follow-through and reply-window ticks due at ``now`` for ``rows`` of the conversations table
+    (values as stored, or already decoded)."""
     ticks: list[tuple[bytes, dict[str, object]]] = []
     at = now.astimezone(UTC).isoformat()
     for key, value in rows:
-        state = ConversationState.from_bytes(value)
+        state = value if isinstance(value, ConversationState) else ConversationState.from_bytes(value)
         team = teams.get(state.team)
         if team is None or state.status != "open":
             continue
@@ -498,7 +501,9 @@ async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
         return 0
     partitions = app.settings.partitions
     teams = app.coverage.coverage.teams
-    conversations = list(held_rows(list(app.conversations.items()), held, partitions))
+    # Decoded once: the expiry and the promise rules both read every row.
+    conversations = [(key, ConversationState.from_bytes(value))
+                     for key, value in held_rows(list(app.conversations.items()), held, partitions)]
     escalations = list(held_rows(list(app.escalations.items()), held, partitions))
     expiring = expired_conversations(app, conversations, escalations, now)
     gone = {key for key, _ in expiring}

@@ -49,6 +49,7 @@ holding at most 500 responses per team and mode within 28 days.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from streams.state import last_activity_of
+from streams.state import ConversationState, last_activity_of
 
 if TYPE_CHECKING:
     from streams.app import OffhoursApp, OnCallAction
@@ -69,8 +70,10 @@ EXPIRE = "expire"
 EXPIRE_LEDGER = "expire_ledger"
 """The ``action`` of a delivery-ledger expiry tick (one partition's keys) on the actions topic."""
 
-EXPIRE_BATCH = 2000
-"""The most conversation expiry ticks one sweep posts (the rest wait for the next sweep)."""
+EXPIRE_BATCH = 10_000
+"""The most conversation expiry ticks one sweep posts (the rest wait for the next sweep):
+after an outage, or the first sweep over tables older than the retention, the deletes
+are spread over several sweeps instead of one burst on the actions topic."""
 
 LEDGER_BATCH = 500
 """The most ledger keys one ``expire_ledger`` tick names."""
@@ -100,10 +103,11 @@ def escalation_activity(raw: bytes | str) -> int:
     return int(routed_at.timestamp())
 
 
-def conversation_activity(state: bytes | None, pending: bytes | None) -> int | None:
-    """The last activity of a conversation: of its state row and its pending escalation row."""
+def conversation_activity(state: bytes | ConversationState | None, pending: bytes | None) -> int | None:
+    """The last activity of a conversation: of its state row (stored or decoded) and its pending escalation row."""
     instants = [
-        None if state is None else last_activity_of(state),
+        None if state is None else state.last_activity() if isinstance(state, ConversationState)
+        else last_activity_of(state),
         None if pending is None else escalation_activity(pending),
     ]
     return max((at for at in instants if at is not None), default=None)
@@ -125,7 +129,7 @@ class FirstSight:
 
 
 def expiries(
-    conversations: Iterable[tuple[bytes, bytes]],
+    conversations: Iterable[tuple[bytes, bytes | ConversationState]],
     escalations: Mapping[bytes, bytes],
     now: datetime,
     retention: timedelta,
@@ -134,7 +138,7 @@ def expiries(
     """The conversations expired at ``now``: ``(key, last activity seen)`` each.
 
     ``conversations`` and ``escalations`` are rows of the two tables (key: the
-    conversation); an escalation row without a conversation row counts on its own.
+    conversation; a state stored or decoded); an escalation row without a conversation row counts on its own.
     A row with no instant at all expires ``retention`` after ``first_sight`` first saw
     it (never without ``first_sight``), with ``None`` as its last activity.
     """
@@ -282,13 +286,46 @@ def stored_partition(table: Any, key: bytes) -> int | None:
 
 # -- the worker side --------------------------------------------------------------------
 
+RESEND_AFTER = 60.0
+"""Seconds (monotonic) before a sweep posts the same expiry again: the first was lost."""
+
+
+@dataclass
+class InFlight:
+    """The expiries this worker posted and not yet saw applied: a sweep does not post them again.
+
+    Without it, a sweep running while the actions agent is still behind would post every
+    expired row again (the repeats do nothing but cost an event each). An expiry is
+    posted again after :data:`RESEND_AFTER` seconds (a tick lost in a rebalance), or when
+    the row changed since (``version``: the last activity seen, the ledger time).
+    """
+
+    sent: dict[bytes, tuple[object, float]] = field(default_factory=dict)
+
+    def fresh(self, key: bytes, version: object, now: float) -> bool:
+        """True (and noted as posted at ``now``) unless ``key`` at ``version`` was posted recently."""
+        earlier = self.sent.get(key)
+        if earlier is not None and earlier[0] == version and now - earlier[1] < RESEND_AFTER:
+            return False
+        self.sent[key] = (version, now)
+        return True
+
+    def keep_only(self, keys: set[bytes]) -> None:
+        """Forget the keys no longer due (deleted, or active again)."""
+        for key in [key for key in self.sent if key not in keys]:
+            del self.sent[key]
+
+
+def _memory(app: OffhoursApp, name: str, kind: type) -> Any:
+    memory = getattr(app, name, None)
+    if memory is None:
+        memory = kind()
+        setattr(app, name, memory)
+    return memory
+
 
 def _first_sight(app: OffhoursApp) -> FirstSight:
-    memory = getattr(app, "retention_first_sight", None)
-    if memory is None:
-        memory = FirstSight()
-        app.retention_first_sight = memory  # type: ignore[attr-defined]
-    return memory
+    return _memory(app, "retention_first_sight", FirstSight)
 
 
 def ledger_table(app: OffhoursApp) -> Any:
@@ -298,7 +335,7 @@ def ledger_table(app: OffhoursApp) -> Any:
 
 def expired_conversations(
     app: OffhoursApp,
-    conversations: list[tuple[bytes, bytes]],
+    conversations: list[tuple[bytes, bytes | ConversationState]],
     escalations: list[tuple[bytes, bytes]],
     now: datetime,
 ) -> list[tuple[bytes, int | None]]:
@@ -307,10 +344,18 @@ def expired_conversations(
 
 
 async def send_expiries(app: OffhoursApp, expiring: list[tuple[bytes, int | None]], now: datetime) -> int:
-    """Post an ``expire`` tick for each of ``expiring`` (at most :data:`EXPIRE_BATCH`)."""
-    for key, seen in expiring[:EXPIRE_BATCH]:
-        await app.stream_topics.actions.send(key=key, value=orjson.dumps(expire_tick(key, seen, now)))
-    return min(len(expiring), EXPIRE_BATCH)
+    """Post an ``expire`` tick for each of ``expiring`` not posted recently (at most :data:`EXPIRE_BATCH`)."""
+    posted = _memory(app, "retention_posted", InFlight)
+    posted.keep_only({key for key, _ in expiring})
+    clock = time.monotonic()
+    count = 0
+    for key, seen in expiring:
+        if count >= EXPIRE_BATCH:
+            break
+        if posted.fresh(key, seen, clock):
+            await app.stream_topics.actions.send(key=key, value=orjson.dumps(expire_tick(key, seen, now)))
+            count += 1
+    return count
 
 
 async def sweep_ledger(app: OffhoursApp, now: datetime, held: Iterable[int]) -> int:
@@ -318,10 +363,24 @@ async def sweep_ledger(app: OffhoursApp, now: datetime, held: Iterable[int]) -> 
     table = ledger_table(app)
     if table is None:
         return 0
-    due = ledger_expiries(list(table.items()), held, now, app.settings.retention,
-                          lambda key: stored_partition(table, key))
+    rows = list(table.items())
+    due = ledger_expiries(rows, held, now, app.settings.retention, lambda key: stored_partition(table, key))
+    posted = _memory(app, "retention_ledger_posted", InFlight)
+    wanted = {key for keys in due.values() for key in keys}
+    posted.keep_only(wanted)
+    values = {key: value for key, value in rows if key in wanted}
+    clock = time.monotonic()
+    most = LEDGER_BATCH * LEDGER_TICKS
+    fresh: dict[int, list[bytes]] = {}
+    for partition, keys in due.items():
+        chosen = fresh[partition] = []
+        for key in keys:
+            if len(chosen) >= most:
+                break
+            if posted.fresh(key, values.get(key), clock):
+                chosen.append(key)
     count = 0
-    for partition, key, tick in ledger_ticks(due, now):
+    for partition, key, tick in ledger_ticks({p: keys for p, keys in fresh.items() if keys}, now):
         await app.stream_topics.actions.send(key=key, value=orjson.dumps(tick), partition=partition)
         count += 1
     return count

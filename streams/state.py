@@ -218,8 +218,12 @@ class ConversationState:
         route, the claim, the reply window routed early. The retention
         (:mod:`streams.retention`) is measured from it.
         """
-        instants = [getattr(self, name) for name in ACTIVITY_FIELDS]
-        return max((at for at in instants if at is not None), default=None)
+        latest = None
+        for at in (self.customer_at, self.waiting_since, self.ack_at, self.reply_by, self.staff_at,
+                   self.routed_at, self.claimed_at, self.window_routed):  # ACTIVITY_FIELDS
+            if at is not None and (latest is None or at > latest):
+                latest = at
+        return latest
 
 
 def _entry_to_wire(entry: Processed) -> str:

@@ -12,20 +12,26 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from responders.config import AccountCredentials
+from responders.fakes import FakeGraph, FakeSlack
+from schedules import load_coverage
 from streams.app import ActionInvalid, OnCallAction
 from streams.promises import PendingEscalation
 from streams.retention import (
     EXPIRE,
     EXPIRE_LEDGER,
     LEDGER_BATCH,
+    RESEND_AFTER,
     FirstSight,
+    InFlight,
     LedgerEntry,
     conversation_activity,
     expire_tick,
@@ -37,7 +43,11 @@ from streams.retention import (
 )
 from streams.settings import Settings
 from streams.state import ConversationState, last_activity_of
-from tests.streams.test_app import MONDAY_EVENING, ROME
+from streams.worker import running_worker
+from tests.integration.workers import TopicReader
+from tests.streams.test_app import MONDAY_EVENING, MONDAY_MORNING, event, read_until, send
+from tests.streams.test_escalations import SWEEP_EVERY, WAIT, SteppedClock
+from tests.streams.test_wiring import COVERAGE, TOKEN
 
 RETENTION = timedelta(days=2)
 T = MONDAY_EVENING  # 2026-11-23 21:14 Europe/Rome
@@ -146,6 +156,18 @@ class TestExpiryRule:
         assert expected == (action.action, action.conversation, action.sent, action.at)
 
 
+class TestInFlight:
+    def test_an_expiry_is_posted_again_only_when_changed_or_lost(self) -> None:
+        """Posted at 0: not again at 10 s; again when its version changed, or after RESEND_AFTER."""
+        posted = InFlight()
+        first = posted.fresh(b"c", 100, 0.0)
+        repeat = posted.fresh(b"c", 100, 10.0)
+        changed = posted.fresh(b"c", 200, 11.0)
+        lost = posted.fresh(b"c", 200, 11.0 + RESEND_AFTER)
+        posted.keep_only(set())
+        assert (True, False, True, True, {}) == (first, repeat, changed, lost, posted.sent)
+
+
 class TestLedgerEntries:
     @pytest.mark.parametrize(
         ("raw", "expected"),
@@ -228,17 +250,6 @@ class TestRetentionSetting:
 
 
 # -- on the broker --------------------------------------------------------------------
-
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
-
-from responders.config import AccountCredentials  # noqa: E402
-from responders.fakes import FakeGraph, FakeSlack  # noqa: E402
-from schedules import load_coverage  # noqa: E402
-from streams.worker import running_worker  # noqa: E402
-from tests.integration.workers import TopicReader  # noqa: E402
-from tests.streams.test_app import MONDAY_MORNING, event, read_until, send  # noqa: E402
-from tests.streams.test_escalations import SWEEP_EVERY, WAIT, SteppedClock  # noqa: E402
-from tests.streams.test_wiring import COVERAGE, TOKEN  # noqa: E402
 
 OLD = "fb:PAGE_111:PSID_222"  # writes at T (reduced: acknowledged, routed to luca)
 RECENT = "fb:PAGE_111:PSID_333"  # wrote Monday morning (open: queued), a staff reply a day before T + retention
