@@ -39,8 +39,11 @@ each given up in ``acks_failed{channel}`` (a ledger skip counts in neither), and
 dead letter in ``dead_letters{topic}``.
 Importing this module has no side effect.
 
-:func:`on_call_from` and :func:`claim_links` build the ``on_call`` and ``claim_link``
-arguments from the coverage in use and the operations settings.
+:func:`on_call_from`, :func:`notify_secrets_from` and :func:`claim_links` build the
+``on_call``, ``notify_secrets`` and ``claim_link`` arguments from the coverage in use
+and the operations settings. Route records carry their notify URIs masked
+(:meth:`RouteRequest.to_json`); the routes agent finds each secret again among
+``notify_secrets(team)`` before it delivers (:func:`unmasked`).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +73,7 @@ from responders.delivery import (
 )
 from responders.registry import build_registry
 from streams.records import AckRequest, DeadLetter, Notify, RouteRequest
+from streams.secrets import MASK, mask_value
 from streams.retention import LedgerEntry, ledger_status
 from streams.settings import Settings
 
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OnCall = Callable[[str, datetime], list[Notify]]
+NotifySecrets = Callable[[str, str], list[str]]
 """``(team, now) -> staff to page``: who answers a customer whose acknowledgment failed."""
 
 
@@ -148,6 +153,7 @@ def install(
     ledger_table_name: str = "deliveries",
     *,
     on_call: OnCall | None = None,
+    notify_secrets: NotifySecrets | None = None,
     claim_link: ClaimLink | None = None,
     clock: Callable[[], float] = time.time,
     metrics: Metrics | None = None,
@@ -262,7 +268,7 @@ def install(
             async for value in stream:
                 request = await decoded(value, RouteRequest, "routes")
                 if request is not None:
-                    await outbox.route(request)
+                    await outbox.route(unmasked(request, notify_secrets))
 
     concurrency = responder_settings.concurrency
     acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks", concurrency=concurrency)(deliver_acks)
@@ -273,6 +279,55 @@ def install(
 def escalation_reason(reason: str) -> str:
     """What on-call staff read about a failed acknowledgment: that it failed, and why."""
     return f"the customer did not get our acknowledgment because {reason}"
+
+
+def notify_secrets_from(coverage: Callable[[], Coverage]) -> NotifySecrets:
+    """``secrets(team, member)``: the notify URIs of ``member`` in the coverage in use, in
+    their order (``member`` "" : the team's escalation channels), among which a route's
+    masked URIs are found again."""
+
+    def secrets(team: str, member: str) -> list[str]:
+        found = coverage().teams.get(team)
+        if found is None:
+            return []
+        if member:
+            staff = found.staff.get(member)
+            return list(staff.notify) if staff is not None else []
+        return [link.target for chain in found.escalation.chains.values() for link in chain.chain
+                if link.kind == "channel" and link.target]
+
+    return secrets
+
+
+def unmasked(request: RouteRequest, secrets: NotifySecrets | None) -> RouteRequest:
+    """``request`` with its masked notify URIs back to the secrets of its team's coverage.
+
+    A member's URIs are written in the order of its ``notify`` list, so the URI at the
+    same position is taken when it masks alike; otherwise the one URI of the member that
+    does. A URI that is no longer in the coverage (it changed since the route was
+    written), or that two of them could be, is dropped with an error in the log.
+    """
+    if secrets is None or not any(MASK in uri for member in request.to for uri in member.uris):
+        return request
+    to = []
+    for member in request.to:
+        known = secrets(request.team, member.member)
+        uris = []
+        for position, uri in enumerate(member.uris):
+            if MASK not in uri:
+                uris.append(uri)
+                continue
+            alike = [secret for secret in known if mask_value(secret) == uri]
+            if position < len(known) and known[position] in alike:
+                uris.append(known[position])
+            elif len(alike) == 1:
+                uris.append(alike[0])
+            else:
+                log.error("route %s: a notify target of %s is %s in the coverage (%s); not sent there",
+                          request.route_id, member.member or "the escalation channel",
+                          "no longer" if not alike else "ambiguous", uri)
+        to.append(Notify(member.member, member.name, uris))
+    return replace(request, to=to)
 
 
 def on_call_from(coverage: Callable[[], Coverage]) -> OnCall:

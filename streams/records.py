@@ -12,12 +12,14 @@ The responders' delivery ledger is keyed by those ids.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from streams.secrets import mask_value
 
 Channel = Literal["facebook", "instagram", "whatsapp", "x", "telegram", "generic"]
 Kind = Literal["dm", "mention", "comment", "agent_reply"]
@@ -238,7 +240,10 @@ class RouteRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self)
+        """The wire form, with the notify URIs masked: a topic never carries a webhook URL
+        (:mod:`streams.secrets`); the responders find the URI again in the coverage."""
+        masked = [Notify(n.member, n.name, [mask_value(uri) for uri in n.uris]) for n in self.to]
+        return orjson.dumps(replace(self, to=masked))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> RouteRequest:
