@@ -147,9 +147,12 @@ class WebhookIngest:
             if event.channel != "generic" and event.account not in self._known_accounts:
                 # Produced anyway: the triage rejects it to the dead letters with the reason.
                 self.stats.unknown_accounts += 1
-                log.warning("%s webhook: no coverage account for %r (event %s)", name, event.account, event.id)
+                log.warning(
+                    "%s webhook: no coverage account for %s (event %s)",
+                    name, shown(event.account, 80), shown(event.id, 80),
+                )
         for skipped in normalized.skipped:
-            log.debug("%s webhook: skipped %s: %s", name, skipped.ref, skipped.reason)
+            log.debug("%s webhook: skipped %s: %s", name, shown(skipped.ref, 120), shown(skipped.reason, 300))
         log.info(
             "%s webhook: produced %d, duplicates %d, skipped %d",
             name, len(events), duplicates, len(normalized.skipped),
