@@ -122,7 +122,7 @@ settings (environment):
   OFFHOURS_EVENTS_TOPIC, OFFHOURS_CONFIG_TOPIC, OFFHOURS_APP_ID ...  see README
 
 example:
-  OFFHOURS_EDGE__GENERIC_SECRET=dev OFFHOURS_OPS__TOKENS='{"ops:me": "t0k"}' \\
+  OFFHOURS_EDGE__GENERIC_SECRET=dev-generic-secret OFFHOURS_OPS__TOKENS='{"ops:me": "t0k"}' \\
     offhours run --coverage examples/coverage.yaml --port 8080
 """
 

@@ -286,7 +286,7 @@ class TestService:
                 return found if found[0] == 200 else None
 
             found = await until(ready, "/readyz to answer 200")
-        assert (200, {"ready": True, "worker": True, "broker": True, "coverage": True}) == found
+        assert (200, {"ready": True, "worker": True, "broker": True, "coverage": True, "coverage_applied": True}) == found
 
     async def test_coverage_change_reaches_the_second_worker(self, deployment: Deployment) -> None:
         """A coverage PUT through the first service's API is answered by the second within seconds."""
