@@ -64,7 +64,6 @@ import html
 import math
 import time as monotonic_time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -73,6 +72,7 @@ import orjson
 from aiohttp import web
 
 from edge.actions import ActionKind, ActionSink, action_record
+from edge.ratelimit import TokenBuckets
 from edge.config_store import ConfigDocument, ConfigStore, EtagMismatch, NoCoverage, masked_text, unmask_text
 from edge.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
 from edge.ops_config import SCOPES, Principal, Scope
@@ -185,49 +185,7 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         return ApiProblem(503, "No coverage", str(missing), kind="no-coverage").response()
 
 
-class RateLimiter:
-    """Token buckets by key: ``rate`` requests per second on average, ``burst`` at once.
-
-    ``clock`` is monotonic seconds (injected). :meth:`take` spends one request of the
-    key's bucket and answers 0, or answers how many seconds until one is available.
-    At most ``max_keys`` buckets are kept: full ones are forgotten first (they hold
-    nothing), then the least recently used. ``rate`` 0 turns the limit off.
-    """
-
-    def __init__(self, rate: float, burst: int, clock: Monotonic, *, max_keys: int = 10_000) -> None:
-        if rate < 0 or burst < 1:
-            raise ValueError("rate must be >= 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def take(self, key: str) -> float:
-        if self.rate == 0:
-            return 0.0
-        now = self._clock()
-        tokens, then = self._buckets.pop(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            wait = 0.0
-        else:
-            self._buckets[key] = (tokens, now)
-            wait = (1.0 - tokens) / self.rate
-        if len(self._buckets) > self._max_keys:
-            self._forget(now)
-        return wait
-
-    def _forget(self, now: float) -> None:
-        for key, (tokens, then) in list(self._buckets.items()):
-            if tokens + (now - then) * self.rate >= self.burst:
-                del self._buckets[key]
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-
-
-RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+RATE_LIMITER = web.AppKey("rate_limiter", TokenBuckets)
 USED_LINKS = web.AppKey("used_links", UsedLinks)
 MAX_COVERAGE_BYTES = web.AppKey("max_coverage_bytes", int)
 MASKED = web.AppKey("masked", dict)
@@ -807,7 +765,7 @@ def build_operations_api(
     :meth:`edge.ops_config.OpsSettings.bearer_tokens`) or an identity alone, scope
     ``admin`` (``{"s3cr3t": "ops:anna"}``). ``clock`` returns the current aware instant
     ("now" for coverage, audit and links); ``monotonic`` the seconds of the rate
-    limiter (:class:`RateLimiter`: ``rate_limit`` per second, ``rate_burst`` at once,
+    limiter (:class:`edge.ratelimit.TokenBuckets`: ``rate_limit`` per second, ``rate_burst`` at once,
     per token). ``max_coverage_bytes`` bounds a ``PUT /coverage`` body. ``used_links``
     remembers used action links (a new :class:`~edge.links.UsedLinks` when None);
     :meth:`edge.ops_config.OpsSettings.api_options` gives the keyword arguments.
@@ -818,7 +776,7 @@ def build_operations_api(
     app[TOKENS] = {token: who if isinstance(who, Principal) else Principal(who) for token, who in tokens.items()}
     app[LINK_SIGNER] = link_signer
     app[CLOCK] = clock
-    app[RATE_LIMITER] = RateLimiter(rate_limit, rate_burst, monotonic)
+    app[RATE_LIMITER] = TokenBuckets(rate_limit, rate_burst, monotonic)
     app[USED_LINKS] = used_links if used_links is not None else UsedLinks(clock)
     app[MAX_COVERAGE_BYTES] = max_coverage_bytes
     app[MASKED] = {}
