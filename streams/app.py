@@ -571,6 +571,7 @@ class OnCallAction:
     event_id: str | None = None
     sent: int | None = None
     keys: tuple[str, ...] = ()
+    seen: tuple[int | None, ...] = ()
 
     @property
     def instant(self) -> datetime:
@@ -611,10 +612,15 @@ class OnCallAction:
         if action == WINDOW and not isinstance(sent, int):
             raise ActionInvalid("a reply-window tick needs sent (the customer message time)")
         keys: tuple[str, ...] = ()
+        seen: tuple[int | None, ...] = ()
         if action == EXPIRE:
-            sent = data.get("seen")
-            if sent is not None and not isinstance(sent, int):
-                raise ActionInvalid("an expiry tick's seen must be the last activity (POSIX seconds) or null")
+            items = data.get("expired")
+            if not isinstance(items, list) or not all(
+                isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                and (item[1] is None or isinstance(item[1], int)) for item in items
+            ):
+                raise ActionInvalid("an expiry tick needs expired: [conversation, last activity or null] pairs")
+            keys, seen = tuple(item[0] for item in items), tuple(item[1] for item in items)
         if action == EXPIRE_LEDGER:
             names = data.get("keys")
             if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
@@ -622,7 +628,7 @@ class OnCallAction:
             keys = tuple(names)
         return cls(action=action, conversation=conversation, member=member, at=int(at.timestamp()),
                    event_id=event_id if action in (ESCALATE, REMIND) else None,
-                   sent=sent if action in (ESCALATE, WINDOW, EXPIRE) else None, keys=keys)
+                   sent=sent if action in (ESCALATE, WINDOW) else None, keys=keys, seen=seen)
 
 
 async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | None:
@@ -664,7 +670,7 @@ async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | N
         await apply_window(app, key, action)
         return None
     if action.action == EXPIRE:
-        apply_expiry(app, key, action)
+        apply_expiry(app, action, message.partition)
         return None
     if action.action == EXPIRE_LEDGER:
         apply_ledger_expiry(app, action, message.partition)

@@ -30,11 +30,11 @@ redelivered after its ledger entry expired would be sent again. Nothing redelive
 late: the platforms retry a webhook for about 36 hours, the ingest remembers delivery
 ids for 48, and Kafka redelivers an outbox record only until its offset is committed.
 
-How it runs: every sweep (:func:`streams.escalations.sweep_promises`) posts, for each
-expired conversation of the partitions this worker holds, an ``expire`` tick on the
-actions topic keyed by the conversation, carrying the last activity the sweep saw; and
-for each held partition, ``expire_ledger`` ticks naming its expired (or unstamped)
-ledger keys, sent to that partition. The actions agent owns the partition: it applies
+How it runs: every sweep (:func:`streams.escalations.sweep_promises`) posts, for the
+expired conversations of each partition this worker holds, ``expire`` ticks on the
+actions topic, sent to that partition, each naming up to 500 conversations with the
+last activity the sweep saw of each; and ``expire_ledger`` ticks naming the partition's
+expired (or unstamped) ledger keys. The actions agent owns the partition: it applies
 the tick against the rows at that moment (:func:`apply_expiry`,
 :func:`apply_ledger_expiry`), so the delete runs with an event of the right partition
 and ``del table[key]`` writes the tombstone (a record with no value) to that
@@ -164,17 +164,39 @@ def expiries(
     return found
 
 
-def expire_tick(key: bytes, seen: int | None, now: datetime) -> dict[str, object]:
-    """The actions-topic record asking the partition's owner to expire one conversation.
+EXPIRE_TICK_SIZE = 500
+"""The most conversations one ``expire`` tick names."""
 
-    ``seen`` is the last activity the sweep saw: the tick applies only while it still is.
+
+def _key_text(key: bytes) -> str:
+    # Latin-1 maps every byte to one character and back: a conversation key that is not
+    # UTF-8 still round-trips exactly (platform conversation ids are ASCII anyway).
+    return key.decode("latin-1")
+
+
+def expire_ticks(
+    expiring: Iterable[tuple[bytes, int | None]], partitions: int, now: datetime
+) -> Iterator[tuple[int, bytes, dict[str, object]]]:
+    """``(partition, record key, tick)``: the actions-topic records asking each partition's
+    owner to expire its conversations among ``expiring``.
+
+    One tick names up to :data:`EXPIRE_TICK_SIZE` conversations of one partition, each
+    with the last activity the sweep saw (it applies to a conversation only while that
+    still is its last activity), and is sent to that partition: the actions agent takes
+    its events one at a time, and a tick per conversation cost the worker more than
+    half its throughput in the soak benchmark (bench/README.md).
     """
-    return {
-        "action": EXPIRE,
-        "conversation": key.decode("utf-8", "replace"),
-        "seen": seen,
-        "at": now.astimezone(UTC).isoformat(),
-    }
+    from streams.escalations import partition_of  # the escalations module imports this one
+
+    grouped: dict[int, list[list[object]]] = {}
+    for key, seen in expiring:
+        grouped.setdefault(partition_of(key, partitions), []).append([_key_text(key), seen])
+    at = now.astimezone(UTC).isoformat()
+    for partition, items in sorted(grouped.items()):
+        name = f"expire:p{partition}"
+        for start in range(0, len(items), EXPIRE_TICK_SIZE):
+            tick = {"action": EXPIRE, "conversation": name, "expired": items[start:start + EXPIRE_TICK_SIZE], "at": at}
+            yield partition, name.encode(), tick
 
 
 # -- the delivery ledger ----------------------------------------------------------------
@@ -344,18 +366,20 @@ def expired_conversations(
 
 
 async def send_expiries(app: OffhoursApp, expiring: list[tuple[bytes, int | None]], now: datetime) -> int:
-    """Post an ``expire`` tick for each of ``expiring`` not posted recently (at most :data:`EXPIRE_BATCH`)."""
+    """Post the ``expire`` ticks of ``expiring`` not posted recently (at most :data:`EXPIRE_BATCH`
+    conversations); returns how many conversations they name."""
     posted = _memory(app, "retention_posted", InFlight)
     posted.keep_only({key for key, _ in expiring})
     clock = time.monotonic()
-    count = 0
+    chosen: list[tuple[bytes, int | None]] = []
     for key, seen in expiring:
-        if count >= EXPIRE_BATCH:
+        if len(chosen) >= EXPIRE_BATCH:
             break
         if posted.fresh(key, seen, clock):
-            await app.stream_topics.actions.send(key=key, value=orjson.dumps(expire_tick(key, seen, now)))
-            count += 1
-    return count
+            chosen.append((key, seen))
+    for partition, key, tick in expire_ticks(chosen, app.settings.partitions, now):
+        await app.stream_topics.actions.send(key=key, value=orjson.dumps(tick), partition=partition)
+    return len(chosen)
 
 
 async def sweep_ledger(app: OffhoursApp, now: datetime, held: Iterable[int]) -> int:
@@ -386,27 +410,38 @@ async def sweep_ledger(app: OffhoursApp, now: datetime, held: Iterable[int]) -> 
     return count
 
 
-def apply_expiry(app: OffhoursApp, key: bytes, tick: OnCallAction) -> bool:
-    """Delete an expired conversation's state and pending escalation; True when deleted.
+def apply_expiry(app: OffhoursApp, tick: OnCallAction, partition: int) -> int:
+    """Delete the tick's expired conversations (state and pending escalation); returns how many.
 
-    Applies only while the conversation's last activity is still the one the sweep saw
-    (``tick.sent``) and still older than the retention at the tick's instant. Runs in the
-    actions agent, whose current event is of the conversation's partition: each delete
-    writes a tombstone to that partition of the table's changelog.
+    A conversation is deleted only while its last activity is still the one the sweep
+    saw and still older than the retention at the tick's instant (a message since makes
+    the tick stale for it), and only when it belongs to ``partition``, the tick's own:
+    the actions agent's current event, so each delete writes its tombstone to that
+    partition of the table's changelog.
     """
-    state = app.conversations.get(key)
-    pending = app.escalations.get(key)
-    if state is None and pending is None:
-        return False
-    last = conversation_activity(state, pending)
-    if last != tick.sent or (last is not None and not expired(last, tick.instant, app.settings.retention)):
-        return False
-    if state is not None:
-        del app.conversations[key]
-    if pending is not None:
-        del app.escalations[key]
-    log.debug("conversation %s expired (last activity %s)", tick.conversation, last)
-    return True
+    from streams.escalations import partition_of  # the escalations module imports this one
+
+    retention = app.settings.retention
+    deleted = 0
+    for name, seen in zip(tick.keys, tick.seen):
+        key = name.encode("latin-1")
+        if partition_of(key, app.settings.partitions) != partition:
+            continue
+        state = app.conversations.get(key)
+        pending = app.escalations.get(key)
+        if state is None and pending is None:
+            continue
+        last = conversation_activity(state, pending)
+        if last != seen or (last is not None and not expired(last, tick.instant, retention)):
+            continue
+        if state is not None:
+            del app.conversations[key]
+        if pending is not None:
+            del app.escalations[key]
+        deleted += 1
+    if deleted:
+        log.debug("%d conversations of partition %d expired", deleted, partition)
+    return deleted
 
 
 def apply_ledger_expiry(app: OffhoursApp, tick: OnCallAction, partition: int) -> int:

@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -24,17 +25,21 @@ from responders.config import AccountCredentials
 from responders.fakes import FakeGraph, FakeSlack
 from schedules import load_coverage
 from streams.app import ActionInvalid, OnCallAction
+from streams.escalations import partition_of
 from streams.promises import PendingEscalation
 from streams.retention import (
     EXPIRE,
     EXPIRE_LEDGER,
+    EXPIRE_TICK_SIZE,
     LEDGER_BATCH,
     RESEND_AFTER,
     FirstSight,
     InFlight,
     LedgerEntry,
+    apply_expiry,
+    apply_ledger_expiry,
     conversation_activity,
-    expire_tick,
+    expire_ticks,
     expired,
     expiries,
     ledger_expiries,
@@ -149,12 +154,76 @@ class TestExpiryRule:
     def test_expired(self, last, now, expected) -> None:
         assert expected == expired(last, now, RETENTION)
 
-    def test_expire_tick_carries_the_conversation_and_the_activity_seen(self) -> None:
-        tick = expire_tick(b"fb:PAGE_111:PSID_222", seconds(T), T + RETENTION)
-        action = OnCallAction.from_json(orjson.dumps(tick))
-        expected = (EXPIRE, "fb:PAGE_111:PSID_222", seconds(T), seconds(T + RETENTION))
-        assert expected == (action.action, action.conversation, action.sent, action.at)
+    def test_expire_ticks_name_each_conversation_and_its_activity_seen_per_partition(self) -> None:
+        """One tick per partition (and per EXPIRE_TICK_SIZE), sent to it; a non-UTF-8 key round-trips."""
+        keys = [b"fb:PAGE_111:PSID_222", b"tg:bot:777", b"odd:\xff\xfe"]
+        expiring = [(key, seconds(T) + n) for n, key in enumerate(keys)]
+        ticks = list(expire_ticks(expiring, 2, T + RETENTION))
+        found = {}
+        for partition, record_key, tick in ticks:
+            action = OnCallAction.from_json(orjson.dumps(tick))
+            assert (EXPIRE, f"expire:p{partition}".encode(), seconds(T + RETENTION)) == (action.action, record_key, action.at)
+            for name, seen in zip(action.keys, action.seen):
+                found[name.encode("latin-1")] = (partition, seen)
+        assert {key: (partition_of(key, 2), seconds(T) + n) for n, key in enumerate(keys)} == found
 
+    def test_a_tick_names_at_most_expire_tick_size_conversations(self) -> None:
+        expiring = [(f"tg:bot:{n}".encode(), seconds(T)) for n in range(3 * EXPIRE_TICK_SIZE)]
+        sizes = [len(tick["expired"]) for _, _, tick in expire_ticks(expiring, 1, T)]
+        assert [EXPIRE_TICK_SIZE] * 3 == sizes
+
+
+def tables_app(partitions: int = 2, **tables: dict) -> SimpleNamespace:
+    """What the apply functions read of the app: its tables (dicts here) and settings."""
+    settings = SimpleNamespace(retention=RETENTION, partitions=partitions)
+    return SimpleNamespace(settings=settings, conversations=tables.get("conversations", {}),
+                           escalations=tables.get("escalations", {}), deliveries=tables.get("deliveries", {}))
+
+
+def expire_action(expiring: list[tuple[bytes, int | None]], now: datetime) -> tuple[int, OnCallAction]:
+    [(partition, _, tick)] = list(expire_ticks(expiring, 2, now))
+    return partition, OnCallAction.from_json(orjson.dumps(tick))
+
+
+class TestApplyingTicks:
+    def test_an_expiry_deletes_the_state_and_the_escalation(self) -> None:
+        key = b"fb:PAGE_111:PSID_222"
+        app = tables_app(conversations={key: customer(T).to_bytes()}, escalations={key: pending(T).to_bytes()})
+        partition, action = expire_action([(key, seconds(T))], T + RETENTION + timedelta(seconds=1))
+        assert (1, {}, {}) == (apply_expiry(app, action, partition), app.conversations, app.escalations)
+
+    @pytest.mark.parametrize(
+        "case",
+        [
+            pytest.param("new_message_meanwhile", id="stale_a_message_came_meanwhile"),
+            pytest.param("other_partition", id="another_partitions_tick"),
+            pytest.param("within_retention", id="tick_instant_within_retention"),
+        ],
+    )
+    def test_a_stale_or_misplaced_tick_does_nothing(self, case) -> None:
+        key = b"fb:PAGE_111:PSID_222"
+        now = T + RETENTION + timedelta(seconds=1)
+        partition, action = expire_action([(key, seconds(T))], now if case != "within_retention" else T + RETENTION)
+        state = customer(T + timedelta(days=1)) if case == "new_message_meanwhile" else customer(T)
+        app = tables_app(conversations={key: state.to_bytes()})
+        target = 1 - partition if case == "other_partition" else partition
+        assert (0, [key]) == (apply_expiry(app, action, target), list(app.conversations))
+
+    def test_ledger_ticks_delete_expired_entries_stamp_plain_ones_and_leave_the_rest(self) -> None:
+        old, recent = seconds(T), seconds(T + RETENTION)
+        ledger = {
+            b"ack:1": LedgerEntry("delivered", old, 0).to_bytes(),
+            b"ack:2": LedgerEntry("delivered", recent, 0).to_bytes(),  # written again since the sweep
+            b"ack:3": b"dead",  # from before the timed format
+            b"ack:4": LedgerEntry("delivered", old, 1).to_bytes(),  # another partition's
+        }
+        app = tables_app(deliveries=ledger)
+        now = T + RETENTION + timedelta(seconds=1)
+        [(_, _, tick)] = list(ledger_ticks({0: [b"ack:1", b"ack:2", b"ack:3", b"ack:4", b"ack:gone"]}, now))
+        deleted = apply_ledger_expiry(app, OnCallAction.from_json(orjson.dumps(tick)), 0)
+        expected = {b"ack:2": ledger[b"ack:2"], b"ack:3": LedgerEntry("dead", seconds(now), 0).to_bytes(),
+                    b"ack:4": ledger[b"ack:4"]}
+        assert (1, expected) == (deleted, app.deliveries)
 
 class TestInFlight:
     def test_an_expiry_is_posted_again_only_when_changed_or_lost(self) -> None:
@@ -214,8 +283,10 @@ class TestLedgerEntries:
         [
             pytest.param({"action": EXPIRE_LEDGER, "conversation": "ledger:p0", "at": "2026-11-23T20:14:00+00:00"},
                          id="ledger_without_keys"),
-            pytest.param({"action": EXPIRE, "conversation": "c", "seen": "yesterday", "at": "2026-11-23T20:14:00+00:00"},
-                         id="expire_with_text_seen"),
+            pytest.param({"action": EXPIRE, "conversation": "expire:p0", "expired": [["c", "yesterday"]],
+                          "at": "2026-11-23T20:14:00+00:00"}, id="expire_with_text_seen"),
+            pytest.param({"action": EXPIRE, "conversation": "expire:p0", "at": "2026-11-23T20:14:00+00:00"},
+                         id="expire_without_conversations"),
         ],
     )
     def test_invalid_ticks_are_refused(self, tick) -> None:
