@@ -85,8 +85,10 @@ LEDGER_TICKS = 8
 # -- the rules --------------------------------------------------------------------------
 
 
-def _seconds(instant: datetime) -> float:
-    return instant.timestamp()
+def _seconds(instant: datetime) -> int:
+    # Whole seconds, as a tick carries its instant (OnCallAction.at): the agent then
+    # decides exactly as the sweep did, never "not yet" for a row the sweep found expired.
+    return int(instant.timestamp())
 
 
 def expired(last: int | float | None, now: datetime, retention: timedelta) -> bool:

@@ -154,6 +154,17 @@ class TestExpiryRule:
     def test_expired(self, last, now, expected) -> None:
         assert expected == expired(last, now, RETENTION)
 
+    def test_the_agent_decides_as_the_sweep_did(self) -> None:
+        """The sweep and the tick's whole-second instant agree a fraction of a second past the retention
+        (else the tick would do nothing, and the row wait for the expiry to be posted again)."""
+        decisions = []
+        for fraction in (600_000, 1_600_000):
+            now = T + RETENTION + timedelta(microseconds=fraction)
+            [(_, _, tick)] = list(expire_ticks([(b"c", seconds(T))], 1, now))
+            action = OnCallAction.from_json(orjson.dumps(tick))
+            decisions.append((expired(seconds(T), now, RETENTION), expired(seconds(T), action.instant, RETENTION)))
+        assert [(False, False), (True, True)] == decisions
+
     def test_expire_ticks_name_each_conversation_and_its_activity_seen_per_partition(self) -> None:
         """One tick per partition (and per EXPIRE_TICK_SIZE), sent to it; a non-UTF-8 key round-trips."""
         keys = [b"fb:PAGE_111:PSID_222", b"tg:bot:777", b"odd:\xff\xfe"]
