@@ -51,8 +51,24 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 Outcome = Literal["ack", "duplicate", "agent_active", "ignore"]
 
 ROME = ZoneInfo("Europe/Rome")
-# Sunday: care-it is closed all day, so every first customer message is acknowledged.
-SUNDAY_MORNING = datetime(2026, 11, 22, 8, 0, tzinfo=ROME)
+
+
+def last_sunday_morning(now: datetime | None = None) -> datetime:
+    """08:00 in Rome on the latest Sunday at least a day before ``now`` (default: the real now).
+
+    Sunday: care-it is closed all day, so every first customer message is acknowledged.
+    Relative to now, not a fixed date, because the workers are other processes on the
+    real clock: the morning's events (08:00 to 11:00) and every escalation step they
+    start (3 h of steps) are past, so all are due at once, and the conversations are at
+    most 8 days old, inside the retention (14 days), so no sweep expires them before
+    their chains are walked. A fixed date passes only until it ages out of the retention.
+    """
+    day = (now or datetime.now(ROME)).astimezone(ROME).date() - timedelta(days=1)
+    day -= timedelta(days=(day.weekday() - 6) % 7)  # back to Sunday (weekday 6)
+    return datetime(day.year, day.month, day.day, 8, 0, tzinfo=ROME)
+
+
+SUNDAY_MORNING = last_sunday_morning()
 ACCOUNT = "acme.it.facebook"
 PER_COHORT = 24
 # The default: the failover time the deployment README quotes is measured with it.
