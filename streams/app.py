@@ -570,8 +570,8 @@ class OnCallAction:
     at: int
     event_id: str | None = None
     sent: int | None = None
-    keys: tuple[str, ...] = ()
-    seen: tuple[int | None, ...] = ()
+    keys: tuple[str, ...] = ()  # expiry ticks: the conversations (Latin-1) or ledger keys named
+    seen: tuple[int | None, ...] = ()  # ``expire``: the last activity the sweep saw of each
 
     @property
     def instant(self) -> datetime:

@@ -43,7 +43,8 @@ is stale (the conversation had a message meanwhile, the entry was written again)
 nothing; a repeated one finds nothing to delete.
 
 The ``reply-times`` table needs no expiry: one entry per partition (``p<N>``), each
-holding at most 500 responses per team and mode within 28 days.
+holding at most the latest 500 responses per team and mode (within 28 days of the
+newest), so it is bounded by the partitions and the teams, not by the conversations.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ EXPIRE_LEDGER = "expire_ledger"
 """The ``action`` of a delivery-ledger expiry tick (one partition's keys) on the actions topic."""
 
 EXPIRE_BATCH = 10_000
-"""The most conversation expiry ticks one sweep posts (the rest wait for the next sweep):
+"""The most conversations one sweep expires (the rest wait for the next sweep):
 after an outage, or the first sweep over tables older than the retention, the deletes
 are spread over several sweeps instead of one burst on the actions topic."""
 
