@@ -76,6 +76,7 @@ from edge.ratelimit import TokenBuckets
 from edge.config_store import ConfigDocument, ConfigStore, EtagMismatch, NoCoverage, masked_text, unmask_text
 from edge.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
 from edge.ops_config import SCOPES, Principal, Scope
+from responders.base import read_capped
 from schedules import Coverage, CoverageInvalid, Problem, Team, WallTime
 from schedules.loader import parse_wall_time
 
@@ -450,16 +451,10 @@ async def _read_limited(request: web.Request) -> bytes:
     )
     # A JSON body escapes the text (newlines, quotes): room for that; the loader checks the text itself.
     allowed = 2 * limit + 64 if request.content_type == "application/json" else limit
-    if request.content_length is not None and request.content_length > allowed:
+    body = await read_capped(request, allowed)
+    if body is None:
         raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > allowed:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 async def put_coverage(request: web.Request) -> web.StreamResponse:

@@ -35,6 +35,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+from aiohttp import web
 import orjson
 from multidict import CIMultiDict
 
@@ -203,13 +204,14 @@ class HttpAnswer:
         return "".join(ch for ch in text if ch.isalnum() or ch in "_-. ") or "(empty)"
 
 
-async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The response body, or None when it is longer than ``limit`` bytes (then not read on)."""
-    if response.content_length is not None and response.content_length > limit:
+async def read_capped(message: aiohttp.ClientResponse | web.BaseRequest, limit: int) -> bytes | None:
+    """The body of an answer (or of a request the service serves), or None when it is
+    longer than ``limit`` bytes: then it is not read on."""
+    if message.content_length is not None and message.content_length > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
+    async for chunk in message.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
             return None
