@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from edge.sink import KafkaEventSink
 from responders.config import AccountCredentials
 from responders.fakes import FakeGraph, FakeSlack, FakeTelegram, FakeX
 from responders.fakes.base import Answered
+from responders.fakes.samples import running_clock
 from schedules import load_coverage_text
 from streams.broker import EmbeddedBroker
 from streams.worker import running_worker
@@ -72,12 +73,6 @@ teams:
       marta: {{name: Marta Rossi, notify: ["slack:{slack}"]}}
       luca:  {{name: Luca Bianchi, notify: ["slack:{slack}"]}}
 """
-
-
-def running_clock(start: float) -> Callable[[], float]:
-    """POSIX seconds from ``start``, advancing with the real monotonic clock."""
-    origin = time.monotonic()
-    return lambda: start + (time.monotonic() - origin)
 
 
 # -- webhook bodies, as each platform documents them -------------------------------------
@@ -268,12 +263,12 @@ def the_world(clock: Callable[[], float]) -> tuple[FakeGraph, FakeX, FakeTelegra
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def running(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
-    clock = running_clock(WROTE.timestamp() + 2)
+    clock = running_clock(WROTE + timedelta(seconds=2))
     graph, x, telegram = the_world(clock)
     slack = FakeSlack()
     for fake in (graph, x, telegram, slack):
         await fake.start()
-    base = settings_for(broker, f"platforms-e2e-{int(time.time() * 1000) % 10**8}", tmp_path_factory.mktemp("e2e"))
+    base = settings_for(broker, f"platforms-e2e-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("e2e"))
     graph_account = {"page_id": PAGE, "access_token": GRAPH_TOKEN}
     responders = base.responders.model_copy(update={
         "deliver": True,
