@@ -344,3 +344,20 @@ class OutputCounter:
         if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
             return None
         return (self.count - self.first_batch) / (self.last_at - self.first_at)
+
+
+CLOSED_COVERAGE_YAML = """\
+teams:
+  bench-closed:
+    name: Benchmark (always closed)
+    timezone: Europe/Rome
+    locale: it
+    accounts: [{accounts}]
+"""
+
+
+def write_closed_coverage(directory: Path, accounts: list[str]) -> Path:
+    """A coverage file in ``directory``: one always-closed team answering ``accounts``."""
+    path = directory / "coverage.yaml"
+    path.write_text(CLOSED_COVERAGE_YAML.format(accounts=", ".join(accounts)))
+    return path

@@ -48,7 +48,7 @@ import uvloop
 from aiohttp import web
 from hdrh.histogram import HdrHistogram
 
-from bench.common import ROOT, machine_line, mib, run_settings, status_kib
+from bench.common import ROOT, machine_line, mib, run_settings, status_kib, write_closed_coverage
 from edge.signatures import meta_signature
 from responders.fakes import FakeGraph
 
@@ -60,14 +60,6 @@ TARGET_RATE = 500
 DRAIN_SECONDS = 15.0
 WARMUP_EVENTS = 40
 
-COVERAGE_YAML = """\
-teams:
-  bench-closed:
-    name: Benchmark (always closed)
-    timezone: Europe/Rome
-    locale: it
-    accounts: [{accounts}]
-"""
 
 
 def page_id(n: int) -> str:
@@ -80,9 +72,7 @@ def account(n: int) -> str:
 
 def write_coverage(directory: Path) -> Path:
     """The benchmark's coverage file: one always-closed team on :data:`PAGES` pages."""
-    path = directory / "coverage.yaml"
-    path.write_text(COVERAGE_YAML.format(accounts=", ".join(account(n) for n in range(PAGES))))
-    return path
+    return write_closed_coverage(directory, [account(n) for n in range(PAGES)])
 
 
 # -- the service child -----------------------------------------------------------------

@@ -44,7 +44,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.common import ROOT, WEEK_START, machine_line, mib, run_settings, status_kib
+from bench.common import ROOT, WEEK_START, machine_line, mib, run_settings, status_kib, write_closed_coverage
 
 TOKEN = "123456:bench-bot-token"
 FAST_RETENTION = timedelta(days=2)
@@ -54,14 +54,6 @@ SAMPLE_EVERY = 5.0
 MAX_AHEAD = 1000
 """The most conversations sent and not yet acknowledged: beyond it the load waits for the worker."""
 
-COVERAGE_YAML = """\
-teams:
-  bench-closed:
-    name: Benchmark (always closed)
-    timezone: Europe/Rome
-    locale: it
-    accounts: [{accounts}]
-"""
 
 
 BOTS = 8
@@ -161,8 +153,7 @@ async def soak(conversations: int, retention_wall: float, rate: float, sweep: fl
 
     run = f"soak-{uuid.uuid4().hex[:8]}"
     directory = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    coverage_file = directory / "coverage.yaml"
-    coverage_file.write_text(COVERAGE_YAML.format(accounts=", ".join(account(n) for n in range(BOTS))))
+    coverage_file = write_closed_coverage(directory, [account(n) for n in range(BOTS)])
     clock = FastClock(time.time(), WEEK_START.timestamp(), FAST_RETENTION.total_seconds() / retention_wall)
     retention = FAST_RETENTION if expiry else NO_EXPIRY
     samples: list[Sample] = []
