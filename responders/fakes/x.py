@@ -99,7 +99,7 @@ class FakeX(FakePlatform):
         if isinstance(body, web.Response):
             return body
         participant = request.match_info["participant"]
-        if not participant.isascii() or not participant.isdigit():
+        if not _is_numeric(participant):
             return problem(
                 400,
                 "Invalid Request",
@@ -127,7 +127,7 @@ class FakeX(FakePlatform):
         reply = body.get("reply")
         if reply is not None:
             target = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
-            if not isinstance(target, str) or not target.isascii() or not target.isdigit():
+            if not _is_numeric(target):
                 return problem(
                     400,
                     "Invalid Request",
@@ -143,7 +143,12 @@ class FakeX(FakePlatform):
         return json_response({"data": {"id": tweet_id, "text": body["text"]}}, 201)
 
 
+def _is_numeric(value: object) -> bool:
+    """X ids are numeric strings (64-bit, written as decimal text)."""
+    return isinstance(value, str) and value.isascii() and value.isdigit()
+
+
 def _numeric(value: str, name: str) -> str:
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+    if not _is_numeric(value):
         raise ValueError(f"{name} must be a numeric string, not {value!r}")
     return value
