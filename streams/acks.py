@@ -17,7 +17,9 @@ them in ``triage.templates[<lang>][<kind>]``. Only operators write templates: th
 customer's text is never template source (nor even a template variable), and the
 customer's name is passed as a value, so ``{{ 7*7 }}`` in either stays literal.
 
-Template variables: ``team_name``, ``mode`` (open/reduced/closed), ``reply_within_minutes``,
+Template variables: ``team_name``, ``mode`` (open/reduced/closed: what the customer is
+told, so reduced hours with nobody on duty read ``closed``: nobody answers before
+the next opening), ``reply_within_minutes``,
 ``reply_by`` and ``next_open`` (local date and time formatted with Babel for the
 language, e.g. "lunedì 30 marzo alle 09:00", or None), ``staff_name`` (first name of the
 staff member who has the message now, or None), ``evening`` (the local time is evening

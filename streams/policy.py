@@ -11,7 +11,8 @@ Rules (CONTRACT §4):
 * ``agent_reply``: ``ignore``; the conversation is marked answered by that staff member.
 * ``open``: ``queue`` for the team's inbox, no acknowledgment unless ``ack_when_open``.
 * ``reduced``: ``route`` to the staff on call, else to ``triage.reduced_staff``; when
-  nobody at all is there, ``queue`` for the handover at the next opening.
+  nobody at all is there, ``queue`` for the handover at the next opening, and the
+  acknowledgment promises that opening, as when closed.
 * ``closed``: ``queue`` for the handover at the next opening.
 * Urgent (:mod:`streams.urgency`) in any mode: ``page`` the staff on call (in reduced
   hours also ``reduced_staff`` when nobody is on call); when nobody is there the message
@@ -402,8 +403,17 @@ def _staff_name(team: Team, member: str) -> str:
 
 
 def _ack_facts(event: SocialEvent, team: Team, coverage_at: CoverageAt, plan: _Plan, stats: FirstResponseStats) -> AckFacts:
+    """What the acknowledgment promises: never a reply before a person who gets the message is on duty.
+
+    A message routed or paged now is seen now; a queued one at the next opening. So
+    reduced hours with nobody on duty (no one on call, no reduced staff) promise what a
+    closed team promises, and the acknowledgment is written as for ``closed``: the
+    next opening, never the evening team's reply time that nobody is there to keep.
+    """
     triage = team.triage
     mode = coverage_at.mode
+    if mode == "reduced" and plan.action == "queue":
+        mode = "closed"
     if mode == "closed":
         # The promise is about the next opening: a person answers from then, within the
         # delay measured (or configured) for open hours.
