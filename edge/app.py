@@ -36,6 +36,7 @@ def build_webhooks(
     manage_sink: bool = True,
     prefix: str = "/webhooks",
     on_produced: Callable[[Sequence[SocialEvent]], None] | None = None,
+    known_account: Callable[[str], bool | None] | None = None,
 ) -> web.Application:
     """The webhook routes of :mod:`edge.webhooks` on a new application.
 
@@ -48,13 +49,19 @@ def build_webhooks(
     The ingest state is at ``app[edge.webhooks.INGEST]`` (its ``stats`` included).
     ``on_produced``, when given, is called with the events of each request once they
     are published (the service counts them by channel in its metrics).
+    ``known_account``, when given, tells whether a team of the coverage in force lists
+    an account (None: no coverage known yet); an event for an account no team lists is
+    produced anyway (the triage rejects it with the reason), logged and counted in
+    ``stats.unknown_accounts``. Without it only an unmapped platform id is reported.
 
     Routes are ``{prefix}/meta``, ``{prefix}/x``, ``{prefix}/telegram`` and
     ``{prefix}/generic``: serve the app as it is (``offhours ingest``), or mount it in
     the service with ``root.add_subapp("/webhooks", build_webhooks(..., prefix=""))``.
     """
     recent = RecentIds(settings.dedupe_ttl, settings.dedupe_capacity, clock)
-    ingest = WebhookIngest(settings, sink, recent, now, on_produced=on_produced, clock=clock)
+    ingest = WebhookIngest(
+        settings, sink, recent, now, on_produced=on_produced, clock=clock, known_account=known_account
+    )
     buckets = TokenBuckets(settings.rate_per_second, settings.rate_burst, clock)
     app = web.Application(
         client_max_size=settings.max_body_bytes,

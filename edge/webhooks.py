@@ -80,8 +80,10 @@ class WebhookIngest:
         *,
         on_produced: Callable[[Sequence[SocialEvent]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        known_account: Callable[[str], bool | None] | None = None,
     ) -> None:
         self.settings = settings
+        self.known_account = known_account
         self.refusals = RateLimitedLog(log, REFUSAL_LOG_INTERVAL, clock)
         self.on_produced = on_produced
         self.sink = sink
@@ -139,12 +141,27 @@ class WebhookIngest:
             }
         )
 
+    def _unknown_account(self, name: str, account: str) -> bool:
+        """Whether no team will answer ``account`` (the triage will reject its events).
+
+        Asked of the coverage in force (``known_account``) when the ingest has one.
+        Without it only the platform webhooks can tell: their account is the
+        ``accounts`` mapping's value for the platform's id, so an id the mapping lacks
+        is unknown. The generic webhook's events name their coverage account
+        themselves, whatever their channel: without the coverage nothing is known of it.
+        """
+        if self.known_account is not None:
+            known = self.known_account(account)
+            if known is not None:
+                return not known
+        return name != "generic" and account not in self._known_accounts
+
     def _count(self, name: str, events: list[SocialEvent], duplicates: int, normalized: Normalized) -> None:
         self.stats.produced += len(events)
         self.stats.duplicates += duplicates
         self.stats.skipped += len(normalized.skipped)
         for event in events:
-            if event.channel != "generic" and event.account not in self._known_accounts:
+            if self._unknown_account(name, event.account):
                 # Produced anyway: the triage rejects it to the dead letters with the reason.
                 self.stats.unknown_accounts += 1
                 log.warning(

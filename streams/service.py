@@ -228,7 +228,8 @@ def mount_edge(
 
     sink = KafkaEventSink(servers, settings.events_topic, idempotent=idempotent)
     webhooks = build_webhooks(
-        settings.edge, sink, now=clock, prefix="", on_produced=metrics.count_events_in
+        settings.edge, sink, now=clock, prefix="", on_produced=metrics.count_events_in,
+        known_account=_known_account(store),
     )
     root.add_subapp(WEBHOOKS_PREFIX, webhooks)
 
@@ -237,6 +238,20 @@ def mount_edge(
     )
     api = build_operations_api(store, actions, ops.bearer_tokens(), signer, clock, **ops.api_options())
     root.add_subapp(ops.api_prefix, api)
+
+
+def _known_account(store: KafkaConfigStore) -> Callable[[str], bool | None]:
+    """Whether a team of the coverage in force (the config topic's) lists an account;
+    None before the store holds one. The webhooks warn about the accounts no team lists."""
+
+    def known(account: str) -> bool | None:
+        try:
+            coverage = store.coverage()
+        except NoCoverage:
+            return None
+        return coverage.team_for_account(account) is not None
+
+    return known
 
 
 def _lifetime(resource: KafkaActionSink | BrokerProbe) -> Callable[[web.Application], AsyncIterator[None]]:
