@@ -110,6 +110,22 @@ class Team:
             for s, e, mode, source, note in self._timeline.stretches(_seconds(start), _seconds(end))
         ]
 
+    def pieces(self, start: datetime, end: datetime) -> list[Stretch]:
+        """Runs of one mode and one rule overlapping ``[start, end)``, clipped, in order.
+
+        Unlike :meth:`stretches`, a run ends where the rule changes even when the mode
+        does not: weekly hours, each holiday (``note`` is its name) and each override
+        (``note`` is its note) are pieces of their own, so each names only what it covers.
+        """
+        return [
+            Stretch(self._local(s), self._local(e), mode, source, note)  # type: ignore[arg-type]
+            for s, e, mode, source, note in self._timeline.pieces(_seconds(start), _seconds(end))
+        ]
+
+    def piece_since(self, instant: datetime) -> datetime | None:
+        """Where the piece (run of one mode and one rule) at ``instant`` starts; None beyond 400 days."""
+        return self._local(self._timeline.piece_since(_seconds(instant)))
+
     def on_call_shifts(self, start: datetime, end: datetime) -> list[Shift]:
         """On-call shifts overlapping ``[start, end)``, clipped; overrides applied."""
         return [

@@ -154,6 +154,48 @@ class Timeline:
             key += 1
         return found
 
+    def pieces(self, start: float, end: float) -> list[Piece]:
+        """Pieces overlapping ``[start, end)``, clipped to it, in order.
+
+        A piece is a run of one mode decided by one rule: weekly hours, one holiday
+        (its name as the note) or one override (its note). Adjacent runs of the same
+        mode, source and note are joined, also across chunks; runs of the same mode
+        from different rules stay apart (a stretch may hold several pieces).
+        """
+        found: list[Piece] = []
+        key = int(start // CHUNK_SECONDS)
+        while key * CHUNK_SECONDS < end:
+            chunk = self._chunk(key)
+            first = max(bisect_right(chunk.starts, start) - 1, 0)
+            for index in range(first, len(chunk.starts)):
+                p_start = chunk.starts[index]
+                if p_start >= end:
+                    break
+                p_end = chunk.starts[index + 1] if index + 1 < len(chunk.starts) else chunk.high
+                p_start, p_end = max(p_start, start), min(p_end, end)
+                if p_end <= p_start:
+                    continue
+                rule = (chunk.modes[index], chunk.sources[index], chunk.notes[index])
+                if found and found[-1][2:] == rule and found[-1][1] == p_start:
+                    found[-1] = (found[-1][0], p_end, *rule)
+                else:
+                    found.append((p_start, p_end, *rule))
+            key += 1
+        return found
+
+    def piece_since(self, instant: float) -> float | None:
+        """Where the piece at ``instant`` really starts (across chunks); None beyond the horizon."""
+        chunk = self.chunk_at(instant)
+        index = bisect_right(chunk.starts, instant) - 1
+        rule = (chunk.modes[index], chunk.sources[index], chunk.notes[index])
+        since = chunk.starts[index]
+        while since == chunk.low and instant - since <= HORIZON_SECONDS:
+            chunk = self._chunk(int(chunk.low // CHUNK_SECONDS) - 1)
+            if (chunk.modes[-1], chunk.sources[-1], chunk.notes[-1]) != rule:
+                break
+            since = chunk.starts[-1]
+        return None if instant - since > HORIZON_SECONDS else since
+
     # -- building -----------------------------------------------------------------
 
     def _chunk(self, key: int) -> Chunk:

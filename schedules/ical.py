@@ -1,9 +1,10 @@
 """iCalendar export of coverage and import of closures from .ics files.
 
 Export: ``export_ics`` turns a team's coverage over a window into a VCALENDAR that
-calendar applications open: one event per coverage stretch and one per on-call shift,
-with the team's VTIMEZONE. UIDs are derived from the team, the kind of event and the
-instant the stretch or shift really starts (not where the window clips it), so
+calendar applications open: one event per coverage piece (a run of one mode decided
+by one rule: the weekly hours, a holiday, an override) and one per on-call shift, with
+the team's VTIMEZONE. UIDs are derived from the team, the kind of event and the
+instant the piece or shift really starts (not where the window clips it), so
 exporting again updates the events a calendar already holds instead of duplicating them.
 
 Import: ``holiday_dates_from_ics`` reads an .ics file saved on disk (a company closure
@@ -47,8 +48,9 @@ example:
       --days 31 -o care-it-december.ics
 
 Import the file into a calendar application (or serve it as a subscription): each
-coverage stretch is one event ("Open", "Reduced", "Closed (override: Natale)") and each
-on-call shift is one event ("On call: Marta Rossi"). Exporting again, for any window,
+coverage stretch is one event per rule that decides it ("Open", "Reduced", "Closed",
+"Closed (override: Natale)", "Closed (holiday: Easter Monday)") and each on-call shift
+is one event ("On call: Marta Rossi"). Exporting again, for any window,
 updates the same events rather than adding copies.
 """
 
@@ -75,19 +77,20 @@ def export_ics(
 ) -> bytes:
     """The team's coverage and on-call shifts over ``[start, end)`` as iCalendar bytes.
 
-    - One VEVENT per coverage stretch (``team.stretches``, merged and clipped to the
-      window): SUMMARY ``Open``, ``Reduced``, ``Closed``, with the source and its note
-      when the stretch comes from a holiday or an override, e.g.
-      ``Closed (override: Natale)``, or with its note alone when a stretch merges
-      pieces of several sources; ``X-OFFHOURS-MODE`` and ``X-OFFHOURS-SOURCE`` carry
-      the mode and source for programs.
+    - One VEVENT per coverage piece (``team.pieces``: a run of one mode decided by one
+      rule, clipped to the window): SUMMARY ``Open``, ``Reduced``, ``Closed``, with the
+      source and its note when the piece comes from a holiday or an override, e.g.
+      ``Closed (override: Natale)``, ``Closed (holiday: Easter Monday)``. A closed
+      stretch that runs from weekly hours into a holiday and back is several events,
+      each naming only what it covers. ``X-OFFHOURS-MODE`` and ``X-OFFHOURS-SOURCE``
+      carry the mode and source for programs.
     - One VEVENT per on-call shift (``team.on_call_shifts``): ``On call: Marta Rossi``.
     - DTSTART/DTEND carry the team's TZID, and the calendar holds the matching
       VTIMEZONE. An instant that is the second occurrence of an ambiguous fall-back
       wall-clock time cannot be written with a TZID (readers take the first
       occurrence), so it is written in UTC instead.
     - UIDs are deterministic: team, kind (coverage or on-call) and the UTC instant the
-      stretch or shift really starts, also when the window cuts it.
+      piece or shift really starts, also when the window cuts it.
     - DTSTAMP is ``stamp`` (the moment of the export, given by the caller since this
       package never reads the clock); without it, ``start``, so that the same inputs
       always give the same bytes.
@@ -123,31 +126,28 @@ def export_ics(
 def _coverage_events(
     team: Team, start: datetime, end: datetime, dtstamp: datetime
 ) -> Iterable[icalendar.Event]:
-    stretches = team.stretches(start, end)
-    for index, stretch in enumerate(stretches):
-        true_start = stretch.start
+    for index, piece in enumerate(team.pieces(start, end)):
+        true_start = piece.start
         if index == 0:
-            since = team.at(start).since
+            since = team.piece_since(start)
             if since is not None:
                 true_start = since
-        summary = _mode_title(stretch.mode)
-        if stretch.source in ("holiday", "override"):
-            summary += f" ({stretch.source}: {stretch.note})" if stretch.note else f" ({stretch.source})"
-        elif stretch.note:
-            summary += f" ({stretch.note})"
+        summary = _mode_title(piece.mode)
+        if piece.source in ("holiday", "override"):
+            summary += f" ({piece.source}: {piece.note})" if piece.note else f" ({piece.source})"
         event = _event(
             team,
             COVERAGE,
             true_start,
-            stretch.start,
-            stretch.end,
+            piece.start,
+            piece.end,
             summary,
             dtstamp,
         )
-        event.add("X-OFFHOURS-MODE", stretch.mode)
-        event.add("X-OFFHOURS-SOURCE", stretch.source)
-        if stretch.note:
-            event.add("DESCRIPTION", stretch.note)
+        event.add("X-OFFHOURS-MODE", piece.mode)
+        event.add("X-OFFHOURS-SOURCE", piece.source)
+        if piece.note:
+            event.add("DESCRIPTION", piece.note)
         yield event
 
 

@@ -145,7 +145,8 @@ class Stretch:
     """A contiguous stretch of one mode, ``[start, end)``, aware in the team's zone.
 
     Adjacent pieces of the same mode are merged; ``source`` is that of the first piece
-    and ``note`` the first note among the pieces.
+    and ``note`` the first note among the pieces. :meth:`schedules.Team.pieces` returns
+    stretches of one rule each, whose ``source`` and ``note`` hold for all of it.
     """
 
     start: datetime

@@ -44,13 +44,59 @@ def on_call_events(calendar: icalendar.Calendar) -> list[icalendar.Event]:
 
 
 class TestExportIcs:
-    def test_events_match_the_stretches(self, care_it):
-        """Each coverage VEVENT is one stretch: same start, end and mode, in order."""
+    def test_events_match_the_pieces(self, care_it):
+        """Each coverage VEVENT is one piece (one mode, one rule): same start, end, mode and source, in order."""
         start, end = rome(2026, 12, 7), rome(2026, 12, 28)
         calendar = icalendar.Calendar.from_ical(export_ics(care_it, start, end))
-        expected = [(s.start, s.end, s.mode) for s in care_it.stretches(start, end)]
-        actual = [(e.start, e.end, str(e["X-OFFHOURS-MODE"])) for e in coverage_events(calendar)]
+        expected = [(s.start, s.end, s.mode, s.source) for s in care_it.pieces(start, end)]
+        actual = [
+            (e.start, e.end, str(e["X-OFFHOURS-MODE"]), str(e["X-OFFHOURS-SOURCE"])) for e in coverage_events(calendar)
+        ]
         assert expected == actual
+
+    def test_events_join_into_the_stretches(self, care_it):
+        """Adjacent events of one mode, joined, are exactly the stretches: a split only ever falls where the rule changes."""
+        start, end = rome(2026, 12, 7), rome(2026, 12, 28)
+        joined: list[list] = []
+        for event in coverage_events(icalendar.Calendar.from_ical(export_ics(care_it, start, end))):
+            mode = str(event["X-OFFHOURS-MODE"])
+            if joined and joined[-1][2] == mode and joined[-1][1] == event.start:
+                joined[-1][1] = event.end
+            else:
+                joined.append([event.start, event.end, mode])
+        assert [[s.start, s.end, s.mode] for s in care_it.stretches(start, end)] == joined
+
+    @pytest.mark.parametrize(
+        ("first_day", "expected"),
+        [
+            pytest.param(
+                date(2026, 12, 24),
+                [
+                    ("Closed (override: Natale)", rome(2026, 12, 24, 14), rome(2026, 12, 27)),
+                    ("Closed", rome(2026, 12, 27), rome(2026, 12, 28, 9)),
+                ],
+                id="override_ends_before_the_weekend",
+            ),
+            pytest.param(
+                date(2026, 4, 4),
+                [
+                    ("Closed", rome(2026, 4, 4, 18), rome(2026, 4, 5)),
+                    ("Closed (holiday: Easter Sunday)", rome(2026, 4, 5), rome(2026, 4, 6)),
+                    ("Closed (holiday: Easter Monday)", rome(2026, 4, 6), rome(2026, 4, 7)),
+                    ("Closed", rome(2026, 4, 7), rome(2026, 4, 7, 9)),
+                ],
+                id="adjacent_holidays",
+            ),
+        ],
+    )
+    def test_each_event_names_only_what_it_covers(self, care_it, first_day, expected):
+        """A closed stretch made of several rules is one event per rule, each titled with its own reason."""
+        start = rome(first_day.year, first_day.month, first_day.day)
+        calendar = icalendar.Calendar.from_ical(export_ics(care_it, start, start + timedelta(days=5)))
+        closed = [
+            (str(e["SUMMARY"]), e.start, e.end) for e in coverage_events(calendar) if str(e["X-OFFHOURS-MODE"]) == "closed"
+        ]
+        assert expected == [c for c in closed if expected[0][1] <= c[1] < expected[-1][2]]
 
     @pytest.mark.parametrize(
         ("at", "summary"),
@@ -243,7 +289,7 @@ class TestIcsCommand:
         result = run_ics(str(EXAMPLE), "--team", "care-it", "--from", "2026-12-07", "--days", "7")
         assert 0 == result.returncode, result.stderr
         calendar = icalendar.Calendar.from_ical(result.stdout)
-        expected = [(s.start, s.end) for s in care_it.stretches(rome(2026, 12, 7), rome(2026, 12, 14))]
+        expected = [(s.start, s.end) for s in care_it.pieces(rome(2026, 12, 7), rome(2026, 12, 14))]
         assert expected == [(e.start, e.end) for e in coverage_events(calendar)]
 
     def test_writes_calendar_to_file(self, tmp_path):
