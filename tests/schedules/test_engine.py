@@ -114,3 +114,74 @@ class TestStretches:
         start = instant("2026-01-01T00:00-05:00")
         stretches: list[Stretch] = team.stretches(start, start + timedelta(days=365))
         assert [] == [(a, b) for a, b in zip(stretches, stretches[1:]) if a.end != b.start or a.mode == b.mode]
+
+
+def piece_rows(pieces: list[Stretch]) -> list[tuple[str | None, str | None, str, str, str | None]]:
+    return [(minutes(p.start), minutes(p.end), p.mode, p.source, p.note) for p in pieces]
+
+
+class TestPieces:
+    def test_split_where_the_rule_changes(self, rome):
+        """Pieces split a stretch where the rule deciding it changes, each with its own source and note."""
+        team = rome.teams["rome"]
+        actual = team.pieces(instant("2026-11-27T12:00+01:00"), instant("2026-11-28T12:00+01:00"))
+        expected = [
+            ("2026-11-27T12:00+01:00", "2026-11-27T19:00+01:00", "open", "hours", None),
+            ("2026-11-27T19:00+01:00", "2026-11-28T02:00+01:00", "open", "override", "Black Friday"),
+            ("2026-11-28T02:00+01:00", "2026-11-28T10:00+01:00", "closed", "hours", None),
+            ("2026-11-28T10:00+01:00", "2026-11-28T12:00+01:00", "reduced", "hours", None),
+        ]
+        assert expected == piece_rows(actual)
+
+    def test_adjacent_holidays_keep_their_names(self, rome):
+        """Easter Sunday and Easter Monday, one closed stretch, are two pieces named each by its holiday."""
+        team = rome.teams["rome"]
+        actual = team.pieces(instant("2026-04-04T14:00+02:00"), instant("2026-04-07T12:00+02:00"))
+        expected = [
+            ("2026-04-04T14:00+02:00", "2026-04-04T23:00+02:00", "closed", "hours", None),
+            ("2026-04-04T23:00+02:00", "2026-04-05T00:00+02:00", "reduced", "hours", None),
+            ("2026-04-05T00:00+02:00", "2026-04-06T00:00+02:00", "closed", "holiday", "Easter Sunday"),
+            ("2026-04-06T00:00+02:00", "2026-04-07T00:00+02:00", "closed", "holiday", "Easter Monday"),
+            ("2026-04-07T00:00+02:00", "2026-04-07T09:00+02:00", "closed", "hours", None),
+            ("2026-04-07T09:00+02:00", "2026-04-07T12:00+02:00", "open", "hours", None),
+        ]
+        assert expected == piece_rows(actual)
+
+    def test_pieces_join_into_the_stretches_over_a_year(self, rome):
+        """A year of pieces tiles the range, never repeats a rule back to back, and joined by mode gives the stretches."""
+        team = rome.teams["rome"]
+        start = instant("2026-01-01T00:00+01:00")
+        end = start + timedelta(days=365)
+        pieces = team.pieces(start, end)
+        assert [] == [
+            (a, b) for a, b in zip(pieces, pieces[1:])
+            if a.end != b.start or (a.mode, a.source, a.note) == (b.mode, b.source, b.note)
+        ]
+        joined: list[tuple[datetime, datetime, str]] = []
+        for piece in pieces:
+            if joined and joined[-1][2] == piece.mode:
+                joined[-1] = (joined[-1][0], piece.end, piece.mode)
+            else:
+                joined.append((piece.start, piece.end, piece.mode))
+        assert [(s.start, s.end, s.mode) for s in team.stretches(start, end)] == joined
+
+    def test_long_override_is_one_piece_across_chunks(self, load):
+        """An override longer than the engine's chunks is one piece, and piece_since finds where it starts."""
+        team = load(
+            """
+            teams:
+              refit:
+                timezone: Europe/Rome
+                hours: {daily: ["09:00-17:00 open"]}
+                overrides: [{from: "2026-02-01 00:00", to: "2026-08-01 00:00", mode: closed, note: refit}]
+            """
+        ).teams["refit"]
+        actual = team.pieces(instant("2026-03-01T12:00+01:00"), instant("2026-08-01T12:00+02:00"))
+        expected = [
+            ("2026-03-01T12:00+01:00", "2026-08-01T00:00+02:00", "closed", "override", "refit"),
+            ("2026-08-01T00:00+02:00", "2026-08-01T09:00+02:00", "closed", "hours", None),
+            ("2026-08-01T09:00+02:00", "2026-08-01T12:00+02:00", "open", "hours", None),
+        ]
+        assert (expected, "2026-02-01T00:00+01:00") == (
+            piece_rows(actual), minutes(team.piece_since(instant("2026-07-15T12:00+02:00")))
+        )
