@@ -6,8 +6,9 @@ environment variables use the ``OFFHOURS_EDGE__`` prefix (e.g.
 
 Secrets are :class:`pydantic.SecretStr`: their ``repr`` and ``str`` print ``**********``,
 so a logged settings object never shows them. A webhook whose secret is not configured
-answers ``503`` (the platform keeps retrying and nothing is lost while the
-configuration is fixed) instead of accepting unverified payloads.
+answers ``503`` naming the variable to set (the platform keeps retrying and nothing is
+lost while the configuration is fixed) instead of accepting unverified payloads;
+``streams.capabilities`` holds which variable turns on which webhook.
 
 A secret that is set must be worth checking: an empty one would let anyone sign with
 the empty key, a short one be guessed. Every secret needs at least

@@ -5,7 +5,8 @@ produced:
 
 1. read the **raw** body, bounded by ``max_body_bytes`` (more: ``413``);
 2. check the platform's signature over those bytes (header missing: ``401``, wrong:
-   ``403``; the secret not configured: ``503`` so the platform retries until it is);
+   ``403``; the secret not configured: ``503`` naming the variable to set, so the
+   platform retries until it is);
 3. parse the JSON (malformed: ``400`` with the reason) and normalize it (a payload that
    is not the platform's shape: ``400``; single items that are malformed, carry no
    message, hold odd values (a time outside 2000-2100, a number beyond 64 bits) or are
@@ -44,6 +45,8 @@ from edge.normalize import InvalidPayload, Limits, Normalized, Skipped, generic,
 from edge.ratelog import RateLimitedLog
 from edge.signatures import Verdict
 from edge.sink import EventSink
+from streams import capabilities
+from streams.capabilities import Setting
 from streams.records import SocialEvent
 
 log = logging.getLogger(__name__)
@@ -192,9 +195,14 @@ def _too_large(limit: int, size: int) -> web.HTTPException:
     )
 
 
-def _secret(value: SecretStr | None, name: str) -> str:
+def _secret(settings: EdgeSettings, name: str, setting: Setting | None = None) -> str:
+    """The secret of webhook ``name`` (:data:`streams.capabilities.WEBHOOK_SECRETS`, or ``setting``),
+    else ``503`` naming the variable to set."""
+    setting = setting or capabilities.WEBHOOK_SECRETS[name]
+    value: SecretStr | None = getattr(settings, setting.path[-1])
     if value is None:
-        raise _error(web.HTTPServiceUnavailable, f"{name} webhooks are not configured")
+        # The variable's name is no secret; it tells the operator what to set.
+        raise _error(web.HTTPServiceUnavailable, f"{name} webhooks are not configured: set {setting.env}")
     return value.get_secret_value()
 
 
@@ -208,7 +216,7 @@ def _json(body: bytes) -> Any:
 async def meta_handshake(request: web.Request) -> web.Response:
     """Meta's subscription check: echo ``hub.challenge`` raw when the verify token matches."""
     ingest = request.app[INGEST]
-    expected = _secret(ingest.settings.meta_verify_token, "meta")
+    expected = _secret(ingest.settings, "meta", capabilities.META_VERIFY_TOKEN)
     query = request.query
     matches = signatures.tokens_match(expected, query.get("hub.verify_token", ""))
     if query.get("hub.mode") != "subscribe" or not matches:
@@ -224,7 +232,7 @@ async def meta_handshake(request: web.Request) -> web.Response:
 async def meta_post(request: web.Request) -> web.Response:
     """Messenger, Instagram and WhatsApp payloads, told apart by their ``object``."""
     ingest = request.app[INGEST]
-    secret = _secret(ingest.settings.meta_app_secret, "meta")
+    secret = _secret(ingest.settings, "meta")
     body = await ingest.read_body(request)
     ingest.check("meta", signatures.verify_meta(secret, body, request.headers.get(META_SIGNATURE)))
     payload = _json(body)
@@ -263,7 +271,7 @@ def _skip_object(kind: Any) -> Skipped:
 async def x_crc(request: web.Request) -> web.Response:
     """X's challenge-response check: ``{"response_token": "sha256=<base64 HMAC>"}``."""
     ingest = request.app[INGEST]
-    secret = _secret(ingest.settings.x_consumer_secret, "x")
+    secret = _secret(ingest.settings, "x")
     token = request.query.get("crc_token")
     if not token:
         raise _error(web.HTTPBadRequest, "crc_token missing")
@@ -282,7 +290,7 @@ async def x_crc(request: web.Request) -> web.Response:
 async def x_post(request: web.Request) -> web.Response:
     """Account Activity API payloads."""
     ingest = request.app[INGEST]
-    secret = _secret(ingest.settings.x_consumer_secret, "x")
+    secret = _secret(ingest.settings, "x")
     body = await ingest.read_body(request)
     ingest.check("x", signatures.verify_x(secret, body, request.headers.get(X_SIGNATURE)))
     settings = ingest.settings
@@ -302,7 +310,7 @@ async def x_post(request: web.Request) -> web.Response:
 async def telegram_post(request: web.Request) -> web.Response:
     """Bot API updates (the secret token header is Telegram's only authentication)."""
     ingest = request.app[INGEST]
-    secret = _secret(ingest.settings.telegram_secret_token, "telegram")
+    secret = _secret(ingest.settings, "telegram")
     ingest.check("telegram", signatures.verify_telegram(secret, request.headers.get(TELEGRAM_SECRET)))
     body = await ingest.read_body(request)
     settings = ingest.settings
@@ -323,7 +331,7 @@ async def telegram_post(request: web.Request) -> web.Response:
 async def generic_post(request: web.Request) -> web.Response:
     """CONTRACT §2 events from our own producers (a CRM, a test); all valid or none produced."""
     ingest = request.app[INGEST]
-    secret = _secret(ingest.settings.generic_secret, "generic")
+    secret = _secret(ingest.settings, "generic")
     body = await ingest.read_body(request)
     ingest.check("generic", signatures.verify_generic(secret, body, request.headers.get(GENERIC_SIGNATURE)))
     try:

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import shlex
 import signal
+import textwrap
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ from edge.sink import KafkaEventSink
 from schedules import Coverage
 from schedules.holiday import CalendarSource
 
+from streams import capabilities
 from streams.app import OffhoursApp
 from streams.broker import EmbeddedBroker
 from streams.metrics import CONTENT_TYPE, Metrics, track_consumer_lag
@@ -370,12 +372,75 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def print_routes(base: str, settings: Settings, out: TextIO) -> None:
-    """Tell the operator where the web routes are."""
+def route_lines(base: str, settings: Settings) -> list[str]:
+    """Where the web routes are."""
     api = f"{base}{settings.ops.api_prefix}"
-    print(f"web:      {base} (/healthz, /readyz, /metrics)", file=out)
-    print(f"webhooks: {base}{WEBHOOKS_PREFIX}/generic, /meta, /x, /telegram", file=out)
-    print(f"api:      {api} (OpenAPI: {api}/openapi.json; Authorization: Bearer <token>)", file=out)
+    return [
+        f"web:      {base} (/healthz, /readyz, /metrics)",
+        f"webhooks: {base}{WEBHOOKS_PREFIX}/generic, /meta, /x, /telegram",
+        f"api:      {api} (OpenAPI: {api}/openapi.json; Authorization: Bearer <token>)",
+    ]
+
+
+BANNER_INDENT = " " * 10
+BANNER_WIDTH = 100
+
+
+def configuration_lines(settings: Settings, coverage: Coverage | None = None, *, banner: bool = True) -> list[str]:
+    """What is configured and, for the rest, which ``OFFHOURS_...`` variable to set
+    (:mod:`streams.capabilities`, never a value), the ``coverage`` accounts nothing
+    answers for, then the embedded broker's restart warning when ``settings`` name no
+    broker. Pure: the banner and (``banner`` false) ``offhours config check`` print it."""
+    see = " (offhours config check says the same)" if banner else ""
+    lines = [f"config:   what works and which setting turns on the rest{see}"]
+    lines += [BANNER_INDENT + line for line in capabilities.status_lines(settings)]
+    if coverage is not None:
+        accounts = [account for team in coverage.teams.values() for account in team.accounts]
+        missing = capabilities.accounts_without_credentials(settings, accounts)
+        if missing:
+            lines.append(
+                f"{BANNER_INDENT}{'accounts:':<18} no credentials to answer as {', '.join(missing)}: "
+                f"add them to {capabilities.RESPONDER_ACCOUNTS.env}"
+            )
+    warning = capabilities.restart_warning(settings)
+    if warning is not None:
+        lines += textwrap.wrap(
+            warning, BANNER_WIDTH, initial_indent="warning:  ", subsequent_indent=BANNER_INDENT,
+            break_on_hyphens=False, break_long_words=False,
+        )
+    return lines
+
+
+def run_banner(settings: Settings, live: Settings, coverage: Coverage, base: str | None) -> list[str]:
+    """What ``offhours run`` prints once it serves: where everything is, what is configured.
+
+    ``settings`` as configured (no broker: the embedded one), ``live`` with the broker
+    in use, ``base`` the web server's URL (None without one). Pure, for the tests.
+    """
+    embedded = " (embedded, memory only)" if settings.embedded else ""
+    lines = [f"broker:   {live.broker_url}{embedded}", f"coverage: {live.coverage_file}"]
+    lines += [
+        f"team:     {team_id} {team.timezone} ({', '.join(team.accounts)})"
+        for team_id, team in sorted(coverage.teams.items())
+    ]
+    lines.append(f"topics:   {live.events_topic} -> {live.decisions_topic}")
+    lines.append(f"watch:    {watch_command(live)}")
+    if base is not None:
+        lines += route_lines(base, live)
+    return lines + configuration_lines(settings, coverage)
+
+
+def ingest_banner(settings: Settings, live: Settings, coverage: Coverage, base: str) -> list[str]:
+    """What ``offhours ingest`` prints once it serves (as :func:`run_banner`)."""
+    embedded = " (embedded: for a demo only; replicas need a shared broker)" if settings.embedded else ""
+    return [
+        f"broker:   {live.broker_url}{embedded}",
+        f"coverage: {live.coverage_file} (seeds {live.config_topic} when empty; teams: "
+        f"{', '.join(sorted(coverage.teams))})",
+        f"topics:   webhooks -> {live.events_topic}",
+        *route_lines(base, live),
+        *configuration_lines(settings, coverage),
+    ]
 
 
 def watch_command(settings: Settings) -> str:
@@ -414,17 +479,12 @@ async def run_service(
     async with broker_for(settings) as live:
         await prepare_config_topic(live)
         async with running_worker(live, coverage, metrics=metrics) as pipeline, _tracking_lag(pipeline, metrics):
-            print(f"broker:   {live.broker_url}{' (embedded)' if settings.embedded else ''}", file=out)
-            print(f"coverage: {live.coverage_file}", file=out)
-            for team_id, team in sorted(coverage.teams.items()):
-                print(f"team:     {team_id} {team.timezone} ({', '.join(team.accounts)})", file=out)
-            print(f"topics:   {live.events_topic} -> {live.decisions_topic}", file=out)
-            print(f"watch:    {watch_command(live)}", file=out)
             async with contextlib.AsyncExitStack() as web_stack:
+                base = None
                 if web_enabled:
                     app = build_web(live, pipeline, metrics=metrics, idempotent=idempotent)
                     base = await web_stack.enter_async_context(serving(app, live))
-                    print_routes(base, live, out)
+                print(*run_banner(settings, live, coverage, base), sep="\n", file=out)
                 print("ready; Ctrl-C to stop", file=out, flush=True)
                 await stopping.wait()
                 print("stopping", file=out, flush=True)
@@ -453,12 +513,7 @@ async def run_ingest(
         await create_topics(live)
         app = build_web(live, None, metrics=metrics, idempotent=idempotent)
         async with serving(app, live) as base:
-            embedded = " (embedded: for a demo only; replicas need a shared broker)" if settings.embedded else ""
-            print(f"broker:   {live.broker_url}{embedded}", file=out)
-            print(f"coverage: {live.coverage_file} (seeds {live.config_topic} when empty; teams: "
-                  f"{', '.join(sorted(coverage.teams))})", file=out)
-            print(f"topics:   webhooks -> {live.events_topic}", file=out)
-            print_routes(base, live, out)
+            print(*ingest_banner(settings, live, coverage, base), sep="\n", file=out)
             print("ready; Ctrl-C to stop", file=out, flush=True)
             await stopping.wait()
             print("stopping", file=out, flush=True)

@@ -201,6 +201,29 @@ class TestRefusals:
         assert (503, []) == (response.status, sink.events)
 
     @pytest.mark.parametrize(
+        ("method", "path", "variable"),
+        [
+            ("POST", "/webhooks/meta", "OFFHOURS_EDGE__META_APP_SECRET"),
+            ("GET", "/webhooks/meta?hub.mode=subscribe&hub.challenge=1&hub.verify_token=x",
+             "OFFHOURS_EDGE__META_VERIFY_TOKEN"),
+            ("POST", "/webhooks/x", "OFFHOURS_EDGE__X_CONSUMER_SECRET"),
+            ("GET", "/webhooks/x?crc_token=abc", "OFFHOURS_EDGE__X_CONSUMER_SECRET"),
+            ("POST", "/webhooks/telegram", "OFFHOURS_EDGE__TELEGRAM_SECRET_TOKEN"),
+            ("POST", "/webhooks/generic", "OFFHOURS_EDGE__GENERIC_SECRET"),
+        ],
+    )
+    async def test_unconfigured_answer_names_the_variable_to_set(
+        self, make_client: MakeClient, method: str, path: str, variable: str
+    ) -> None:
+        """The 503 of a webhook without its secret says which variable to set (a name, no secret)."""
+        client, _ = await make_client(EdgeSettings())
+        response = await client.request(method, path, data=b"{}")
+        name = path.split("/")[2].split("?")[0]
+        assert (503, {"error": f"{name} webhooks are not configured: set {variable}"}) == (
+            response.status, await response.json()
+        )
+
+    @pytest.mark.parametrize(
         ("path", "field", "headers"),
         [
             pytest.param("/webhooks/generic", "generic_secret",
