@@ -1,6 +1,7 @@
 """``offhours coverage ...``: check a coverage file, ask it about an instant, show a week.
 
-The command line is where the clock is read (for default dates); the engine never does.
+The command line is where the clock is read (for ``now`` and default dates); the engine
+never does. Each command takes the clock as a parameter so that tests can fix it.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 
 from schedules import ical
 from schedules.coverage import Coverage, Team
@@ -18,6 +20,16 @@ from schedules.model import CoverageInvalid, WallTime
 
 EXIT_INVALID = 2
 WARNING_DAYS = 28
+NOW = "now"
+
+Clock = Callable[[], datetime]
+"""Returns the current instant, aware."""
+
+
+def system_clock() -> datetime:
+    """The machine's clock, in UTC."""
+    return datetime.now(UTC)
+
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
@@ -59,31 +71,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Print one JSON object: the team's mode at TIME, since/until of that stretch,\n"
             "the next opening, who is on call and what decided the mode (hours, holiday,\n"
-            "override). TIME is ISO 8601; without an offset it is the team's local time."
+            "override). TIME is 'now' (the default) or ISO 8601; without an offset it is\n"
+            "the team's local time. Instants print with the team's UTC offset, to the second."
         ),
         epilog="examples:\n"
+        "  offhours coverage at examples/coverage.yaml --team care-it            # right now\n"
+        "  offhours coverage at examples/coverage.yaml --team care-it --at now\n"
         "  offhours coverage at examples/coverage.yaml --team care-it --at 2026-11-23T21:14\n"
         "  offhours coverage at examples/coverage.yaml --team care-it --at 2026-11-23T20:14:05Z",
         formatter_class=_FORMATTER,
     )
     at.add_argument("file", metavar="FILE", help="the coverage YAML file")
     at.add_argument("--team", required=True, help="team id, as under 'teams:'")
-    at.add_argument("--at", dest="instant", required=True, metavar="TIME", help="ISO 8601 instant; naive = team's zone")
+    at.add_argument(
+        "--at",
+        dest="instant",
+        default=NOW,
+        metavar="TIME",
+        help="'now' (default) or an ISO 8601 instant; without an offset, the team's local time",
+    )
     at.set_defaults(handler=run_at)
 
     week = coverage_sub.add_parser(
         "week",
         help="a readable week of a team's coverage",
         description=(
-            "Show seven days of a team's coverage: a row per day with its stretches and\n"
-            "modes, and who is on call, followed by coverage-gap warnings."
+            "Show seven days of a team's coverage, from DATE (default: today in the team's\n"
+            "time zone): a row per day with its stretches, each mode with what decides it\n"
+            "(a holiday's name, an override's note; nothing for the weekly hours), and who\n"
+            "is on call, followed by coverage-gap warnings."
         ),
-        epilog="example:\n  offhours coverage week examples/coverage.yaml --team care-it --from 2026-12-21",
+        epilog="examples:\n"
+        "  offhours coverage week examples/coverage.yaml --team care-it              # from today\n"
+        "  offhours coverage week examples/coverage.yaml --team care-it --from now\n"
+        "  offhours coverage week examples/coverage.yaml --team care-it --from 2026-12-21",
         formatter_class=_FORMATTER,
     )
     week.add_argument("file", metavar="FILE", help="the coverage YAML file")
     week.add_argument("--team", required=True, help="team id, as under 'teams:'")
-    week.add_argument("--from", dest="start", metavar="DATE", help="first day shown, YYYY-MM-DD (default: today)")
+    week.add_argument(
+        "--from",
+        dest="start",
+        default=NOW,
+        metavar="DATE",
+        help="first day shown: YYYY-MM-DD, or 'now'/'today' (default): today in the team's time zone",
+    )
     week.set_defaults(handler=run_week)
 
     ical.register(coverage_sub)
@@ -172,19 +204,27 @@ def _summary(team: Team) -> str:
     )
 
 
-def run_at(args: argparse.Namespace) -> int:
-    """``offhours coverage at FILE --team TEAM --at TIME``."""
+def _now(team: Team, clock: Clock) -> datetime:
+    """The clock's instant in the team's zone, to the second (as it is printed)."""
+    return clock().astimezone(team.timezone).replace(microsecond=0)
+
+
+def run_at(args: argparse.Namespace, clock: Clock = system_clock) -> int:
+    """``offhours coverage at FILE --team TEAM [--at TIME|now]``; ``clock`` gives ``now``."""
     coverage = _load(args.file)
     if coverage is None:
         return EXIT_INVALID
     team = _team(coverage, args.team)
     if team is None:
         return EXIT_INVALID
-    instant = parse_instant(args.instant, team)
+    if args.instant.strip().lower() == NOW:
+        instant: datetime | None = _now(team, clock)
+    else:
+        instant = parse_instant(args.instant, team)
     if instant is None:
         print(
             f"--at '{args.instant}' is not an ISO 8601 time; write e.g. 2026-11-23T21:14:05+01:00, "
-            "2026-11-23T20:14:05Z, or 2026-11-23T21:14 (the team's local time)",
+            "2026-11-23T20:14:05Z, 2026-11-23T21:14 (the team's local time) or now",
             file=sys.stderr,
         )
         return EXIT_INVALID
@@ -198,24 +238,30 @@ def _clock(moment: datetime, day_start: datetime) -> str:
     return moment.strftime("%H:%M")
 
 
-def run_week(args: argparse.Namespace) -> int:
-    """``offhours coverage week FILE --team TEAM [--from DATE]``."""
-    first = _day(args.start)
+def run_week(args: argparse.Namespace, clock: Clock = system_clock) -> int:
+    """``offhours coverage week FILE --team TEAM [--from DATE|now]``; ``clock`` gives today."""
     coverage = _load(args.file)
-    if coverage is None or first is None:
+    if coverage is None:
         return EXIT_INVALID
     team = _team(coverage, args.team)
     if team is None:
+        return EXIT_INVALID
+    if args.start.strip().lower() in (NOW, "today"):
+        first: date | None = _now(team, clock).date()
+    else:
+        first = _day(args.start)
+    if first is None:
         return EXIT_INVALID
     print(f"{team.id} ({team.name}), {team.timezone.key}, week from {first.isoformat()}")
     for offset in range(7):
         day = first + timedelta(days=offset)
         start, end = _midnight(team, day), _midnight(team, day + timedelta(days=1))
         parts = []
-        for stretch in team.stretches(start, end):
-            label = f"{_clock(stretch.start, start)}-{_clock(stretch.end, start)} {stretch.mode}"
-            if stretch.source != "hours":
-                label += f" ({stretch.note or stretch.source})"
+        # One label per rule, so that a holiday or an override names only the hours it decides.
+        for piece in team.pieces(start, end):
+            label = f"{_clock(piece.start, start)}-{_clock(piece.end, start)} {piece.mode}"
+            if piece.source != "hours":
+                label += f" ({piece.note or piece.source})"
             parts.append(label)
         shifts = team.on_call_shifts(start, end)
         if not shifts:

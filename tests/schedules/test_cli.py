@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from schedules import cli as coverage_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "examples" / "coverage.yaml")
@@ -18,6 +23,33 @@ def offhours(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "offhours", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
+
+
+def run_in_process(capsys, clock_at: datetime, *args: str) -> tuple[int, str]:
+    """``offhours coverage ARGS`` in this process, its clock fixed at ``clock_at``; exit code and stdout."""
+    parser = argparse.ArgumentParser(prog="offhours")
+    coverage_cli.register(parser.add_subparsers(dest="command", required=True))
+    parsed = parser.parse_args(["coverage", *args])
+    capsys.readouterr()
+    code = parsed.handler(parsed, clock=lambda: clock_at)
+    return code, capsys.readouterr().out
+
+
+def week_rows(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """The rows of a week view by date, without the weekday: {"2026-12-25": "00:00-24:00 closed ..."}."""
+    return {line[4:14]: line[16:] for line in result.stdout.splitlines()[1:]}
+
+
+# Christmas without an override: two adjacent public holidays, then the weekend.
+CHRISTMAS = """\
+teams:
+  care-it:
+    timezone: Europe/Rome
+    hours:
+      mon-fri: ["09:00-19:00 open", "19:00-24:00 reduced"]
+      sat: ["10:00-18:00 reduced"]
+    holidays: {country: IT}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +152,51 @@ class TestAt:
         result = offhours("coverage", "at", EXAMPLE, "--team", "care-fr", "--at", "2026-11-23T12:00")
         assert (2, True) == (result.returncode, "care-it, care-us" in result.stderr)
 
+    @pytest.mark.parametrize(
+        ("at", "expected"),
+        [
+            pytest.param(
+                "2026-04-06T12:00",
+                {"mode": "closed", "source": "holiday", "since": "2026-04-04T18:00:00+02:00", "until": "2026-04-07T09:00:00+02:00"},
+                id="easter_monday",
+            ),
+            pytest.param(
+                "2026-12-27T12:00",
+                {"mode": "closed", "source": "hours", "since": "2026-12-24T14:00:00+01:00", "until": "2026-12-28T09:00:00+01:00"},
+                id="sunday_after_natale_override",
+            ),
+        ],
+    )
+    def test_since_until_span_the_whole_stretch_across_rules(self, at, expected):
+        """since/until bound the whole stretch of the mode, across days and rules; source is the rule at the instant."""
+        result = offhours("coverage", "at", EXAMPLE, "--team", "care-it", "--at", at)
+        assert expected == {key: json.loads(result.stdout)[key] for key in expected}
+
+    def test_at_now_reads_the_clock(self, capsys):
+        """--at now is the clock's instant, printed in the team's offset to the second."""
+        clock_at = datetime(2026, 11, 23, 20, 14, 5, 734_000, tzinfo=UTC)
+        now = run_in_process(capsys, clock_at, "at", EXAMPLE, "--team", "care-it", "--at", "now")
+        typed = run_in_process(capsys, clock_at, "at", EXAMPLE, "--team", "care-it", "--at", "2026-11-23T21:14:05")
+        assert (0, "2026-11-23T21:14:05+01:00") == (now[0], json.loads(now[1])["at"])
+        assert typed == now
+
+    def test_at_defaults_to_now(self, capsys):
+        """Without --at the answer is for now: the same as --at now."""
+        clock_at = datetime(2026, 12, 26, 8, 0, tzinfo=UTC)
+        omitted = run_in_process(capsys, clock_at, "at", EXAMPLE, "--team", "care-it")
+        now = run_in_process(capsys, clock_at, "at", EXAMPLE, "--team", "care-it", "--at", "now")
+        assert (0, "2026-12-26T09:00:00+01:00", "override") == (
+            omitted[0], json.loads(omitted[1])["at"], json.loads(omitted[1])["source"]
+        )
+        assert now == omitted
+
+    def test_at_now_with_the_real_clock(self):
+        """The installed command answers --at now with the contract object (whatever the date)."""
+        result = offhours("coverage", "at", EXAMPLE, "--team", "care-it", "--at", "now")
+        printed = json.loads(result.stdout)
+        assert (0, ["team", "at", "mode", "since", "until", "next_open", "on_call", "source"]) == (result.returncode, list(printed))
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", printed["at"]), printed["at"]
+
     def test_bad_time_shows_example(self):
         """A bad --at exits 2 with an example of a valid value."""
         result = offhours("coverage", "at", EXAMPLE, "--team", "care-it", "--at", "yesterday 9pm")
@@ -134,7 +211,74 @@ class TestWeek:
         expected = (0, 8, "Thu 2026-12-24  00:00-09:00 closed | 09:00-14:00 open | 14:00-24:00 closed (Natale)  on call: luca")
         assert expected == (result.returncode, len(rows), rows[4])
 
+    @pytest.mark.parametrize(
+        ("first", "expected"),
+        [
+            pytest.param(
+                "2026-12-24",
+                {
+                    "2026-12-24": "00:00-09:00 closed | 09:00-14:00 open | 14:00-24:00 closed (Natale)",
+                    "2026-12-25": "00:00-24:00 closed (Natale)",
+                    "2026-12-26": "00:00-24:00 closed (Natale)",
+                    "2026-12-27": "00:00-24:00 closed",
+                    "2026-12-28": "00:00-09:00 closed | 09:00-19:00 open | 19:00-24:00 reduced",
+                },
+                id="override_ends_before_the_weekend",
+            ),
+            pytest.param(
+                "2026-04-03",
+                {
+                    "2026-04-04": "00:00-10:00 closed | 10:00-18:00 reduced | 18:00-24:00 closed",
+                    "2026-04-05": "00:00-24:00 closed (Easter Sunday)",
+                    "2026-04-06": "00:00-24:00 closed (Easter Monday)",
+                    "2026-04-07": "00:00-09:00 closed | 09:00-19:00 open | 19:00-24:00 reduced",
+                },
+                id="adjacent_holidays",
+            ),
+        ],
+    )
+    def test_each_row_names_only_what_decides_it(self, first, expected):
+        """A holiday or an override is named on the hours it decides and nowhere else."""
+        rows = week_rows(offhours("coverage", "week", EXAMPLE, "--team", "care-it", "--from", first))
+        assert expected == {day: rows[day].split("  on call:")[0] for day in expected}
+
+    def test_adjacent_public_holidays_each_named(self, tmp_path):
+        """Christmas Day and Saint Stephen's Day, one closed stretch with the weekend, are each named on their day."""
+        path = tmp_path / "christmas.yaml"
+        path.write_text(CHRISTMAS)
+        rows = week_rows(offhours("coverage", "week", str(path), "--team", "care-it", "--from", "2026-12-24"))
+        expected = {
+            "2026-12-24": "00:00-09:00 closed | 09:00-19:00 open | 19:00-24:00 reduced",
+            "2026-12-25": "00:00-24:00 closed (Christmas Day)",
+            "2026-12-26": "00:00-24:00 closed (Saint Stephen's Day)",
+            "2026-12-27": "00:00-24:00 closed",
+            "2026-12-28": "00:00-09:00 closed | 09:00-19:00 open | 19:00-24:00 reduced",
+        }
+        assert expected == {day: rows[day].split("  on call:")[0] for day in expected}
+
+    @pytest.mark.parametrize("args", [pytest.param((), id="from_omitted"), pytest.param(("--from", "now"), id="from_now")])
+    def test_week_from_today_in_the_team_zone(self, capsys, args):
+        """Without --from (or with --from now) the week starts today in the team's zone, by the clock."""
+        # 23:30 UTC on the 24th is already the 25th in Rome.
+        clock_at = datetime(2026, 12, 24, 23, 30, tzinfo=UTC)
+        code, out = run_in_process(capsys, clock_at, "week", EXAMPLE, "--team", "care-it", *args)
+        _, dated = run_in_process(capsys, clock_at, "week", EXAMPLE, "--team", "care-it", "--from", "2026-12-25")
+        assert (0, "care-it (Assistenza Italia), Europe/Rome, week from 2026-12-25") == (code, out.splitlines()[0])
+        assert dated == out
+
     def test_help_teaches(self):
         """--help of each command gives an example."""
         outputs = [offhours("coverage", command, "--help").stdout for command in ("check", "at", "week")]
         assert [True, True, True] == ["example" in text and "offhours coverage" in text for text in outputs]
+
+    @pytest.mark.parametrize(
+        ("command", "fragments"),
+        [
+            pytest.param("at", ["--at now", "'now' (default)"], id="at"),
+            pytest.param("week", ["--from now", "today in the team's time zone"], id="week"),
+        ],
+    )
+    def test_help_teaches_now(self, command, fragments):
+        """--help says that now is the default and shows it in an example."""
+        text = " ".join(offhours("coverage", command, "--help").stdout.split())
+        assert [True] * len(fragments) == [fragment in text for fragment in fragments]
