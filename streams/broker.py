@@ -72,6 +72,19 @@ async def kafka_answers(bootstrap: str, timeout: float) -> bool:
         await client.close()
 
 
+def probe_kafka(bootstrap: str, timeout: float = 1.0) -> bool:
+    """:func:`kafka_answers` from synchronous code, even inside a running event loop.
+
+    A sync start may be called from a running loop (a sync fixture in an async test
+    session), so the probe gets its own loop on its own thread.
+    """
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(kafka_answers(bootstrap, timeout=timeout))))
+    thread.start()
+    thread.join()
+    return bool(result and result[0])
+
+
 class EmbeddedBroker:
     """A Tansu broker child process on ``127.0.0.1:port``.
 
@@ -203,15 +216,7 @@ class EmbeddedBroker:
             await asyncio.sleep(0.05)
 
     def _probe_sync(self) -> bool:
-        # The sync start may be called from inside a running loop (a sync fixture in an
-        # async test session), so the probe gets its own loop on its own thread.
-        result: list[bool] = []
-        thread = threading.Thread(
-            target=lambda: result.append(asyncio.run(kafka_answers(self.bootstrap, timeout=1.0)))
-        )
-        thread.start()
-        thread.join()
-        return bool(result and result[0])
+        return probe_kafka(self.bootstrap)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the broker (SIGTERM, then SIGKILL after ``timeout`` s)."""
