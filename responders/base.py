@@ -18,8 +18,10 @@ Every HTTP request goes through :func:`post`, which applies the egress policy
 follows no redirect and reads at most :data:`MAX_ANSWER_BYTES` of an answer.
 
 Secrets (tokens, webhook URLs, which often embed a token) never appear in an outcome's
-reason, in logs or in exception texts: reasons name the platform's error code and our
-reading of it, never the URL or the platform's free text.
+reason, in logs or in exception texts: reasons name the platform's error code, our
+reading of it and the platform's own description of the error (:func:`platform_says`:
+one line, at most :data:`DESCRIPTION_CHARS`, anything shaped like a token or a URL
+cut out), never the URL.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,6 +115,28 @@ class StaffNotifier(Protocol):
     async def send(self, notice: Notice, session: aiohttp.ClientSession) -> Outcome:
         """Make one attempt and say what happened; never sleeps or retries."""
         ...
+
+
+DESCRIPTION_CHARS = 160
+"""The most of a platform's error description a reason quotes."""
+
+_SECRET_SHAPED = re.compile(r"[a-z][a-z0-9+.-]*://\S+|[A-Za-z0-9_:\-]{24,}", re.IGNORECASE)
+
+
+def platform_says(description: object, limit: int = DESCRIPTION_CHARS) -> str:
+    """A platform's error description fit for a reason: ``: Bad Request: chat not found``.
+
+    On one line (control characters become spaces), a URL or a token-shaped word
+    (24 or more letters, digits, ``_``, ``-``, ``:``) replaced by ``…``, cut at
+    ``limit`` characters; empty when there is no text description.
+    """
+    if not isinstance(description, str):
+        return ""
+    text = " ".join("".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in description).split())
+    text = _SECRET_SHAPED.sub("…", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f": {text}" if text else ""
 
 
 def clamp_wait(seconds: float, limit: float) -> float:

@@ -119,6 +119,8 @@ class DeliveryOutcome:
 
 Publish = Callable[[DeliveryOutcome], Awaitable[None]]
 """Where :class:`Responders` hands every :class:`DeliveryOutcome`."""
+Notified = Callable[[Notice, "Report"], None]
+"""Told of each staff notification once its delivery ended (the metrics count it)."""
 
 
 class Ledger(Protocol):
@@ -305,7 +307,8 @@ class Responders:
     """Delivers the two outboxes: acknowledgments to customers, routes to staff.
 
     With ``publish`` every attempt and every give-up is a :class:`DeliveryOutcome`
-    (see the module docstring).
+    (see the module docstring); ``notified`` is told of each staff notification and its
+    :class:`Report` (``delivered``, ``dead`` or ``skipped``) when its delivery ends.
     """
 
     def __init__(
@@ -319,8 +322,10 @@ class Responders:
         escalate: Escalate | None = None,
         claim_link: ClaimLink | None = None,
         publish: Publish | None = None,
+        notified: Notified | None = None,
     ) -> None:
         self.registry = registry
+        self._notified = notified
         self.loop = loop
         self._session = session
         self._clock = clock
@@ -398,8 +403,11 @@ class Responders:
     async def _notify(
         self, request: RouteRequest, member: Notify, uri: str, now: datetime
     ) -> Report:
-        claim_url = self._claim_link(request, member) if self._claim_link else None
-        notice = Notice(route=request, member=member, uri=uri, now=now, claim_url=claim_url)
+        notice = Notice(
+            route=request, member=member, uri=uri, now=now,
+            claim_url=self._link(request, request.conversation, member),
+            links=self._digest_links(request, member),
+        )
         key = notice_key(notice)
         notifier = self.registry.notifiers.get(notice.scheme)
         observe = self._observer(
@@ -422,7 +430,27 @@ class Responders:
             await self._given_up(observe, report)
             reason = f"notify {member.member} via {notice.scheme}: {report.reason}"
             await self._dead_letter(request.to_json(), "routes", reason)
+        if self._notified is not None:
+            self._notified(notice, report)
         return report
+
+    def _link(self, request: RouteRequest, conversation: str, member: Notify) -> str | None:
+        """The claim link of ``conversation`` for ``member``, or None (no signer, no conversation)."""
+        if self._claim_link is None or not conversation:
+            return None
+        if conversation != request.conversation:
+            request = replace(request, conversation=conversation)
+        return self._claim_link(request, member)
+
+    def _digest_links(self, request: RouteRequest, member: Notify) -> dict[str, str]:
+        """A claim link per conversation of a handover digest (none for other routes)."""
+        links: dict[str, str] = {}
+        for item in request.extra.get("handover", ()):
+            conversation = item.get("conversation", "") if isinstance(item, dict) else ""
+            link = self._link(request, conversation, member)
+            if link is not None:
+                links[conversation] = link
+        return links
 
 
     def _observer(

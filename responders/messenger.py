@@ -42,6 +42,7 @@ from .base import (
     Permanent,
     Retry,
     dumps,
+    platform_says,
     post,
     retry_after,
 )
@@ -81,17 +82,18 @@ def graph_outcome(answer: HttpAnswer, platform: str, now: float, limit: float) -
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
     subcode = error.get("error_subcode")
+    says = platform_says(error.get("message"))
     label = f"{platform}: graph error {code}/{subcode}" if code is not None else f"{platform}"
     wait = retry_after(answer.headers.get("Retry-After"), now, limit)
     if code in GRAPH_RETRY:
         return Retry(wait, f"{label} ({GRAPH_RETRY[code]})")
     if code == 190 or (isinstance(code, int) and 200 <= code <= 299):
-        return Permanent(f"{label}: {OPS_ALERT}", alert_operations=True)
+        return Permanent(f"{label}{says}: {OPS_ALERT}", alert_operations=True)
     if (code, subcode) in GRAPH_PERMANENT:
-        return Permanent(f"{label} ({GRAPH_PERMANENT[(code, subcode)]})")
+        return Permanent(f"{label} ({GRAPH_PERMANENT[(code, subcode)]}){says}")
     if answer.status == 429 or answer.status >= 500:
         return Retry(wait, f"{label}: HTTP {answer.status}")
-    return Permanent(f"{label}: HTTP {answer.status}")
+    return Permanent(f"{label}: HTTP {answer.status}{says}")
 
 
 def reply_closes(request: AckRequest) -> datetime | None:

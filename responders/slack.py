@@ -1,7 +1,7 @@
 """Staff notifier for ``slack:<incoming webhook URL>`` URIs (PLATFORMS §5.1).
 
 The body always carries ``text`` (the notification and accessibility fallback) and
-``blocks`` (header, the customer's words, the facts, the claim link). Slack answers
+``blocks`` (header, the customer's words, the facts, the claim buttons). Slack answers
 ``200 ok`` or a plain-text error word: ``429`` honours ``Retry-After``; ``5xx`` retries;
 a webhook that is gone or disabled (``invalid_token``, ``no_service``,
 ``channel_not_found``, ``channel_is_archived``, ``action_prohibited``) is Permanent with
@@ -17,6 +17,9 @@ from typing import Any
 from .base import OPS_ALERT, HttpAnswer, Permanent
 from .incoming_webhook import IncomingWebhookNotifier
 from .notice import Notice
+
+SLACK_BUTTONS_PER_BLOCK = 25
+"""Slack's limit of elements in one actions block (a digest's claim buttons take several)."""
 
 GONE = frozenset(
     {"invalid_token", "no_service", "channel_not_found", "channel_is_archived", "action_prohibited"}
@@ -61,16 +64,14 @@ def slack_payload(notice: Notice) -> dict[str, object]:
         {"type": "section", "text": {"type": "plain_text", "text": slack_text(notice.message, 3000)}},
         {"type": "section", "text": {"type": "plain_text", "text": slack_text(facts, 3000)}},
     ]
-    if notice.claim_url:
+    links = notice.links_shown()
+    for start in range(0, len(links), SLACK_BUTTONS_PER_BLOCK):
         blocks.append(
             {
                 "type": "actions",
                 "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Claim"},
-                        "url": notice.claim_url,
-                    }
+                    {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}
+                    for label, url in links[start:start + SLACK_BUTTONS_PER_BLOCK]
                 ],
             }
         )

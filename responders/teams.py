@@ -49,8 +49,9 @@ def teams_payload(notice: Notice) -> dict[str, object]:
         "version": "1.4",
         "body": body,
     }
-    if notice.claim_url:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Claim", "url": notice.claim_url}]
+    links = notice.links_shown()
+    if links:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": label, "url": url} for label, url in links]
     return {
         "type": "message",
         "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}],

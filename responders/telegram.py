@@ -9,7 +9,7 @@ never logged or put in a reason.
 Answers: ``{"ok": true, "result": {...}}`` is Delivered; ``429`` waits
 ``parameters.retry_after`` seconds (never parsed from the description); ``401``/``404``
 is a bad token (alert operations); ``5xx`` retries; other errors (``403`` blocked by
-the user, ``400`` chat not found) are Permanent.
+the user, ``400`` chat not found) are Permanent, with the Bot API's ``description``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .base import (
     clamp_wait,
     dumps,
     fingerprint,
+    platform_says,
     post,
     retry_after,
 )
@@ -62,9 +63,10 @@ def telegram_outcome(answer: HttpAnswer, now: float, limit: float) -> Outcome:
     if answer.status >= 500:
         wait = retry_after(answer.headers.get("Retry-After"), now, limit)
         return Retry(wait, f"telegram: HTTP {answer.status}")
+    says = platform_says(data.get("description"))
     if code in (401, 404):
-        return Permanent(f"telegram: error {code}: {OPS_ALERT}", alert_operations=True)
-    return Permanent(f"telegram: error {code}")
+        return Permanent(f"telegram: error {code}{says}: {OPS_ALERT}", alert_operations=True)
+    return Permanent(f"telegram: error {code}{says}")
 
 
 def _chat_id(value: str) -> int | str:

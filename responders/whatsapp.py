@@ -28,6 +28,7 @@ from .base import (
     Permanent,
     Retry,
     dumps,
+    platform_says,
     post,
     retry_after,
 )
@@ -65,17 +66,18 @@ def whatsapp_outcome(answer: HttpAnswer, now: float, limit: float) -> Outcome:
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
     label = f"whatsapp: error {code}"
+    says = platform_says(error.get("message"))
     wait = retry_after(answer.headers.get("Retry-After"), now, limit)
     if code in WHATSAPP_PERMANENT:
-        return Permanent(f"{label} ({WHATSAPP_PERMANENT[code]})")
+        return Permanent(f"{label} ({WHATSAPP_PERMANENT[code]}){says}")
     if code in WHATSAPP_RETRY:
         reason, default_wait = WHATSAPP_RETRY[code]
         return Retry(wait if wait is not None else default_wait, f"{label} ({reason})")
     if code in WHATSAPP_ALERT:
-        return Permanent(f"{label} ({WHATSAPP_ALERT[code]}): {OPS_ALERT}", alert_operations=True)
+        return Permanent(f"{label} ({WHATSAPP_ALERT[code]}){says}: {OPS_ALERT}", alert_operations=True)
     if answer.status == 429 or answer.status >= 500:
         return Retry(wait, f"{label}: HTTP {answer.status}")
-    return Permanent(f"{label}: HTTP {answer.status}")
+    return Permanent(f"{label}: HTTP {answer.status}{says}")
 
 
 class WhatsAppSender:

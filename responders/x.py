@@ -28,6 +28,7 @@ from .base import (
     Permanent,
     Retry,
     dumps,
+    platform_says,
     post,
     retry_after,
     wait_until,
@@ -49,9 +50,11 @@ def x_outcome(answer: HttpAnswer, now: float, limit: float) -> Outcome:
         return Retry(
             retry_after(answer.headers.get("Retry-After"), now, limit), f"x: HTTP {answer.status}"
         )
+    data = answer.json()
+    says = platform_says(data.get("detail") or data.get("title"))
     if answer.status == 401:
-        return Permanent(f"x: HTTP 401: {OPS_ALERT}", alert_operations=True)
-    return Permanent(f"x: HTTP {answer.status}")
+        return Permanent(f"x: HTTP 401{says}: {OPS_ALERT}", alert_operations=True)
+    return Permanent(f"x: HTTP {answer.status}{says}")
 
 
 class XSender:

@@ -87,7 +87,7 @@ from streams.promises import (
     escalation_due,
     next_escalation,
 )
-from streams.records import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
+from streams.records import CUSTOMER_KINDS, AckRequest, DeadLetter, Decision, RouteRequest, raw_field
 from streams.retention import EXPIRE, EXPIRE_LEDGER, apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
 from streams.sla import FirstResponse
@@ -398,21 +398,22 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
         header_list(message.headers), HEADER_SOURCE, position(message.partition, message.offset)
     )
     topics = app.stream_topics
+    route = _route_with_kind(outcome)
     if outcome.ack is not None:
         await emit(app, topics.acks, key, outcome.ack.to_json(), headers)
-    if outcome.route is not None:
-        await emit(app, topics.routes, key, outcome.route.to_json(), headers)
+    if route is not None:
+        await emit(app, topics.routes, key, route.to_json(), headers)
     await emit(app, topics.decisions, key, decision.to_json(), headers)
     if key is not None and outcome.state is not None:
         current = app.conversations.get(key)
         state = outcome.state
         if current != stored and current is not None:
             state = _keep_actions(state, before, ConversationState.from_bytes(current))
-        state = _handover_facts(state, outcome)
+        state = _customer_words(_handover_facts(state, outcome), raw)
         app.conversations[key] = state.to_bytes()
-        if outcome.route is not None and state.claimed_by is None:
+        if route is not None and state.claimed_by is None:
             # A claimed conversation has someone on it: its new messages do not escalate.
-            _start_escalation(app, key, outcome.route)
+            _start_escalation(app, key, route)
     response = getattr(outcome, "first_response", None)
     if response is not None:
         _record_first_response(app, stats_key, stats, response)
@@ -526,6 +527,37 @@ def _handover_facts(state: ConversationState, outcome: Outcome) -> ConversationS
     if (channel, promised, urgent) == (state.channel, state.promised, state.urgent):
         return state
     return replace(state, channel=channel, promised=promised, urgent=urgent)
+
+
+def _route_with_kind(outcome: Outcome) -> RouteRequest | None:
+    """The outcome's route with the kind of the customer's message (``dm``, ``comment``…) in
+    ``extra["kind"]``: the notice names the channel by it ("Facebook Messenger")."""
+    route = outcome.route
+    kind = outcome.state.kind if outcome.state is not None else None
+    if route is None or kind is None or "kind" in route.extra:
+        return route
+    return replace(route, extra={**route.extra, "kind": kind})
+
+
+def _customer_words(state: ConversationState, raw: bytes) -> ConversationState:
+    """``state`` with the author, words and account of ``raw`` when it is the conversation's
+    latest customer message (what reminders, early routes and the handover show staff)."""
+    if state.customer_at is None:
+        return state
+    try:
+        data = orjson.loads(raw)
+        if data.get("kind") not in CUSTOMER_KINDS or int(datetime.fromisoformat(data["at"]).timestamp()) != state.customer_at:
+            return state
+        author = data.get("author")
+        name = author.get("name") if isinstance(author, dict) else None
+        text, account = data.get("text"), data.get("account")
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        return state
+    return state.wrote(
+        name if isinstance(name, str) else None,
+        text if isinstance(text, str) else None,
+        account if isinstance(account, str) else None,
+    )
 
 
 def _count_decision(app: OffhoursApp, decision: Decision, topic: str, headers: list[tuple[str, bytes]]) -> None:
@@ -717,6 +749,8 @@ async def apply_escalation(app: OffhoursApp, key: bytes, tick: OnCallAction) -> 
     await app.stream_topics.routes.send(key=key, value=route.to_json())
     if app.escalations.get(key) == stored:
         app.escalations[key] = pending.after_sent(step).to_bytes()
+    if app.metrics is not None:
+        app.metrics.escalation_steps.labels(team=team.id).inc()
     log.info("escalation %s sent for team %s", step.id, step.team)
     return step
 
@@ -749,11 +783,16 @@ async def apply_reminder(app: OffhoursApp, key: bytes, tick: OnCallAction) -> Ro
     route = reminder_route(reminder, state, team)
     await app.stream_topics.routes.send(key=key, value=route.to_json())
     if reminder.escalation is not None and app.escalations.get(key) is None:
-        app.escalations[key] = replace(reminder.escalation, channel=state.channel).to_bytes()
+        app.escalations[key] = replace(
+            reminder.escalation, channel=state.channel or "generic", kind=state.kind, account=state.account or "",
+            author_name=state.author_name, text=state.text,
+        ).to_bytes()
     current = _decode_state(app.conversations.get(key)) or state
     app.conversations[key] = current.reminder_sent(reminder.id).to_bytes()
-    if reminder.breach and app.metrics is not None:
-        app.metrics.promise_breaches.labels(team=team.id, kind=reminder.kind).inc()
+    if app.metrics is not None:
+        app.metrics.reminders.labels(team=team.id).inc()
+        if reminder.breach:
+            app.metrics.promise_breaches.labels(team=team.id, kind=reminder.kind).inc()
     log.info("reminder %s sent for team %s", reminder.id, team.id)
     return route
 

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 import orjson
@@ -55,7 +56,6 @@ from streams.promises import (
     FollowUp,
     PendingEscalation,
     Reminder,
-    conversation_link,
     escalation_due,
     handover_digest,
     member_notify,
@@ -126,6 +126,7 @@ def pending_from_route(route: RouteRequest) -> PendingEscalation:
         author_name=route.author_name,
         text=route.text,
         window_closes=route.window_closes,
+        kind=route.extra.get("kind"),
     )
 
 
@@ -191,7 +192,9 @@ def escalation_route(step: EscalationStep, pending: PendingEscalation, team: Tea
         next_open=None,
         window_closes=pending.window_closes,
         reason=escalation_reason(step, team, pending.mode),
-        extra={"escalation": {"step": step.n, "link": step.link, "routed_at": pending.routed_at.isoformat()}},
+        extra={"escalation": {"step": step.n, "link": step.link, "routed_at": pending.routed_at.isoformat()},
+               "kind": pending.kind,
+               "waiting_since": pending.routed_at.astimezone(team.timezone).isoformat(timespec="seconds")},
     )
 
 
@@ -213,14 +216,19 @@ def backlog_of(rows: Iterable[tuple[bytes, bytes]], team: Team, opening_at: date
         if last_message >= opening_at or team.at(last_message).mode == "open":
             continue
         first_waiting = state.waiting_since if state.waiting_since is not None else state.customer_at
+        reply_by, promised = state.promise()
         items.append(
             BacklogItem(
                 conversation=key.decode("utf-8", "replace"),
                 channel=state.channel or "generic",
                 waiting_since=datetime.fromtimestamp(min(first_waiting, state.customer_at), UTC),
                 urgent=state.urgent,
-                ack_text=state.promised,
-                reply_by=None if state.reply_by is None else datetime.fromtimestamp(state.reply_by, UTC),
+                ack_text=promised,
+                reply_by=_instant(reply_by),
+                kind=state.kind,
+                account=state.account,
+                author_name=state.author_name,
+                text=state.text,
             )
         )
     return items
@@ -239,6 +247,8 @@ def digest_route(digest: Digest, team: Team, held: Collection[int]) -> RouteRequ
         if member in team.staff
     ]
     partitions = ",".join(str(partition) for partition in sorted(held))
+    reason = ("on call at the opening" if team.on_call_at(digest.opening_at)
+              else "nobody is on call at the opening: sent to all the team's staff")
     return RouteRequest(
         route_id=f"{digest.id}:p{partitions}",
         event_id=digest.id,
@@ -253,16 +263,21 @@ def digest_route(digest: Digest, team: Team, held: Collection[int]) -> RouteRequ
         text=digest.text(),
         at=digest.opening_at.isoformat(timespec="seconds"),
         next_open=None,
-        reason=f"handover at opening: {len(digest.items)} waiting from off hours",
+        reason=reason,
         extra={
             "handover": [
                 {
                     "conversation": item.conversation,
                     "channel": item.channel,
+                    "kind": item.kind,
+                    "account": item.account,
+                    "author_name": item.author_name,
+                    "text": item.text,
                     "urgent": item.urgent,
+                    "waiting_since": None if item.waiting_since is None else item.waiting_since.isoformat(timespec="seconds"),
                     "waited_seconds": int(item.waited.total_seconds()),
                     "promised": item.promised,
-                    "reply_by": None if item.reply_by is None else item.reply_by.isoformat(),
+                    "reply_by": None if item.reply_by is None else item.reply_by.isoformat(timespec="seconds"),
                     "link": item.link,
                     "action": item.action,
                 }
@@ -323,6 +338,8 @@ async def hand_over(app: OffhoursApp, team: Team, opening_at: datetime) -> Route
     route = handover_route(rows, team, opening_at, held)
     if route is not None:
         await app.stream_topics.routes.send(key=f"handover:{team.id}".encode(), value=route.to_json())
+        if app.metrics is not None:
+            app.metrics.handovers.labels(team=team.id).inc()
         log.info("handover %s sent (%d waiting)", route.route_id, len(route.extra["handover"]))
     return route
 
@@ -343,13 +360,14 @@ def follow_up_of(conversation: str, state: ConversationState, team: Team) -> Fol
     """
     claimed_at = _instant(state.claimed_at)
     replied = None if state.waiting() else _instant(state.staff_at)
+    reply_by, _ = state.promise()
     return FollowUp(
         conversation=conversation,
         team=state.team,
         event_id=f"claim:{conversation}:{state.claimed_at}",
         mode=team.at(claimed_at).mode if claimed_at is not None else "open",
         acknowledged_at=_instant(state.ack_at),
-        reply_by=_instant(state.reply_by),
+        reply_by=_instant(reply_by),
         staff_replied_at=replied,
         claimed_by=state.claimed_by,
         claimed_at=claimed_at,
@@ -405,43 +423,79 @@ def _staff_or_team(team: Team, members: Iterable[str]) -> list[Notify]:
     return [n for n in (member_notify(team, m) for m in team.staff) if n is not None]
 
 
-def reminder_route(reminder: Reminder, state: ConversationState, team: Team) -> RouteRequest:
-    """The route of a follow-through reminder; ``route_id`` is the reminder's id (sent once)."""
+def local_moment(instant: datetime, zone: tzinfo) -> str:
+    """An instant as staff read it, in the team's zone: ``Tue 24 Nov 09:30``."""
+    return instant.astimezone(zone).strftime("%a %d %b %H:%M")
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    hours, mins = divmod(minutes, 60)
+    if hours and mins:
+        return f"{hours} h {mins} min"
+    return f"{hours} h" if hours else f"{mins} min"
+
+
+def _waiting_since(state: ConversationState, zone: tzinfo) -> str | None:
+    """Since when the customer waits (their first unanswered message), in the team's zone."""
+    since = state.waiting_since if state.waiting_since is not None else state.customer_at
+    return None if since is None else datetime.fromtimestamp(since, UTC).astimezone(zone).isoformat(timespec="seconds")
+
+
+def _customer_route(state: ConversationState, team: Team, conversation: str, route_id: str, now: datetime,
+                    to: list[Notify], reason: str, extra: dict[str, object]) -> RouteRequest:
+    """A route about one waiting conversation, with who wrote, what, where and since when (from its state)."""
     zone = team.timezone
-    if reminder.kind == "reply_by":
-        promised = reminder.due.astimezone(zone).isoformat(timespec="minutes")
-        reason = f"promised a reply by {promised}; no staff reply yet (breach)"
-    else:
-        limit = int(team.escalation.claim_limit.total_seconds() // 60)
-        reason = f"claimed by {reminder.to[0]} and not answered within {limit} minutes"
     return RouteRequest(
-        route_id=reminder.id,
-        event_id=reminder.id,
+        route_id=route_id,
+        event_id=route_id,
         team=team.id,
         action="route",
-        mode=team.at(reminder.due).mode,
-        to=_staff_or_team(team, reminder.to),
+        mode=team.at(now).mode,
+        to=to,
         channel=state.channel or "generic",
-        account="",
-        conversation=reminder.conversation,
-        author_name=None,
-        text=None,
-        at=reminder.due.astimezone(zone).isoformat(timespec="seconds"),
+        account=state.account or "",
+        conversation=conversation,
+        author_name=state.author_name,
+        text=state.text,
+        at=now.astimezone(zone).isoformat(timespec="seconds"),
         next_open=None,
         window_closes=_window_text(state, zone),
         reason=reason,
-        extra={"reminder": {"kind": reminder.kind, "breach": reminder.breach, "promised": state.promised,
-                            "link": conversation_link(reminder.conversation)}},
+        extra={**extra, "kind": state.kind, "waiting_since": _waiting_since(state, zone)},
+    )
+
+
+def reminder_route(reminder: Reminder, state: ConversationState, team: Team) -> RouteRequest:
+    """The route of a follow-through reminder; ``route_id`` is the reminder's id (sent once).
+
+    It repeats the customer's message (author, words, channel, account, since when they
+    wait) and says what was promised or who claimed it; ``at`` and the mode are the
+    reminder's due time.
+    """
+    zone = team.timezone
+    if reminder.kind == "reply_by":
+        reason = (f"the customer was promised a reply by {local_moment(reminder.due, zone)} "
+                  "and no staff has replied yet")
+    else:
+        limit = int(team.escalation.claim_limit.total_seconds() // 60)
+        claimer = team.staff[reminder.to[0]].name if reminder.to and reminder.to[0] in team.staff else reminder.to[0]
+        reason = f"claimed by {claimer or reminder.to[0]} and not answered within {limit} minutes"
+    _, promised = state.promise()
+    return _customer_route(
+        state, team, reminder.conversation, reminder.id, reminder.due, _staff_or_team(team, reminder.to), reason,
+        {"reminder": {"kind": reminder.kind, "breach": reminder.breach, "promised": promised}},
     )
 
 
 def window_route(state: ConversationState, team: Team, conversation: str, now: datetime) -> tuple[RouteRequest, str]:
     """The early route of a conversation whose reply window closes before the team opens.
 
-    Goes to the staff on call at ``now`` (all the team's staff when nobody is), says when
-    the window closes and how a reply must be sent after it; returns the route and that
-    after-window mechanism (``human_agent``, ``template`` or ``none``) to mark on the state.
-    ``route_id`` is ``window:<conversation>:<customer message POSIX seconds>``.
+    Goes to the staff on call at ``now`` (all the team's staff when nobody is) with the
+    customer's message; says when the window closes, when the team opens (after it),
+    how long is left to reply and how a reply must be sent after it; returns the route
+    and that after-window mechanism (``human_agent``, ``template`` or ``none``) to mark
+    on the state. ``route_id`` is ``window:<conversation>:<customer message POSIX seconds>``.
     """
     assert state.customer_at is not None and state.channel is not None
     zone = team.timezone
@@ -450,32 +504,24 @@ def window_route(state: ConversationState, team: Team, conversation: str, now: d
     assert closes is not None
     after = reply_mechanism(state.channel, state.kind, last, closes)
     human = window_closes(state.channel, state.kind, last, human_agent=True)
-    later = {"human_agent": f"after it, only with the HUMAN_AGENT tag until {human.astimezone(zone).isoformat(timespec='minutes')}" if human else "",
+    later = {"human_agent": f"after it, only with the HUMAN_AGENT tag until {local_moment(human, zone)}" if human else "",
              "template": "after it, only an approved WhatsApp template",
              "public_reply": "after it, only a public reply under the comment",
              "none": "after it, wait for the customer to write again"}.get(after, "")
     opening = team.at(now).next_open
-    opens = "no opening within 400 days" if opening is None else f"the team opens {opening.astimezone(zone).isoformat(timespec='minutes')}"
-    route = RouteRequest(
-        route_id=f"window:{conversation}:{state.customer_at}",
-        event_id=f"window:{conversation}:{state.customer_at}",
-        team=team.id,
-        action="route",
-        mode=team.at(now).mode,
-        to=_staff_or_team(team, team.on_call_at(now)),
-        channel=state.channel,
-        account="",
-        conversation=conversation,
-        author_name=None,
-        text=None,
-        at=now.astimezone(zone).isoformat(timespec="seconds"),
-        next_open=None if opening is None else opening.astimezone(zone).isoformat(timespec="seconds"),
-        window_closes=closes.astimezone(zone).isoformat(timespec="seconds"),
-        reason=f"reply window closes {closes.astimezone(zone).isoformat(timespec='minutes')}, before {opens}: "
-               f"reply free-form before it; {later}",
-        extra={"window": {"closes": closes.isoformat(), "after": after, "promised": state.promised,
-                          "link": conversation_link(conversation)}},
+    opens = ("the team does not open within 400 days" if opening is None
+             else f"the team opens {local_moment(opening, zone)}, after it")
+    reason = (f"the reply window closes {local_moment(closes, zone)} and {opens}; routed {_duration(closes - now)} "
+              f"before the window closes so a person can still reply in it")
+    if later:
+        reason += f"; {later}"
+    route_id = f"window:{conversation}:{state.customer_at}"
+    route = _customer_route(
+        state, team, conversation, route_id, now, _staff_or_team(team, team.on_call_at(now)), reason,
+        {"window": {"closes": closes.isoformat(), "after": after, "promised": state.promise()[1]}},
     )
+    route = replace(route, next_open=None if opening is None else opening.astimezone(zone).isoformat(timespec="seconds"),
+                    window_closes=closes.astimezone(zone).isoformat(timespec="seconds"))
     return route, after
 
 

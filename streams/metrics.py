@@ -84,6 +84,40 @@ class Metrics:
             ["team", "kind"],
             registry=self.registry,
         )
+        # Staff notifications by notifier (the notify URI's scheme: slack, teams, mailto,
+        # webhook, telegram) and kind (route, page, escalation, reminder, handover,
+        # ack_failed, window): exposed as offhours_notifications_sent_total and
+        # offhours_notifications_failed_total (given up: permanent or out of retries).
+        self.notifications_sent = Counter(
+            "offhours_notifications_sent",
+            "Staff notifications delivered, by notifier and kind",
+            ["notifier", "kind"],
+            registry=self.registry,
+        )
+        self.notifications_failed = Counter(
+            "offhours_notifications_failed",
+            "Staff notifications given up (permanent failure or retries exhausted), by notifier and kind",
+            ["notifier", "kind"],
+            registry=self.registry,
+        )
+        self.escalation_steps = Counter(
+            "offhours_escalation_steps",
+            "Escalation steps sent (a routed message not claimed in time), by team",
+            ["team"],
+            registry=self.registry,
+        )
+        self.reminders = Counter(
+            "offhours_reminders",
+            "Follow-through reminders sent (reply-by passed, claim unanswered), by team",
+            ["team"],
+            registry=self.registry,
+        )
+        self.handovers = Counter(
+            "offhours_handovers",
+            "Handover digests sent at a team's opening (one per worker holding part of the backlog), by team",
+            ["team"],
+            registry=self.registry,
+        )
 
         self.coverage_applied = Gauge(
             "offhours_coverage_version_applied",

@@ -14,7 +14,8 @@
 - escalation: a customer whose acknowledgment failed is paged to the on-call staff
   that ``on_call(team, now)`` names, as a ``RouteRequest`` with id
   ``"escalation:" + ack_id`` on the routes outbox. It carries who wrote and what (the
-  request's ``author_name`` and ``customer_text``) and the reason, worded for staff:
+  request's ``author_name`` and ``customer_text``), the team's mode at that moment
+  (``mode_at(team, now)``; none without it) and the reason, worded for staff:
   "the customer did not get our acknowledgment because …". Without ``on_call`` the
   dead letter is the only trace (the log says so);
 - the deliveries topic (``settings.deliveries_topic``): one
@@ -35,8 +36,11 @@ entry on the same worker.
 ``topics`` may carry ready Faust topics as attributes ``acks``, ``routes``,
 ``dead_letters`` and ``deliveries``; a missing one is declared from the settings' topic
 names. With ``metrics`` each acknowledgment delivered counts in ``acks_sent{channel}``,
-each given up in ``acks_failed{channel}`` (a ledger skip counts in neither), and each
-dead letter in ``dead_letters{topic}``.
+each given up in ``acks_failed{channel}`` (a ledger skip counts in neither), each
+staff notification delivered in ``notifications_sent{notifier,kind}`` and each given up
+in ``notifications_failed{notifier,kind}`` (notifier: the URI scheme, ``slack``,
+``mailto``…; kind: :data:`responders.notice.NOTICE_KINDS`), and each dead letter in
+``dead_letters{topic}``.
 Importing this module has no side effect.
 
 :func:`on_call_from`, :func:`notify_secrets_from` and :func:`claim_links` build the
@@ -68,9 +72,11 @@ from responders.delivery import (
     ClaimLink,
     DeliveryLoop,
     DeliveryOutcome,
+    Report,
     Responders,
     RetryPolicy,
 )
+from responders.notice import Notice
 from responders.registry import build_registry
 from streams.records import AckRequest, DeadLetter, Notify, RouteRequest
 from streams.secrets import MASK, mask_value
@@ -84,8 +90,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OnCall = Callable[[str, datetime], list[Notify]]
-NotifySecrets = Callable[[str, str], list[str]]
 """``(team, now) -> staff to page``: who answers a customer whose acknowledgment failed."""
+ModeAt = Callable[[str, datetime], str]
+"""``(team, now) -> mode``: the team's mode (open, reduced, closed) at ``now``."""
+NotifySecrets = Callable[[str, str], list[str]]
+"""``(team, member) -> notify URIs`` of the coverage in use (see :func:`unmasked`)."""
 
 
 RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
@@ -153,6 +162,7 @@ def install(
     ledger_table_name: str = "deliveries",
     *,
     on_call: OnCall | None = None,
+    mode_at: ModeAt | None = None,
     notify_secrets: NotifySecrets | None = None,
     claim_link: ClaimLink | None = None,
     clock: Callable[[], float] = time.time,
@@ -193,13 +203,14 @@ def install(
                 "acknowledgment %s failed and no on-call resolver is installed", request.ack_id
             )
             return
-        staff = on_call(request.team, utc_from_epoch(clock()))
+        now = utc_from_epoch(clock())
+        staff = on_call(request.team, now)
         escalation = RouteRequest(
             route_id=f"escalation:{request.ack_id}",
             event_id=request.event_id,
             team=request.team,
             action="page",
-            mode="closed",
+            mode=mode_at(request.team, now) if mode_at is not None else "",
             to=staff,
             channel=request.channel,
             account=request.account,
@@ -210,7 +221,7 @@ def install(
             next_open=None,
             window_closes=request.window_closes,
             reason=escalation_reason(reason),
-            extra={"ack_id": request.ack_id, "ack_text": request.text},
+            extra={"ack_id": request.ack_id, "ack_text": request.text, "kind": request.kind},
         )
         await routes.send(key=request.conversation.encode(), value=escalation.to_json())
 
@@ -237,6 +248,15 @@ def install(
         elif status == "dead":
             metrics.acks_failed.labels(channel=request.channel).inc()
 
+    def count_notice(notice: Notice, report: Report) -> None:
+        if metrics is None:
+            return
+        labels = {"notifier": notice.scheme, "kind": notice.kind}
+        if report.status == "delivered":
+            metrics.notifications_sent.labels(**labels).inc()
+        elif report.status == "dead":
+            metrics.notifications_failed.labels(**labels).inc()
+
     # One loop for every concurrent delivery of both outboxes: the rate limits and the
     # per-key turns must be shared, or concurrency would multiply the limits.
     loop = DeliveryLoop(ledger=ledger, policy=policy, buckets=TokenBuckets(clock), jitter=jitter)
@@ -251,6 +271,7 @@ def install(
             escalate=escalate,
             claim_link=claim_link,
             publish=publish,
+            notified=count_notice,
         )
 
     async def deliver_acks(stream: Any) -> None:
@@ -278,7 +299,7 @@ def install(
 
 def escalation_reason(reason: str) -> str:
     """What on-call staff read about a failed acknowledgment: that it failed, and why."""
-    return f"the customer did not get our acknowledgment because {reason}"
+    return f"the customer did not get our acknowledgment because {reason}; a person must answer them"
 
 
 def notify_secrets_from(coverage: Callable[[], Coverage]) -> NotifySecrets:
@@ -328,6 +349,17 @@ def unmasked(request: RouteRequest, secrets: NotifySecrets | None) -> RouteReque
                           "no longer" if not alike else "ambiguous", uri)
         to.append(Notify(member.member, member.name, uris))
     return replace(request, to=to)
+
+
+def mode_from(coverage: Callable[[], Coverage]) -> ModeAt:
+    """``mode_at(team, now)`` over the coverage that ``coverage()`` returns at call time
+    (empty for a team it does not have)."""
+
+    def mode_at(team: str, now: datetime) -> str:
+        found = coverage().teams.get(team)
+        return "" if found is None else found.at(now).mode
+
+    return mode_at
 
 
 def on_call_from(coverage: Callable[[], Coverage]) -> OnCall:

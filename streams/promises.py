@@ -54,8 +54,8 @@ class PendingEscalation:
     ``routed_at`` is when it was routed (or, for a claim that went unanswered, when the
     claimer was reminded); ``mode`` picks the team's chain; ``sent`` counts the steps
     already sent, so the next one is step ``sent``. ``claimed`` ends the escalation.
-    ``channel``, ``account``, ``author_name``, ``text`` and ``window_closes`` repeat the
-    routed message, so an escalation tells the next person what is waiting.
+    ``channel``, ``kind``, ``account``, ``author_name``, ``text`` and ``window_closes``
+    repeat the routed message, so an escalation tells the next person what is waiting.
     """
 
     event_id: str
@@ -71,6 +71,7 @@ class PendingEscalation:
     author_name: str | None = None
     text: str | None = None
     window_closes: str | None = None
+    kind: str | None = None
 
     def after_sent(self, step: EscalationStep) -> PendingEscalation:
         """This escalation with ``step`` recorded as sent (the next step follows it)."""
@@ -84,7 +85,7 @@ class PendingEscalation:
                 "mode": self.mode, "routed_at": self.routed_at.isoformat(),
                 "routed_to": list(self.routed_to), "sent": self.sent, "claimed": self.claimed,
                 "channel": self.channel, "account": self.account, "author_name": self.author_name,
-                "text": self.text, "window_closes": self.window_closes,
+                "text": self.text, "window_closes": self.window_closes, "kind": self.kind,
             }
         )
 
@@ -98,7 +99,7 @@ class PendingEscalation:
             routed_to=tuple(data.get("routed_to", ())), sent=data.get("sent", 0),
             claimed=data.get("claimed", False), channel=data.get("channel", "generic"),
             account=data.get("account", ""), author_name=data.get("author_name"), text=data.get("text"),
-            window_closes=data.get("window_closes"),
+            window_closes=data.get("window_closes"), kind=data.get("kind"),
         )
 
 
@@ -277,8 +278,11 @@ class BacklogItem:
     """A conversation waiting off hours for the team, as the handover sees it.
 
     ``waiting_since`` is the customer's first unanswered message; ``ack_text`` and
-    ``reply_by`` are what the customer was promised (None when not acknowledged).
-    ``followers`` is carried from the event but never used to order or select.
+    ``reply_by`` are what the customer was promised (None when not acknowledged since
+    they started waiting). ``kind``, ``account``, ``author_name`` and ``text`` are the
+    latest message's (None when unknown). ``link`` is a ready link to the conversation,
+    None when the notifier makes it (the claim link). ``followers`` is carried from the
+    event but never used to order or select.
     """
 
     conversation: str
@@ -289,6 +293,10 @@ class BacklogItem:
     reply_by: datetime | None = None
     link: str | None = None
     followers: int | None = None
+    kind: str | None = None
+    account: str | None = None
+    author_name: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,8 +309,13 @@ class DigestItem:
     waited: timedelta
     promised: str | None
     reply_by: datetime | None
-    link: str
+    link: str | None
     action: Literal["queue"] = "queue"
+    waiting_since: datetime | None = None
+    kind: str | None = None
+    account: str | None = None
+    author_name: str | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,20 +332,18 @@ class Digest:
         return f"handover:{self.team}:{_seconds(self.opening_at)}"
 
     def text(self) -> str:
-        """A plain-text rendering for a notifier (one line per conversation)."""
-        header = f"Handover {self.opening_at.isoformat(timespec='minutes')}: {len(self.items)} waiting"
-        lines = [header]
+        """A plain-text summary (one line per conversation, its link when it has one); the
+        notifiers render the digest from the route's items (:mod:`responders.notice`)."""
+        noun = "conversation" if len(self.items) == 1 else "conversations"
+        lines = [f"Handover {self.opening_at.isoformat(timespec='minutes')}: {len(self.items)} {noun} waiting for {self.team}"]
         for item in self.items:
             minutes = int(item.waited.total_seconds() // 60)
-            promise = f"promised by {item.reply_by.isoformat(timespec='minutes')}" if item.reply_by else "no promise"
+            promise = (f"promised a reply by {item.reply_by.isoformat(timespec='minutes')}" if item.reply_by
+                       else "no reply time promised")
             mark = "URGENT " if item.urgent else ""
-            lines.append(f"- {mark}{item.channel} {item.conversation}: waited {minutes // 60}h{minutes % 60:02d}, {promise} {item.link}")
+            link = f" {item.link}" if item.link else ""
+            lines.append(f"- {mark}{item.channel} {item.conversation}: waited {minutes // 60}h{minutes % 60:02d}, {promise}{link}")
         return "\n".join(lines)
-
-
-def conversation_link(conversation: str) -> str:
-    """The placeholder that stands for a conversation's link until the edge signs one."""
-    return f"{{link:{conversation}}}"
 
 
 def handover_digest(team: Team, backlog_items: Iterable[BacklogItem], opening_at: datetime) -> Digest:
@@ -354,7 +365,12 @@ def handover_digest(team: Team, backlog_items: Iterable[BacklogItem], opening_at
                 waited=max(opening_at - item.waiting_since, timedelta(0)),
                 promised=item.ack_text,
                 reply_by=None if item.reply_by is None else item.reply_by.astimezone(zone),
-                link=item.link or conversation_link(item.conversation),
+                link=item.link,
+                waiting_since=item.waiting_since.astimezone(zone),
+                kind=item.kind,
+                account=item.account,
+                author_name=item.author_name,
+                text=item.text,
             )
             for item in ordered
         ),

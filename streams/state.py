@@ -7,7 +7,9 @@ and when (on-call actions), whether it is answered, what the handover at opening
 (the channel and the kind of the customer's messages, which decide the reply window, whether a message was paged as urgent, the acknowledgment promised), what
 the follow-through needs (since when a customer waits for a staff reply, the reply-by
 time promised, the reminders already sent, the reply window already routed early and
-how a human reply must be sent after it), and a bounded record of recently processed events (:class:`Processed`), so
+how a human reply must be sent after it), who wrote last and what, on which account
+(what a reminder, an early route and the handover tell staff; the words cut at
+:data:`TEXT_KEPT` characters), and a bounded record of recently processed events (:class:`Processed`), so
 that an event redelivered by Kafka (at-least-once) gets the same decision again and
 never a second acknowledgment or route.
 
@@ -32,6 +34,9 @@ Suppression = Literal["duplicate", "agent_active"]
 
 RECENT_LIMIT = 16
 """How many recently processed events a conversation remembers for redelivery."""
+
+TEXT_KEPT = 500
+"""How much of the customer's latest message a conversation keeps for staff notices."""
 
 REMINDERS_KEPT = 4
 """How many follow-through reminder ids a conversation remembers (each is sent once)."""
@@ -103,6 +108,9 @@ class ConversationState:
     reminded: tuple[str, ...] = ()
     window_routed: int | None = None
     reply_via: str | None = None
+    author_name: str | None = None
+    text: str | None = None
+    account: str | None = None
 
     def processed(self, event_id: str) -> Processed | None:
         """The record of ``event_id`` when it was processed recently, else None."""
@@ -143,6 +151,9 @@ class ConversationState:
             "b": self.reply_by,
             "wr": self.window_routed,
             "v": self.reply_via,
+            "an": self.author_name,
+            "tx": self.text,
+            "ac": self.account,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         if self.urgent:
@@ -180,6 +191,9 @@ class ConversationState:
             reminded=tuple(data.get("rm", ())),
             window_routed=data.get("wr"),
             reply_via=data.get("v"),
+            author_name=data.get("an"),
+            text=data.get("tx"),
+            account=data.get("ac"),
         )
 
     def claimed(self, member: str, at: int) -> ConversationState:
@@ -199,6 +213,29 @@ class ConversationState:
             and self.customer_at is not None
             and (self.staff_at is None or self.staff_at < self.customer_at)
         )
+
+    def wrote(self, author_name: str | None, text: str | None, account: str | None) -> ConversationState:
+        """This state with the latest customer message's author, words (the first
+        :data:`TEXT_KEPT` characters, then ``…``) and account."""
+        if text is not None and len(text) > TEXT_KEPT:
+            text = text[:TEXT_KEPT] + "…"
+        if (author_name, text, account) == (self.author_name, self.text, self.account):
+            return self
+        return replace(self, author_name=author_name, text=text, account=account)
+
+    def promise(self) -> tuple[int | None, str | None]:
+        """The reply-by time (POSIX seconds) and acknowledgment text promised to the customer
+        who waits now; ``(None, None)`` when no acknowledgment was made since they started
+        waiting (a promise of an earlier wait was kept or broken back then).
+
+        A state written before ``waiting_since`` existed keeps its promise as stored.
+        """
+        if self.ack_at is None:
+            return None, None
+        start = self.waiting_since
+        if start is not None and self.ack_at < start:
+            return None, None
+        return self.reply_by, self.promised
 
     def reminder_sent(self, reminder_id: str) -> ConversationState:
         """This state with a follow-through reminder recorded as sent (the latest few kept)."""

@@ -35,7 +35,7 @@ from streams.app import Decider, OffhoursApp, create_app
 from streams.escalations import hand_over, sweep_promises
 from streams.kafka_client import client_options
 from streams.metrics import Metrics
-from streams.outbox import Outbox, claim_links, install, notify_secrets_from, on_call_from
+from streams.outbox import Outbox, claim_links, install, mode_from, notify_secrets_from, on_call_from
 from streams.reconcile import Reconciler, group_committed
 from streams.settings import Settings
 from streams.timers import PromiseTimers
@@ -191,6 +191,7 @@ def install_responders(app: OffhoursApp, *, clock: Callable[[], float] = time.ti
         app.stream_topics,
         app.settings,
         on_call=on_call_from(lambda: app.coverage.coverage),
+        mode_at=mode_from(lambda: app.coverage.coverage),
         notify_secrets=notify_secrets_from(lambda: app.coverage.coverage),
         claim_link=claim_links(app.settings, clock),
         clock=clock,

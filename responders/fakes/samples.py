@@ -71,5 +71,6 @@ def route_request(uris: list[str], **changes: object) -> RouteRequest:
         next_open=datetime(2026, 11, 24, 9, 0, tzinfo=ROME).isoformat(),
         window_closes=(WROTE_AT + timedelta(hours=24)).isoformat(),
         reason="reduced hours 19:00-24:00; on call: marta",
+        extra={"kind": "dm"},
     )
     return dataclasses.replace(base, **changes)

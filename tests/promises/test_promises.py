@@ -270,10 +270,11 @@ class TestHandoverDigest:
         assert ["c-urgent-early", "c-urgent-late", "c-early", "c-late"] == [i.conversation for i in digest.items]
 
     def test_item_says_what_was_promised(self, care_it: Team) -> None:
-        """Each item: how long it waited, what the customer was promised, a link, and queue."""
+        """Each item: how long it waited, what the customer was promised, no placeholder for a link
+        (the notifier adds the claim link), and queue."""
         digest = handover_digest(care_it, [item("fb:P:U", "2026-11-23 21:00")], rome("2026-11-24 09:00"))
         first = digest.items[0]
-        expected = (timedelta(hours=12), "Ti rispondiamo entro le 10:00", rome("2026-11-24 10:00"), "{link:fb:P:U}", "queue")
+        expected = (timedelta(hours=12), "Ti rispondiamo entro le 10:00", rome("2026-11-24 10:00"), None, "queue")
         assert expected == (first.waited, first.promised, first.reply_by, first.link, first.action)
         assert f"handover:care-it:{int(rome('2026-11-24 09:00').timestamp())}" == digest.id
 

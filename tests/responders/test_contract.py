@@ -319,7 +319,7 @@ CASES = [
             SlackNotifier,
             slack_uri,
             "/services/T1/B1/abc",
-            {"text": "[New message] facebook message from Ana Lopez (care-it)"},
+            {"text": "[New message] Facebook Messenger message from Ana Lopez (care-it)"},
             1.0,
             has_message_id=False,
         ),

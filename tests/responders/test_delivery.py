@@ -216,7 +216,7 @@ class TestAcknowledge:
             again = await h.responders.acknowledge(ack_request())
         assert 1 == len(fake.requests)
         assert "skipped" == again.status
-        assert ["facebook: graph error 10/2018278 (outside the allowed reply window)"] == [
+        assert ["facebook: graph error 10/2018278 (outside the allowed reply window): This message is sent outside of allowed window."] == [
             r for _, _, r in h.dead_letters
         ]
         assert 1 == len(h.escalations)
@@ -539,7 +539,7 @@ class TestCommentReplies:
         assert ("dead", [(True, PUBLIC_TEXT)]) == (report.status, replies(fake))
         [(raw, _, reason)] = h.dead_letters
         assert (PRIVATE_TEXT, False) == (AckRequest.from_json(raw).text, AckRequest.from_json(raw).public)
-        assert reason == "facebook: graph error 10/2018278 (outside the allowed reply window)"
+        assert reason == "facebook: graph error 10/2018278 (outside the allowed reply window): This message is sent outside of allowed window."
         assert [PRIVATE_TEXT] == [request.text for request, _ in h.escalations]
 
     async def test_dead_public_reply_is_dead_lettered_without_escalation(

@@ -40,7 +40,7 @@ class TestMailNotifier:
         plain = message.get_body(("plain",)).get_content()
         html = message.get_body(("html",)).get_content()
         assert Delivered(None) == outcome
-        assert "[New message] facebook message from Ana Lopez (care-it)" == message["Subject"]
+        assert "[New message] Facebook Messenger message from Ana Lopez (care-it)" == message["Subject"]
         assert "marta@example.com" == message["To"]
         for part in (plain, html):
             assert "Il mio ordine non è arrivato" in part
@@ -67,10 +67,10 @@ class TestNotice:
         facts = dict(notice("marta@example.com").facts())
         expected = {
             "From": "Ana Lopez",
-            "Channel": "facebook (acme.it.facebook)",
+            "Channel": "Facebook Messenger (acme.it.facebook)",
             "Waiting": "1 h 05 min",
             "Mode": "reduced",
-            "Reply window closes": "2026-11-24T21:09:05+01:00",
+            "Reply window closes": "Tue 24 Nov 21:09",
         }
         assert expected == {key: facts[key] for key in expected}
 

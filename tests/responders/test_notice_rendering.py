@@ -68,7 +68,7 @@ class TestSlack:
     def test_author_name_is_escaped_everywhere(self, name: str, shown: str) -> None:
         """The author's name is escaped in the notification text, the header and the facts."""
         texts = slack_texts(slack_payload(notice(author_name=name)))
-        title = f"[New message] facebook message from {shown} (care-it)"
+        title = f"[New message] Facebook Messenger message from {shown} (care-it)"
         expected = (("mrkdwn", title), ("plain_text", title), True)
         assert expected == (texts["fallback"], texts["header"], f"From: {shown}\n" in texts["facts"][1])
 
@@ -146,7 +146,7 @@ class TestMail:
         """A line break in the customer's name stays inside the subject: no extra header."""
         message = mail_message(notice("mailto:m@example.com", author_name="Ana\r\nBcc: evil@example.com"), "o@x.example")
         parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
-        expected = (None, "[New message] facebook message from Ana Bcc: evil@example.com (care-it)")
+        expected = (None, "[New message] Facebook Messenger message from Ana Bcc: evil@example.com (care-it)")
         assert expected == (parsed["Bcc"], str(parsed["Subject"]).strip())
 
 

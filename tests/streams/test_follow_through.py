@@ -109,7 +109,7 @@ class TestReplyWindow:
         ("channel", "after", "says"),
         [
             pytest.param("whatsapp", "template", "approved WhatsApp template", id="whatsapp_template"),
-            pytest.param("facebook", "human_agent", "HUMAN_AGENT tag until 2026-11-27T20:00+01:00", id="messenger_human_agent"),
+            pytest.param("facebook", "human_agent", "HUMAN_AGENT tag until Fri 27 Nov 20:00", id="messenger_human_agent"),
         ],
     )
     def test_route_says_when_the_window_closes_and_how_to_reply_after(self, coverage, channel, after, says) -> None:
