@@ -57,7 +57,7 @@ import hashlib
 import inspect
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -680,6 +680,134 @@ async def ensure_topic(
         await admin.close()
 
 
+def _decode(topic: str, value: bytes | None, offset: int) -> ConfigDocument | None:
+    """The document of one config-topic record; None for a tombstone or a record that is not one (logged)."""
+    if value is None:
+        return None  # a tombstone: nothing to apply
+    try:
+        return ConfigDocument.from_json(value)
+    except ValueError as exc:
+        log.warning("skipping a configuration record at %s offset %s: %s", topic, offset, exc)
+        return None
+
+
+def _log_invalid(document: ConfigDocument, invalid: CoverageInvalid) -> None:
+    log.warning(
+        "skipping configuration version %s from %s (keeping the coverage in use): %d problem(s):\n%s",
+        document.version, document.updated_by, len(invalid.problems), invalid,
+    )
+
+
+async def _read_winners(consumer: AIOKafkaConsumer, topic: str) -> list[ConfigDocument]:
+    """The config topic read from its beginning to its end with ``consumer`` (assigned here).
+
+    Returns the documents that won in turn, the winner last: read in order, a document
+    replaces the current one when its ``version`` is not lower (module docstring).
+    """
+    await consumer.topics()  # fetches the metadata that names the topic's partitions
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(partitions)
+    winners: list[ConfigDocument] = []
+    while await _behind(consumer, ends):
+        batches = await consumer.getmany(timeout_ms=500)
+        for records in batches.values():
+            for record in records:
+                document = _decode(topic, record.value, record.offset)
+                if document is not None and (not winners or document.version >= winners[-1].version):
+                    winners.append(document)
+    return winners
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+    for partition, end in ends.items():
+        if await consumer.position(partition) < end:
+            return True
+    return False
+
+
+async def _first_valid(
+    candidates: Iterable[ConfigDocument], validate: Callable[[ConfigDocument], Awaitable[Coverage]]
+) -> tuple[ConfigDocument, Coverage] | None:
+    """The first of ``candidates`` that loads, with its coverage; the invalid ones are logged and skipped.
+
+    The winner of the topic may be invalid (written by hand, or by an older version):
+    given the winners newest first, this is the latest one that loads, as a running
+    worker would have taken.
+    """
+    for document in candidates:
+        try:
+            return document, await validate(document)
+        except CoverageInvalid as invalid:
+            _log_invalid(document, invalid)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageInForce:
+    """The coverage the workers decide with, as read from the config topic.
+
+    ``document`` is the version taken; ``skipped`` the newer versions on the topic that
+    do not load (the workers skip them too).
+    """
+
+    document: ConfigDocument
+    coverage: Coverage
+    skipped: tuple[int, ...] = ()
+
+
+async def read_coverage_in_force(
+    kafka: KafkaConnection,
+    topic: str,
+    *,
+    filename: str = "coverage.yaml",
+    calendars: CalendarSource | None = None,
+    limits: LoadLimits = DEFAULT_LIMITS,
+) -> CoverageInForce | None:
+    """The coverage a worker starting now would take from ``topic``, read once; None when
+    the topic does not exist or holds no valid document.
+
+    The same rules as :class:`KafkaConfigStore` at start (the winner, else the latest
+    valid document; :func:`load_document` with ``calendars`` and ``limits``), without
+    creating a topic, joining a group or writing anything: for reports such as
+    ``offhours sla report``. ``kafka`` is the brokers, or
+    :func:`streams.kafka_client.client_options`. Raises aiokafka's ``KafkaError`` when
+    the broker cannot be read.
+    """
+    admin = AIOKafkaAdminClient(**connection_options(kafka), client_id="offhours-coverage-reader")
+    try:
+        await admin.start()
+        # Metadata of every topic: a request naming this one could make the broker create it.
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    if not any(entry["topic"] == topic and entry["error_code"] == 0 for entry in described):
+        return None
+    consumer = AIOKafkaConsumer(
+        **connection_options(kafka), group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", client_id="offhours-coverage-reader",
+    )
+    try:
+        await consumer.start()
+        winners = await _read_winners(consumer, topic)
+    finally:
+        await consumer.stop()
+
+    async def validate(document: ConfigDocument) -> Coverage:
+        return await asyncio.to_thread(
+            load_document, document, filename=filename, calendars=calendars, limits=limits
+        )
+
+    newest_first = list(reversed(winners))
+    found = await _first_valid(newest_first, validate)
+    if found is None:
+        return None
+    document, coverage = found
+    skipped = tuple(d.version for d in newest_first[: newest_first.index(document)])
+    return CoverageInForce(document, coverage, skipped)
+
+
 class KafkaConfigStore(_StoreBase):
     """The configuration on a compacted Kafka topic, shared by every worker.
 
@@ -758,53 +886,15 @@ class KafkaConfigStore(_StoreBase):
             await producer.stop()
 
     async def _catch_up(self, consumer: AIOKafkaConsumer) -> None:
-        await consumer.topics()  # fetches the metadata that names the topic's partitions
-        partitions = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or {0})]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        winners: list[ConfigDocument] = []
-        while await self._behind(consumer, ends):
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    document = self._decode(record.value, record.offset)
-                    if document is not None and (not winners or document.version >= winners[-1].version):
-                        winners.append(document)
-        # The winner may be invalid (written by hand, or by an older version): take
-        # the latest one that loads, as a running worker would have.
-        for document in reversed(winners):
-            try:
-                coverage = await self.validate(document)
-            except CoverageInvalid as invalid:
-                self._log_invalid(document, invalid)
-                continue
-            self._document, self._coverage = document, coverage
-            break
+        winners = await _read_winners(consumer, self.topic)
+        found = await _first_valid(reversed(winners), self.validate)
+        if found is not None:
+            self._document, self._coverage = found
         log.info("coverage configuration read from %s: version %s", self.topic,
                  self._document.version if self._document is not None else "none")
 
-    @staticmethod
-    async def _behind(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
-        for partition, end in ends.items():
-            if await consumer.position(partition) < end:
-                return True
-        return False
-
     def _decode(self, value: bytes | None, offset: int) -> ConfigDocument | None:
-        if value is None:
-            return None  # a tombstone: nothing to apply
-        try:
-            return ConfigDocument.from_json(value)
-        except ValueError as exc:
-            log.warning("skipping a configuration record at %s offset %s: %s", self.topic, offset, exc)
-            return None
-
-    def _log_invalid(self, document: ConfigDocument, invalid: CoverageInvalid) -> None:
-        log.warning(
-            "skipping configuration version %s from %s (keeping the coverage in use): %d problem(s):\n%s",
-            document.version, document.updated_by, len(invalid.problems), invalid,
-        )
+        return _decode(self.topic, value, offset)
 
     async def _follow_topic(self, consumer: AIOKafkaConsumer) -> None:
         async for record in consumer:
@@ -820,7 +910,7 @@ class KafkaConfigStore(_StoreBase):
             try:
                 coverage = await self.validate(document)
             except CoverageInvalid as invalid:
-                self._log_invalid(document, invalid)
+                _log_invalid(document, invalid)
                 continue
             current = self._document
             if current is not None and document.version < current.version:

@@ -20,6 +20,7 @@ from streams.kafka_client import ClientOptions, client_options
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from edge.config_store import CoverageInForce
     from streams.sla import ResponseTracker
 
 EXIT_USAGE = 2
@@ -310,10 +311,16 @@ def _register_sla(subparsers: argparse._SubParsersAction) -> None:
             "(OFFHOURS_EVENTS_TOPIC) of the broker in OFFHOURS_BROKER_URL, read from the\n"
             "beginning until it is exhausted.\n"
             "\n"
+            "The coverage (teams, modes, targets) is the one in force: with OFFHOURS_BROKER_URL\n"
+            "set, the config topic's (OFFHOURS_CONFIG_TOPIC), as the workers and /metrics use it,\n"
+            "with every change and override made through the operations API; FILE only when the\n"
+            "topic holds none. The first line of the table says which coverage and version (with\n"
+            "--json: on stderr, and coverage_version in every object, null for a file).\n"
+            "\n"
             "Durations read 45s, 42m, 1h05m, 2d03h; with --json, one object per row and line\n"
             "with durations in whole seconds (null when none).\n"
             "Exit 0 with the report; 2 for an invalid coverage file, a bad TIME, an unreadable\n"
-            "events file or no event source; 1 when the broker cannot be read."
+            "events file, no event source or no coverage; 1 when the broker cannot be read."
         ),
         epilog=(
             "examples:\n"
@@ -323,12 +330,17 @@ def _register_sla(subparsers: argparse._SubParsersAction) -> None:
             "  OFFHOURS_BROKER_URL=kafka://127.0.0.1:9092 offhours sla report coverage.yaml --from 2026-11-23\n"
             "\n"
             "output:\n"
+            "  coverage: version 3 of the config topic offhours.config, in force (updated ... by ops:anna)\n"
             "  team     mode     count  median     p90  target  breaches\n"
             "  care-it  open        42     18m     55m       -         0\n"
             "  care-it  reduced      9     34m   1h20m   1h00m         2"
         ),
     )
-    report.add_argument("coverage", metavar="FILE", help="the coverage file (YAML), validated like 'coverage check'")
+    report.add_argument(
+        "coverage", metavar="FILE", nargs="?",
+        help="the coverage file (YAML), validated like 'coverage check'; with OFFHOURS_BROKER_URL only used "
+        "when the config topic holds no coverage",
+    )
     report.add_argument(
         "--events",
         metavar="EVENTS.jsonl",
@@ -366,14 +378,42 @@ def _sla_report(args: argparse.Namespace) -> int:
     if start is not None and end is not None and end <= start:
         print(f"{prog}: --to must be after --from", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        coverage = load_coverage(args.coverage)
-    except CoverageInvalid as invalid:
-        count = len(invalid.problems)
-        print(f"{args.coverage}: invalid coverage file, {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
-        for problem in invalid.problems:
-            print(f"  {problem}", file=sys.stderr)
+    settings = Settings()
+    if args.events is None and settings.embedded:
+        print(f"{prog}: no events: pass --events EVENTS.jsonl (- for stdin) or set OFFHOURS_BROKER_URL", file=sys.stderr)
         return EXIT_USAGE
+    # aiokafka logs each failed connection; the one-line error below says it once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    in_force = None
+    if not settings.embedded:
+        try:
+            in_force = asyncio.run(_coverage_in_force(settings, args.coverage))
+        except KafkaError as exc:
+            print(f"{prog}: broker {settings.broker_url}: {exc}", file=sys.stderr)
+            return EXIT_BROKER
+    if in_force is not None:
+        coverage, version = in_force.coverage, in_force.document.version
+        used = _in_force_line(in_force, settings.config_topic)
+    elif args.coverage is None:
+        print(f"{prog}: no coverage: the config topic {settings.config_topic!r} on {settings.broker_url} holds "
+              "none; pass the coverage FILE", file=sys.stderr)
+        return EXIT_USAGE
+    else:
+        try:
+            coverage = load_coverage(args.coverage)
+        except CoverageInvalid as invalid:
+            count = len(invalid.problems)
+            print(f"{args.coverage}: invalid coverage file, {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+            for problem in invalid.problems:
+                print(f"  {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as error:
+            print(f"{prog}: cannot read {args.coverage}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_USAGE
+        version = None
+        why = (f"the config topic {settings.config_topic} on {settings.broker_url} holds none" if not settings.embedded
+               else "OFFHOURS_BROKER_URL is not set; the service's coverage may differ")
+        used = f"coverage: file {args.coverage} ({why})"
 
     tracker = ResponseTracker(coverage)
     progress = _Progress(sys.stderr)
@@ -384,12 +424,6 @@ def _sla_report(args: argparse.Namespace) -> int:
             print(f"{prog}: cannot read {args.events}: {error.strerror or error}", file=sys.stderr)
             return EXIT_USAGE
     else:
-        settings = Settings()
-        if settings.embedded:
-            print(f"{prog}: no events: pass --events EVENTS.jsonl (- for stdin) or set OFFHOURS_BROKER_URL", file=sys.stderr)
-            return EXIT_USAGE
-        # aiokafka logs each failed connection; the one-line error below says it once.
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         try:
             found = asyncio.run(_read_events_topic(client_options(settings), settings.events_topic, tracker, progress))
         except KafkaError as exc:
@@ -410,8 +444,39 @@ def _sla_report(args: argparse.Namespace) -> int:
     rows = sla_rows(tracker.responses(), coverage, start, end)
     if not rows:
         print("no first responses in the events (and window) given", file=sys.stderr)
-    sys.stdout.write(render_json_lines(rows) if args.json else render_table(rows))
+    if args.json:
+        print(used, file=sys.stderr)
+        sys.stdout.write(render_json_lines(rows, coverage_version=version))
+    else:
+        sys.stdout.write(used + "\n" + render_table(rows))
     return 0
+
+
+async def _coverage_in_force(settings: Settings, file: str | None) -> CoverageInForce | None:
+    """The coverage the workers on ``settings``' broker decide with: the config topic's
+    (:func:`edge.config_store.read_coverage_in_force`), with its holiday calendars read
+    as the service reads them; None when the topic holds none."""
+    from edge.config_store import read_coverage_in_force
+    from edge.ops_config import api_calendars
+
+    folder = settings.ops.holiday_calendars_dir or (Path(file).parent if file is not None else settings.coverage_file.parent)
+    return await read_coverage_in_force(
+        client_options(settings), settings.config_topic,
+        filename=Path(file).name if file is not None else settings.coverage_file.name,
+        calendars=api_calendars(folder), limits=settings.ops.coverage_limits(),
+    )
+
+
+def _in_force_line(in_force: CoverageInForce, topic: str) -> str:
+    """``coverage: version 3 of the config topic offhours.config, in force (updated WHEN by WHO)``."""
+    document = in_force.document
+    by = f" by {document.updated_by}" if document.updated_by else ""
+    when = f" {document.updated_at}" if document.updated_at else ""
+    line = f"coverage: version {document.version} of the config topic {topic}, in force (updated{when}{by})"
+    if in_force.skipped:
+        versions = ", ".join(str(v) for v in in_force.skipped)
+        line += f"; newer version(s) {versions} invalid and skipped, as the workers skip them"
+    return line
 
 
 def _utc_instant(text: str) -> datetime | None:

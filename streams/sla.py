@@ -291,6 +291,9 @@ def row_json(row: SlaRow) -> dict[str, object]:
     }
 
 
-def render_json_lines(rows: Iterable[SlaRow]) -> str:
-    """One compact JSON object per row and line (:func:`row_json`)."""
-    return "".join(orjson.dumps(row_json(row)).decode() + "\n" for row in rows)
+def render_json_lines(rows: Iterable[SlaRow], coverage_version: int | None = None) -> str:
+    """One compact JSON object per row and line (:func:`row_json`), each with
+    ``coverage_version``: the config topic's version the figures used (None: a file)."""
+    return "".join(
+        orjson.dumps({**row_json(row), "coverage_version": coverage_version}).decode() + "\n" for row in rows
+    )

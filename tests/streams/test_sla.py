@@ -328,7 +328,8 @@ class TestRendering:
         """One object per row; durations in whole seconds, null when none."""
         rows = [SlaRow("care-us", "closed", 1, timedelta(days=2), timedelta(days=2), 0, None)]
         expected = [{"team": "care-us", "mode": "closed", "count": 1, "median": 172800, "p90": 172800, "target": None, "breaches": 0}]
-        assert expected == [orjson.loads(line) for line in render_json_lines(rows).splitlines()]
+        lines = [orjson.loads(line) for line in render_json_lines(rows, coverage_version=7).splitlines()]
+        assert [{**expected[0], "coverage_version": 7}] == lines
         assert expected[0] == row_json(rows[0])
 
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from edge.config_store import ensure_topic
+from edge.config_store import ConfigDocument, ensure_topic
 from streams.broker import EmbeddedBroker
 from tests.streams.test_sla import COVERAGE
 
@@ -55,6 +55,11 @@ TABLE = (
 )
 
 
+def file_line(coverage: str) -> str:
+    """The report's first line when it used the coverage FILE without a broker."""
+    return f"coverage: file {coverage} (OFFHOURS_BROKER_URL is not set; the service's coverage may differ)\n"
+
+
 def offhours(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m offhours ARGS`` with no OFFHOURS_* settings but those in ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OFFHOURS_")}
@@ -85,9 +90,10 @@ def table_run(files: tuple[str, str]) -> subprocess.CompletedProcess[str]:
 class TestSlaReport:
     """The report on a small events file."""
 
-    def test_table(self, table_run):
-        """Exit 0 and an aligned table per team and mode: count, median, p90, target, breaches."""
-        assert (0, TABLE) == (table_run.returncode, table_run.stdout)
+    def test_table(self, table_run, files):
+        """Exit 0, the coverage used, and an aligned table per team and mode: count, median, p90, target, breaches."""
+        coverage, _ = files
+        assert (0, file_line(coverage) + TABLE) == (table_run.returncode, table_run.stdout)
 
     def test_skipped_inputs_on_stderr_with_line_numbers(self, table_run):
         """The invalid line and the unknown account are named on stderr, with how many were skipped."""
@@ -108,7 +114,11 @@ class TestSlaReport:
             {"team": "care-it", "mode": "reduced", "count": 2, "median": 1200, "p90": 5400, "target": 3600, "breaches": 1},
             {"team": "care-us", "mode": "open", "count": 1, "median": 300, "p90": 300, "target": None, "breaches": 0},
         ]
-        assert (0, expected) == (result.returncode, [orjson.loads(line) for line in result.stdout.splitlines()])
+        expected = [{**row, "coverage_version": None} for row in expected]
+        assert (0, expected, True) == (
+            result.returncode, [orjson.loads(line) for line in result.stdout.splitlines()],
+            file_line(coverage) in result.stderr,
+        )
 
     @pytest.mark.parametrize(
         ("window", "expected"),
@@ -130,7 +140,7 @@ class TestSlaReport:
         """--events - reads the events from standard input."""
         coverage, _ = files
         result = offhours("sla", "report", coverage, "--events", "-", stdin="\n".join(EVENTS) + "\n")
-        assert (0, TABLE) == (result.returncode, result.stdout)
+        assert (0, file_line(coverage) + TABLE) == (result.returncode, result.stdout)
 
     def test_help_teaches_with_an_example(self):
         """--help shows an example command and says that TIME without an offset is UTC."""
@@ -205,6 +215,88 @@ class TestSlaReportFromBroker:
         topic = f"{unique_name}.events"
         await ensure_topic(broker.bootstrap, topic, partitions=2)
         await _publish(broker, topic, EVENTS)
-        env = {"OFFHOURS_BROKER_URL": broker.url, "OFFHOURS_EVENTS_TOPIC": topic}
+        env = {"OFFHOURS_BROKER_URL": broker.url, "OFFHOURS_EVENTS_TOPIC": topic,
+               "OFFHOURS_CONFIG_TOPIC": f"{unique_name}.config"}
         result = await asyncio.to_thread(offhours, "sla", "report", coverage, env=env)
-        assert (0, TABLE) == (result.returncode, result.stdout), result.stderr
+        used = (f"coverage: file {coverage} (the config topic {unique_name}.config on {broker.url} holds none)\n")
+        assert (0, used + TABLE) == (result.returncode, result.stdout), result.stderr
+
+
+STRIKE = {"id": "ovr-strike", "team": "care-it", "kind": "coverage", "from": "2026-11-23 09:00",
+          "to": "2026-11-24 00:00", "mode": "closed", "note": "strike"}
+
+
+async def _publish_coverage(broker: EmbeddedBroker, topic: str, documents: list[ConfigDocument]) -> None:
+    """Publish ``documents`` on a config topic as the operations API does (compacted, key ``coverage``)."""
+    await ensure_topic(broker.bootstrap, topic, configs={"cleanup.policy": "compact"})
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for document in documents:
+            await producer.send_and_wait(topic, key=b"coverage", value=document.to_json())
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.broker
+class TestSlaReportUsesTheCoverageInForce:
+    """With a broker, the report decides modes with the config topic's coverage, as the workers and
+    /metrics do, not with the file (on main it read the file and missed the API's override)."""
+
+    @pytest.fixture
+    async def env(self, broker: EmbeddedBroker, unique_name: str) -> dict[str, str]:
+        """A config topic whose version 2 is the file plus an API override closing care-it all Monday."""
+        text = textwrap.dedent(COVERAGE)
+        await _publish_coverage(broker, f"{unique_name}.config", [
+            ConfigDocument(yaml=text, version=1, updated_by="system:seed", updated_at="2026-11-22T08:00:00+00:00"),
+            ConfigDocument(yaml=text, overrides=(STRIKE,), version=2, updated_by="ops:anna",
+                           updated_at="2026-11-23T07:30:00+00:00"),
+        ])
+        return {"OFFHOURS_BROKER_URL": broker.url, "OFFHOURS_CONFIG_TOPIC": f"{unique_name}.config"}
+
+    async def test_the_override_of_the_api_decides_the_mode(self, env: dict[str, str], files) -> None:
+        """The table names version 2 and counts care-it's Monday responses as closed, against the closed target."""
+        coverage, events = files
+        result = await asyncio.to_thread(offhours, "sla", "report", coverage, "--events", events, env=env)
+        expected = (
+            f"coverage: version 2 of the config topic {env['OFFHOURS_CONFIG_TOPIC']}, in force "
+            "(updated 2026-11-23T07:30:00+00:00 by ops:anna)\n"
+            "team     mode    count  median    p90  target  breaches\n"
+            "care-it  closed      3     40m  1h30m  12h00m         0\n"
+            "care-us  open        1      5m     5m       -         0\n"
+        )
+        assert (0, expected) == (result.returncode, result.stdout), result.stderr
+
+    async def test_json_names_the_version_and_no_file_is_needed(self, env: dict[str, str], files) -> None:
+        """Without FILE the topic's coverage serves; every JSON object carries coverage_version."""
+        _, events = files
+        result = await asyncio.to_thread(offhours, "sla", "report", "--events", events, "--json", env=env)
+        rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+        assert (0, [("care-it", "closed", 3, 2), ("care-us", "open", 1, 2)]) == (
+            result.returncode, [(r["team"], r["mode"], r["count"], r["coverage_version"]) for r in rows]
+        ), result.stderr
+
+    async def test_a_newer_invalid_version_is_skipped_as_the_workers_skip_it(
+        self, broker: EmbeddedBroker, env: dict[str, str], files
+    ) -> None:
+        """Version 3 does not load: the workers keep version 2, and so does the report, saying so."""
+        coverage, events = files
+        await _publish_coverage(broker, env["OFFHOURS_CONFIG_TOPIC"], [
+            ConfigDocument(yaml="teams:\n  care-it:\n    timezone: Europe/Roma\n", version=3, updated_by="ops:bob"),
+        ])
+        result = await asyncio.to_thread(offhours, "sla", "report", coverage, "--events", events, env=env)
+        first = result.stdout.splitlines()[0] if result.stdout else ""
+        assert (0, True, True) == (
+            result.returncode, first.startswith("coverage: version 2 of the config topic"),
+            first.endswith("; newer version(s) 3 invalid and skipped, as the workers skip them"),
+        ), result.stderr
+
+    async def test_no_file_and_an_empty_topic_exits_2(self, broker: EmbeddedBroker, unique_name: str, files) -> None:
+        """Without FILE and with nothing on the config topic there is no coverage to report with."""
+        _, events = files
+        env = {"OFFHOURS_BROKER_URL": broker.url, "OFFHOURS_CONFIG_TOPIC": f"{unique_name}.none"}
+        result = await asyncio.to_thread(offhours, "sla", "report", "--events", events, env=env)
+        assert (2, "", True) == (
+            result.returncode, result.stdout, f"the config topic '{unique_name}.none' on {broker.url} holds none; "
+            "pass the coverage FILE" in result.stderr,
+        )
