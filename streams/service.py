@@ -10,6 +10,10 @@ uncommitted for the next worker, never dropped half-way.
 ``offhours ingest``: the same web server without a worker; it holds no partitions and
 no table, so any number of replicas can run behind a balancer.
 
+Both print a banner (:func:`run_banner`, :func:`ingest_banner`, pure functions): where
+everything listens, what is configured and which ``OFFHOURS_...`` variable turns on the
+rest (:mod:`streams.capabilities`), and on the embedded broker what a restart forgets.
+
 Web routes, composed in :func:`build_web` and :func:`mount_edge`:
 
 - ``/healthz``: the process is up;
