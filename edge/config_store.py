@@ -32,6 +32,9 @@ Two stores share one interface, :class:`ConfigStore`:
   follows it, so all workers apply the same coverage within seconds.
 * :class:`MemoryConfigStore` keeps them in memory, for component tests.
 
+:func:`read_coverage_in_force` reads the topic once, read-only, by the same rules: what
+a report (``offhours sla report``) needs to use the coverage the workers decide with.
+
 Which document wins, on every worker alike: the topic is read in order and a
 document replaces the current one when its ``version`` is not lower. Two operators
 who publish the same version on two workers at once both succeed locally; the one
