@@ -247,8 +247,8 @@ def digest_route(digest: Digest, team: Team, held: Collection[int]) -> RouteRequ
         if member in team.staff
     ]
     partitions = ",".join(str(partition) for partition in sorted(held))
-    reason = ("on call at the opening" if team.on_call_at(digest.opening_at)
-              else "nobody is on call at the opening: sent to all the team's staff")
+    reason = ("you are on call at the opening" if team.on_call_at(digest.opening_at)
+              else "nobody is on call at the opening, so all the team's staff get it")
     return RouteRequest(
         route_id=f"{digest.id}:p{partitions}",
         event_id=digest.id,

@@ -204,25 +204,8 @@ def install(
             )
             return
         now = utc_from_epoch(clock())
-        staff = on_call(request.team, now)
-        escalation = RouteRequest(
-            route_id=f"escalation:{request.ack_id}",
-            event_id=request.event_id,
-            team=request.team,
-            action="page",
-            mode=mode_at(request.team, now) if mode_at is not None else "",
-            to=staff,
-            channel=request.channel,
-            account=request.account,
-            conversation=request.conversation,
-            author_name=request.author_name,
-            text=request.customer_text,
-            at=request.at,
-            next_open=None,
-            window_closes=request.window_closes,
-            reason=escalation_reason(reason),
-            extra={"ack_id": request.ack_id, "ack_text": request.text, "kind": request.kind},
-        )
+        mode = mode_at(request.team, now) if mode_at is not None else ""
+        escalation = failed_ack_route(request, on_call(request.team, now), mode, reason)
         await routes.send(key=request.conversation.encode(), value=escalation.to_json())
 
     async def decoded(value: Any, record: Any, source: str) -> Any:
@@ -248,15 +231,6 @@ def install(
         elif status == "dead":
             metrics.acks_failed.labels(channel=request.channel).inc()
 
-    def count_notice(notice: Notice, report: Report) -> None:
-        if metrics is None:
-            return
-        labels = {"notifier": notice.scheme, "kind": notice.kind}
-        if report.status == "delivered":
-            metrics.notifications_sent.labels(**labels).inc()
-        elif report.status == "dead":
-            metrics.notifications_failed.labels(**labels).inc()
-
     # One loop for every concurrent delivery of both outboxes: the rate limits and the
     # per-key turns must be shared, or concurrency would multiply the limits.
     loop = DeliveryLoop(ledger=ledger, policy=policy, buckets=TokenBuckets(clock), jitter=jitter)
@@ -271,7 +245,7 @@ def install(
             escalate=escalate,
             claim_link=claim_link,
             publish=publish,
-            notified=count_notice,
+            notified=None if metrics is None else notification_counter(metrics),
         )
 
     async def deliver_acks(stream: Any) -> None:
@@ -295,6 +269,48 @@ def install(
     acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks", concurrency=concurrency)(deliver_acks)
     routes_agent = app.agent(routes, name=f"{ledger_table_name}.routes", concurrency=concurrency)(deliver_routes)
     return Outbox(table, acks, routes, dead_letters, deliveries, acks_agent, routes_agent)
+
+
+def notification_counter(metrics: Metrics) -> Callable[[Notice, Report], None]:
+    """The :class:`~responders.delivery.Responders` ``notified`` hook that counts each staff
+    notification in ``notifications_sent{notifier,kind}`` (delivered) or
+    ``notifications_failed{notifier,kind}`` (given up); a ledger skip counts in neither."""
+
+    def count(notice: Notice, report: Report) -> None:
+        labels = {"notifier": notice.scheme, "kind": notice.kind}
+        if report.status == "delivered":
+            metrics.notifications_sent.labels(**labels).inc()
+        elif report.status == "dead":
+            metrics.notifications_failed.labels(**labels).inc()
+
+    return count
+
+
+def failed_ack_route(request: AckRequest, staff: list[Notify], mode: str, reason: str) -> RouteRequest:
+    """The page to ``staff`` about a customer whose acknowledgment ``request`` failed for ``reason``.
+
+    ``route_id`` ``escalation:<ack id>``; it repeats who wrote, what, where and when (the
+    customer's message time: their wait), the team's ``mode`` now, the acknowledgment that
+    was not delivered (``extra``) and why (:func:`escalation_reason`).
+    """
+    return RouteRequest(
+        route_id=f"escalation:{request.ack_id}",
+        event_id=request.event_id,
+        team=request.team,
+        action="page",
+        mode=mode,
+        to=staff,
+        channel=request.channel,
+        account=request.account,
+        conversation=request.conversation,
+        author_name=request.author_name,
+        text=request.customer_text,
+        at=request.at,
+        next_open=None,
+        window_closes=request.window_closes,
+        reason=escalation_reason(reason),
+        extra={"ack_id": request.ack_id, "ack_text": request.text, "kind": request.kind},
+    )
 
 
 def escalation_reason(reason: str) -> str:

@@ -214,3 +214,21 @@ class TestRetryAfter:
     def test_wait_until_epoch(self, value: str | None, expected: float | None) -> None:
         """An epoch-seconds reset is read as the wait until then."""
         assert expected == wait_until(value, NOW, LIMIT)
+
+
+class TestPlatformDescription:
+    @pytest.mark.parametrize(
+        ("description", "reason"),
+        [
+            pytest.param("Bad Request: chat not found", "telegram: error 400: Bad Request: chat not found", id="kept"),
+            pytest.param("Bad Request:\nchat\tnot found", "telegram: error 400: Bad Request: chat not found", id="one_line"),
+            pytest.param("token 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw refused",
+                         "telegram: error 400: token … refused", id="token_cut_out"),
+            pytest.param("word " * 100, "telegram: error 400: " + ("word " * 32)[:159] + "…", id="bounded"),
+        ],
+    )
+    def test_the_platforms_description_is_kept_on_one_line_without_secrets(self, description: str, reason: str) -> None:
+        """What staff read of a refused acknowledgment names the platform's own words, bounded."""
+        body = orjson.dumps({"ok": False, "error_code": 400, "description": description})
+        outcome = telegram_outcome(HttpAnswer(400, {}, body), 0.0, 60.0)
+        assert Permanent(reason) == outcome

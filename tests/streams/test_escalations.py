@@ -21,6 +21,7 @@ from streams.escalations import (
     partition_of,
     pending_from_route,
 )
+from streams.metrics import Metrics
 from streams.promises import PendingEscalation
 from streams.records import RouteRequest
 from streams.settings import Settings
@@ -29,7 +30,7 @@ from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
 from tests.integration.workers import TopicReader
 from tests.streams.test_actions import record_actions
-from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, send
+from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, sample_value, send
 
 WAIT = 30.0  # seconds: a bound on a wait for an event, never a sleep
 SWEEP_EVERY = timedelta(milliseconds=100)
@@ -218,9 +219,12 @@ def settings(stream_settings: Settings) -> Settings:
 @pytest.mark.broker
 class TestEscalationOnTheBroker:
     async def test_unclaimed_route_escalates_once_to_the_next_on_call(self, settings, coverage) -> None:
-        """Not claimed within 1 minute: exactly one escalation, to luca (next on the rotation)."""
+        """Not claimed within 1 minute: exactly one escalation, to luca (next on the rotation), counted,
+        repeating the customer's message and their wait."""
         clock = SteppedClock(MONDAY_EVENING)
-        async with running_worker(settings, coverage, reconcile=False, clock=clock, sweep_every=SWEEP_EVERY) as app:
+        metrics = Metrics()
+        async with running_worker(settings, coverage, reconcile=False, clock=clock, sweep_every=SWEEP_EVERY,
+                                  metrics=metrics) as app:
             await send(settings, (KEY, event("fb:m_e1", MONDAY_EVENING), []))
             await read_until(settings, escalations_changelog(app), 1)
             clock.move_to(MONDAY_EVENING + timedelta(minutes=1, seconds=1))
@@ -228,13 +232,17 @@ class TestEscalationOnTheBroker:
             await clock.sweeps()
             await read_until(settings, settings.routes_topic, 2)
             routes = await all_routes(settings)
+            steps = sample_value(metrics, "offhours_escalation_steps_total", team="care-it")
         expected = [
             ("route:fb:m_e1", ["marta"], None),
             ("esc:fb:m_e1:0", ["luca"], "not claimed within 1 minute: escalated to Luca Bianchi"),
         ]
         actual = [(r.route_id, [n.member for n in r.to], r.reason if r.route_id.startswith("esc:") else None)
                   for r in routes]
+        step = routes[-1]
         assert expected == actual
+        assert (1.0, "Il mio ordine non è arrivato", "dm", MONDAY_EVENING.isoformat(timespec="seconds")) == (
+            steps, step.text, step.extra["kind"], step.extra["waiting_since"])
 
     async def test_claim_before_the_deadline_stops_escalation(self, settings, coverage) -> None:
         """A claim on the actions topic before the minute is up: no escalation, even 25 minutes later."""
@@ -280,9 +288,12 @@ class TestEscalationOnTheBroker:
 @pytest.mark.broker
 class TestHandoverOnTheBroker:
     async def test_opening_sends_one_digest_urgent_first(self, settings, coverage) -> None:
-        """With the clock just before the opening, the timer fires and one digest lists the backlog, urgent first."""
+        """With the clock just before the opening, the timer fires and one digest lists the backlog, urgent first,
+        with each customer's words, counted once."""
         clock = SteppedClock(MONDAY_OPENING - timedelta(hours=1))
-        async with running_worker(settings, coverage, reconcile=False, clock=clock, sweep_every=SWEEP_EVERY) as app:
+        metrics = Metrics()
+        async with running_worker(settings, coverage, reconcile=False, clock=clock, sweep_every=SWEEP_EVERY,
+                                  metrics=metrics) as app:
             await send(
                 settings,
                 (b"fb:PAGE_111:PSID_1", event("fb:m_h1", SUNDAY_MORNING, conversation="fb:PAGE_111:PSID_1"), []),
@@ -295,8 +306,11 @@ class TestHandoverOnTheBroker:
             app.coverage.swap(coverage)  # a coverage swap plans the openings again from the clock
             digest = await first_route(settings, "handover:")
             routes = await all_routes(settings)
-        expected = (MONDAY_OPENING, ["fb:PAGE_111:PSID_2", "fb:PAGE_111:PSID_1"], [True, False], 1)
+            handovers = sample_value(metrics, "offhours_handovers_total", team="care-it")
+        expected = (MONDAY_OPENING, ["fb:PAGE_111:PSID_2", "fb:PAGE_111:PSID_1"], [True, False], 1,
+                    ["Carta clonata!", "Il mio ordine non è arrivato"], 1.0)
         actual = (planned, [item["conversation"] for item in digest.extra["handover"]],
                   [item["urgent"] for item in digest.extra["handover"]],
-                  sum(1 for r in routes if r.route_id.startswith("handover:")))
+                  sum(1 for r in routes if r.route_id.startswith("handover:")),
+                  [item["text"] for item in digest.extra["handover"]], handovers)
         assert expected == actual

@@ -222,8 +222,10 @@ class TestPromisesOnTheBroker:
             route = await first_route(settings, "window:")
             await read_until(settings, escalations_changelog(app), 2)
             state = ConversationState.from_bytes(app.conversations[key])
-        expected = ("2026-11-21T20:00:00+01:00", ["giulia"], "template", seconds(FRIDAY_EVENING))
-        assert expected == (route.window_closes, [n.member for n in route.to], state.reply_via, state.window_routed)
+        expected = ("2026-11-21T20:00:00+01:00", ["giulia"], "template", seconds(FRIDAY_EVENING),
+                    ("Ana", "Il mio ordine non è arrivato", "acme.it.whatsapp", "dm"), "2026-11-20T20:00:00+01:00")
+        assert expected == (route.window_closes, [n.member for n in route.to], state.reply_via, state.window_routed,
+                            (route.author_name, route.text, route.account, route.extra["kind"]), route.extra["waiting_since"])
 
     async def test_missed_reply_by_reminds_once_and_counts_a_breach(self, settings, coverage) -> None:
         """Acknowledged at 21:14 with a reply promised by 21:54: past it, one reminder and one breach."""
@@ -242,8 +244,10 @@ class TestPromisesOnTheBroker:
             reminders = [r for r in (RouteRequest.from_json(x.value) for x in records)
                          if r.route_id.startswith("remind:reply_by:")]
             breaches = sample_value(metrics, "offhours_promise_breaches_total", team="care-it", kind="reply_by")
-        expected = (["marta"], 1, 1.0)
-        assert expected == ([n.member for n in reminder.to], len({r.route_id for r in reminders}), breaches)
+            sent = sample_value(metrics, "offhours_reminders_total", team="care-it")
+        expected = (["marta"], 1, 1.0, 1.0, ("Ana Lopez", "Il mio ordine non è arrivato"))
+        assert expected == ([n.member for n in reminder.to], len({r.route_id for r in reminders}), breaches, sent,
+                            (reminder.author_name, reminder.text))
 
     async def test_staff_reply_is_measured_into_the_partition_stats(self, settings, coverage) -> None:
         """A staff reply 25 minutes after the customer: one first response in the stats table and the histogram."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.state import RECENT_LIMIT, ConversationState, Processed, event_digest
+from streams.state import RECENT_LIMIT, TEXT_KEPT, ConversationState, Processed, event_digest
 
 FULL = ConversationState(
     team="care-it",
@@ -80,3 +80,32 @@ class TestConversationState:
     def test_unseen_event_is_not_processed(self) -> None:
         """processed() is None for an id never remembered."""
         assert FULL.processed("fb:m_unknown") is None
+
+
+class TestCustomerWordsAndPromise:
+    def test_a_record_written_before_the_words_were_kept_still_reads(self) -> None:
+        """An old record (no an/tx/ac keys) reads with no author, words or account; new ones round-trip."""
+        old = ConversationState.from_bytes(b'{"t":"care-it","c":1764000000,"ch":"facebook"}')
+        new = old.wrote("Ana", "Il mio ordine", "acme.it.facebook")
+        expected = ((None, None, None), ("Ana", "Il mio ordine", "acme.it.facebook"))
+        again = ConversationState.from_bytes(new.to_bytes())
+        assert expected == ((old.author_name, old.text, old.account), (again.author_name, again.text, again.account))
+
+    def test_words_are_kept_bounded(self) -> None:
+        """Only the first TEXT_KEPT characters of a long message are kept, then an ellipsis."""
+        state = ConversationState(team="care-it").wrote(None, "x" * (TEXT_KEPT + 50), None)
+        assert ("x" * TEXT_KEPT + "…") == state.text
+
+    @pytest.mark.parametrize(
+        ("changes", "expected"),
+        [
+            pytest.param({"ack_at": 100, "waiting_since": 100}, (900, "Ciao"), id="acknowledged_this_wait"),
+            pytest.param({"ack_at": 50, "waiting_since": 100}, (None, None), id="acknowledged_an_earlier_wait"),
+            pytest.param({"ack_at": None, "waiting_since": 100}, (None, None), id="never_acknowledged"),
+            pytest.param({"ack_at": 50, "waiting_since": None}, (900, "Ciao"), id="record_before_waiting_since"),
+        ],
+    )
+    def test_promise_is_only_that_of_the_current_wait(self, changes, expected) -> None:
+        """A reply-by time is shown as promised only when an acknowledgment was made since the customer started waiting."""
+        state = ConversationState(team="care-it", customer_at=100, reply_by=900, promised="Ciao", **changes)
+        assert expected == state.promise()

@@ -12,10 +12,11 @@ from responders.config import AccountCredentials
 from responders.fakes import FakeGraph, FakeSlack
 from schedules import load_coverage
 from streams.metrics import Metrics
-from streams.outbox import claim_links, on_call_from
+from streams.outbox import claim_links, mode_from, on_call_from
 from streams.records import Notify, RouteRequest
 from streams.replay import replay_settings
 from streams.worker import running_worker
+from tests.conftest import EXAMPLE_COVERAGE
 from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, send
 
 TOKEN = "EAAG-wiring-token"
@@ -131,6 +132,19 @@ class TestOnCallAndClaimLinks:
         staff = on_call_from(lambda: coverage)(team, at)
         assert expected == [member.member for member in staff]
         assert all(["slack:https://hooks.slack.example/T1/B1/abc"] == member.uris for member in staff)
+
+    @pytest.mark.parametrize(
+        ("team", "at", "expected"),
+        [
+            pytest.param("care-it", datetime(2026, 11, 23, 21, 0, tzinfo=ROME), "reduced", id="monday_evening"),
+            pytest.param("care-it", datetime(2026, 11, 23, 10, 0, tzinfo=ROME), "open", id="monday_morning"),
+            pytest.param("nobody", datetime(2026, 11, 23, 21, 0, tzinfo=ROME), "", id="unknown_team"),
+        ],
+    )
+    def test_mode_at_is_the_coverage_mode_then(self, team, at, expected) -> None:
+        """mode_at(team, now), which a failed acknowledgment's page carries, is the team's mode at that instant."""
+        coverage = load_coverage(EXAMPLE_COVERAGE)
+        assert expected == mode_from(lambda: coverage)(team, at)
 
     def test_claim_link_expires_after_the_link_ttl(self, stream_settings) -> None:
         """A claim link made at the responders' clock verifies until link_ttl has passed."""
