@@ -5,6 +5,11 @@
 - ``broker``: one real embedded Tansu broker for the whole session. Tests that use it
   take unique topic names and app ids (``unique_name``, ``stream_settings``), so they
   never see each other's records.
+- ``kafka_broker``: one real Apache Kafka node (KRaft, :mod:`streams.kafka_server`) for
+  the whole session, started on first use. It needs Java 17 and Maven; without them the
+  tests that use it fail saying what to install (they are never skipped).
+- ``any_broker``: each test that takes it runs twice, on Tansu and on Apache Kafka, with
+  the same assertions (ids ``[tansu]`` and ``[kafka]``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from streams.broker import EmbeddedBroker
+from streams.kafka_server import KafkaServer
 from edge.ops_config import OpsSettings
 from responders.config import ResponderSettings
 from streams.settings import Settings
@@ -40,6 +46,22 @@ def broker() -> Iterator[EmbeddedBroker]:
         yield embedded
 
 
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaServer]:
+    """The session's Apache Kafka node (started on first use, stopped at the end)."""
+    with KafkaServer() as server:
+        yield server
+
+
+BROKERS = ("tansu", "kafka")
+
+
+@pytest.fixture(params=BROKERS)
+def any_broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaServer:
+    """The session's Tansu broker, then its Apache Kafka node: the test runs on both."""
+    return request.getfixturevalue("broker" if request.param == "tansu" else "kafka_broker")
+
+
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A name no other test uses: the test's name plus a random suffix."""
@@ -47,8 +69,12 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     return f"{base}-{uuid.uuid4().hex[:8]}"
 
 
-def settings_for(broker: EmbeddedBroker, name: str, data_dir: Path, **changes: object) -> Settings:
-    """Settings on ``broker`` whose app id and topics all carry ``name``."""
+def settings_for(broker: EmbeddedBroker | KafkaServer, name: str, data_dir: Path, **changes: object) -> Settings:
+    """Settings on ``broker`` whose app id and topics all carry ``name``.
+
+    On the embedded broker (Tansu) records go one per produce batch, as the service does
+    there; on Apache Kafka the settings are a Kafka operator's.
+    """
     base = Settings(
         broker_url=broker.url,
         coverage_file=EXAMPLE_COVERAGE,
@@ -62,7 +88,7 @@ def settings_for(broker: EmbeddedBroker, name: str, data_dir: Path, **changes: o
         deliveries_topic=f"{name}.deliveries",
         ops=OpsSettings(actions_topic=f"{name}.actions", audit_topic=f"{name}.audit"),
         responders=ResponderSettings(deliver=False),
-        one_record_batches=True,  # the session broker is Tansu (see Settings)
+        one_record_batches=isinstance(broker, EmbeddedBroker),
         session_timeout=2.0,
         reconcile_interval=1.0,
         data_dir=data_dir,
