@@ -40,7 +40,9 @@ Endpoints (paths relative to the mount point):
 * ``GET /teams/{team}/coverage?at=`` - CONTRACT §3's object at ``at`` (ISO 8601; no
   offset means the team's zone), now when absent.
 * ``GET /teams/{team}/week?from=`` - the stretches and on-call shifts of the seven
-  local days from ``from`` (a date; today in the team's zone when absent).
+  local days from ``from`` (a date; today in the team's zone when absent). A stretch
+  is one mode decided by one rule (:meth:`schedules.Team.pieces`): a holiday's or an
+  override's name is on the hours it decides and nowhere else.
 * ``GET /teams/{team}/on-call?at=`` - who is on call (ids and names).
 * ``GET|POST /teams/{team}/overrides`` - list or add an API override: a coverage
   override ``{from, to, mode, note?}`` or an on-call override ``{from, to, member}``
@@ -544,7 +546,7 @@ async def team_week(request: web.Request) -> web.StreamResponse:
         "to": _text(end.astimezone(team.timezone)),
         "stretches": [
             {"start": _text(s.start), "end": _text(s.end), "mode": s.mode, "source": s.source, "note": s.note}
-            for s in team.stretches(start, end)
+            for s in team.pieces(start, end)
         ],
         "on_call": [
             {"start": _text(s.start), "end": _text(s.end), "member": s.member}

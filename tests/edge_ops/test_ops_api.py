@@ -171,6 +171,18 @@ class TestCoverageQueries:
             {"start": "2026-11-23T09:00:00+01:00", "end": "2026-11-30T00:00:00+01:00", "member": "marta"},
         ] == body["on_call"]
 
+    async def test_week_names_a_holiday_only_where_it_decides(self, client: TestClient) -> None:
+        """Easter Sunday and Easter Monday are two stretches, each with its own name, and the
+        weekend hours around them carry none (merged, Monday was named "Easter Sunday")."""
+        body = await (await client.get("/api/v1/teams/care-it/week", params={"from": "2026-04-04"}, headers=AUTH)).json()
+        closed = [(s["start"], s["end"], s["source"], s["note"]) for s in body["stretches"] if s["mode"] == "closed"]
+        assert [
+            ("2026-04-04T18:00:00+02:00", "2026-04-05T00:00:00+02:00", "hours", None),
+            ("2026-04-05T00:00:00+02:00", "2026-04-06T00:00:00+02:00", "holiday", "Easter Sunday"),
+            ("2026-04-06T00:00:00+02:00", "2026-04-07T00:00:00+02:00", "holiday", "Easter Monday"),
+            ("2026-04-07T00:00:00+02:00", "2026-04-07T09:00:00+02:00", "hours", None),
+        ] == closed[1:5]
+
     async def test_on_call_names_the_member(self, client: TestClient) -> None:
         """On call at now: the rotation's member of the week, with the staff name."""
         body = await (await client.get("/api/v1/teams/care-it/on-call", headers=AUTH)).json()
