@@ -31,8 +31,12 @@ from jinja2 import Environment
 from streams.records import Notify, RouteRequest
 
 MESSAGE_PREVIEW_CHARS = 1500
-ITEM_PREVIEW_CHARS = 200
+ITEM_PREVIEW_CHARS = 100
 """How much of each customer's words a handover digest line quotes."""
+DIGEST_ITEMS_SHOWN = 10
+"""How many conversations a handover digest lists (the first: urgent, then longest
+waiting); the rest are counted. Keeps it within Slack's 3,000-character section and
+Telegram's 4,096-character message."""
 
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -243,9 +247,12 @@ class Notice:
             return "\n".join(self._digest_lines())
         return _preview(self.route.text, MESSAGE_PREVIEW_CHARS) or "(the message has no text)"
 
+    def _digest_items(self) -> list[dict[str, Any]]:
+        return list(self.route.extra.get("handover", ()))[:DIGEST_ITEMS_SHOWN]
+
     def _digest_lines(self) -> list[str]:
         lines: list[str] = []
-        for number, item in enumerate(self.route.extra.get("handover", ()), start=1):
+        for number, item in enumerate(self._digest_items(), start=1):
             parts = [channel_name(item.get("channel", ""), item.get("kind"))]
             if item.get("urgent"):
                 parts.insert(0, "URGENT")
@@ -260,12 +267,15 @@ class Notice:
             link = self.links.get(item.get("conversation", ""))
             if link:
                 lines.append(f"   Claim it: {link}")
+        more = len(self.route.extra.get("handover", ())) - DIGEST_ITEMS_SHOWN
+        if more > 0:
+            lines.append(f"… and {more} more in the team's inbox")
         return lines
 
     def links_shown(self) -> list[tuple[str, str]]:
         """The links to press, ``(label, url)``: the claim link, or one per digest item that has one."""
         if self.kind == "handover":
-            items = self.route.extra.get("handover", ())
+            items = self._digest_items()
             return [
                 (f"Claim {number}", self.links[item["conversation"]])
                 for number, item in enumerate(items, start=1)
@@ -305,7 +315,7 @@ class Notice:
             "author": route.author_name,
             "text": route.text,
             "at": route.at,
-            "waited": self.waiting,
+            "waited": None if self.kind == "handover" else self.waiting,
             "mode": route.mode,
             "window_closes": route.window_closes,
             "next_open": route.next_open,

@@ -270,3 +270,15 @@ def test_without_a_link_signer_no_link_is_shown() -> None:
     notice = replace(built("handover"), links={}).notice("mailto:marta@example.com")
     text = notice.plain_text()
     assert (False, False, []) == ("Claim it" in text, "{link:" in text, notice.links_shown())
+
+
+def test_a_long_digest_lists_the_first_conversations_and_counts_the_rest() -> None:
+    """A digest of 13 lists the first 10 (each with its link) and says how many more wait."""
+    digest = built("handover")
+    items = [{**digest.route.extra["handover"][0], "conversation": f"tg:offhours_bot:{n}"} for n in range(13)]
+    route = replace(digest.route, extra={**digest.route.extra, "handover": items})
+    links = {item["conversation"]: f"https://offhours.example/c/{n}" for n, item in enumerate(items)}
+    notice = replace(digest, route=route, links=links).notice("telegram:99887766")
+    lines = notice.message.split("\n")
+    assert ("[Handover] 13 conversations waiting for care-it", 10, "… and 3 more in the team's inbox") == (
+        notice.title, len(notice.links_shown()), lines[-1])
