@@ -87,7 +87,7 @@ from streams.promises import (
     escalation_due,
     next_escalation,
 )
-from streams.records import CUSTOMER_KINDS, AckRequest, DeadLetter, Decision, RouteRequest, raw_field
+from streams.records import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
 from streams.retention import EXPIRE, EXPIRE_LEDGER, apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
 from streams.sla import FirstResponse
@@ -398,7 +398,7 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
         header_list(message.headers), HEADER_SOURCE, position(message.partition, message.offset)
     )
     topics = app.stream_topics
-    route = _route_with_kind(outcome)
+    route = outcome.route
     if outcome.ack is not None:
         await emit(app, topics.acks, key, outcome.ack.to_json(), headers)
     if route is not None:
@@ -409,7 +409,7 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
         state = outcome.state
         if current != stored and current is not None:
             state = _keep_actions(state, before, ConversationState.from_bytes(current))
-        state = _customer_words(_handover_facts(state, outcome), raw)
+        state = _handover_facts(state, outcome)
         app.conversations[key] = state.to_bytes()
         if route is not None and state.claimed_by is None:
             # A claimed conversation has someone on it: its new messages do not escalate.
@@ -527,37 +527,6 @@ def _handover_facts(state: ConversationState, outcome: Outcome) -> ConversationS
     if (channel, promised, urgent) == (state.channel, state.promised, state.urgent):
         return state
     return replace(state, channel=channel, promised=promised, urgent=urgent)
-
-
-def _route_with_kind(outcome: Outcome) -> RouteRequest | None:
-    """The outcome's route with the kind of the customer's message (``dm``, ``comment``…) in
-    ``extra["kind"]``: the notice names the channel by it ("Facebook Messenger")."""
-    route = outcome.route
-    kind = outcome.state.kind if outcome.state is not None else None
-    if route is None or kind is None or "kind" in route.extra:
-        return route
-    return replace(route, extra={**route.extra, "kind": kind})
-
-
-def _customer_words(state: ConversationState, raw: bytes) -> ConversationState:
-    """``state`` with the author, words and account of ``raw`` when it is the conversation's
-    latest customer message (what reminders, early routes and the handover show staff)."""
-    if state.customer_at is None:
-        return state
-    try:
-        data = orjson.loads(raw)
-        if data.get("kind") not in CUSTOMER_KINDS or int(datetime.fromisoformat(data["at"]).timestamp()) != state.customer_at:
-            return state
-        author = data.get("author")
-        name = author.get("name") if isinstance(author, dict) else None
-        text, account = data.get("text"), data.get("account")
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-        return state
-    return state.wrote(
-        name if isinstance(name, str) else None,
-        text if isinstance(text, str) else None,
-        account if isinstance(account, str) else None,
-    )
 
 
 def _count_decision(app: OffhoursApp, decision: Decision, topic: str, headers: list[tuple[str, bytes]]) -> None:

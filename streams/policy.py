@@ -342,6 +342,10 @@ def _customer_message(
         routed_to=plan.route_to if routed_now else current.routed_to,
         routed_at=at if routed_now else current.routed_at,
     ).remember(event.id, suppressed=suppressed, route_held=route_held)
+    if updated.customer_at == at:
+        # The conversation's latest customer message: what reminders, early routes and
+        # the handover quote to staff.
+        updated = updated.wrote(event.author.name, event.text, event.account)
     ack_request = _ack_request(event, team.id, ack, private_text) if ack is not None else None
     route_request = _route_request(event, team, decision, rule) if routed_now else None
     return Outcome(decision, updated, ack_request, route_request)
@@ -477,7 +481,8 @@ def _route_request(event: SocialEvent, team: Team, decision: Decision, rule: str
         )
         for member in decision.route_to
     ]
-    extra: dict[str, object] = {"reply_to": reply_target(event).message_id}
+    # The message's kind lets a notice name the channel ("Facebook Messenger", "Facebook comment").
+    extra: dict[str, object] = {"reply_to": reply_target(event).message_id, "kind": event.kind}
     if rule is not None:
         extra["urgent_rule"] = rule
     return RouteRequest(
