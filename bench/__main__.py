@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from bench import latency, pipeline, state
-from streams.broker import EmbeddedBroker
+from brokers.tansu import EmbeddedBroker
 
 
 def main(argv: Sequence[str] | None = None) -> int:

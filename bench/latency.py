@@ -32,14 +32,13 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -48,7 +47,14 @@ import uvloop
 from aiohttp import web
 from hdrh.histogram import HdrHistogram
 
-from bench.common import ROOT, machine_line, mib, run_settings, status_kib, write_closed_coverage
+from bench.common import (
+    ROOT,
+    machine_line,
+    mib,
+    run_settings,
+    status_kib,
+    write_closed_coverage,
+)
 from edge.signatures import meta_signature
 from responders.fakes import FakeGraph
 
@@ -258,7 +264,7 @@ async def offer(
     async def post(n: int) -> None:
         psid = f"{tag}_{n}"
         body = messenger_payload(n, psid, f"m_{tag}_{n}")
-        fake.add_customer(psid, datetime.now(timezone.utc))  # the platform knows who wrote
+        fake.add_customer(psid, datetime.now(UTC))  # the platform knows who wrote
         headers = {"X-Hub-Signature-256": meta_signature(SECRET, body), "Content-Type": "application/json"}
         started[n] = time.perf_counter()
         try:
@@ -402,7 +408,7 @@ async def run(
             process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
         await fake.stop()
@@ -435,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.broker:
             await run(args.broker, rates=rates, seconds=seconds, profile=args.profile)
             return
-        from streams.broker import EmbeddedBroker
+        from brokers.tansu import EmbeddedBroker
 
         async with EmbeddedBroker() as broker:
             await run(broker.url, rates=rates, seconds=seconds, profile=args.profile)

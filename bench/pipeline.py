@@ -431,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.broker:
             await run(args.broker, events=events, profile=args.profile)
             return
-        from streams.broker import EmbeddedBroker
+        from brokers.tansu import EmbeddedBroker
 
         async with EmbeddedBroker() as broker:
             await run(broker.url, events=events, profile=args.profile)

@@ -44,7 +44,15 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.common import ROOT, WEEK_START, machine_line, mib, run_settings, status_kib, write_closed_coverage
+from bench.common import (
+    ROOT,
+    WEEK_START,
+    machine_line,
+    mib,
+    run_settings,
+    status_kib,
+    write_closed_coverage,
+)
 
 TOKEN = "123456:bench-bot-token"
 FAST_RETENTION = timedelta(days=2)
@@ -148,8 +156,8 @@ def telegram_event(n: int, at: datetime) -> tuple[bytes, bytes]:
 
 async def soak(conversations: int, retention_wall: float, rate: float, sweep: float, expiry: bool,
                duration: float) -> list[Sample]:
+    from brokers.tansu import EmbeddedBroker
     from responders.fakes import FakeTelegram
-    from streams.broker import EmbeddedBroker
 
     run = f"soak-{uuid.uuid4().hex[:8]}"
     directory = Path(tempfile.mkdtemp(prefix="bench-soak-"))
@@ -234,7 +242,7 @@ async def soak(conversations: int, retention_wall: float, rate: float, sweep: fl
                 process.send_signal(signal.SIGTERM)
                 try:
                     await asyncio.wait_for(process.wait(), 30)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     process.kill()
                     await process.wait()
             reader.cancel()

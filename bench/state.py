@@ -3,7 +3,7 @@ and 1,000,000 conversations in RocksDB with bounded memory.
 
 Run:  python -m bench.state [--conversations N] [--rocksdb N] [--quick]
 
-The states are real :class:`streams.state.ConversationState` objects, shaped like the
+The states are real :class:`triage.state.ConversationState` objects, shaped like the
 triage leaves them (an acknowledged customer, sometimes routed, one to four processed
 events remembered), stored as the ``conversations`` table stores them: the key is the
 conversation id (bytes) and the value :meth:`ConversationState.to_bytes`. In memory
@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.common import SEED, WEEK_START, machine_line, mib, status_kib
-from streams.state import RECENT_LIMIT, ConversationState
+from triage.state import RECENT_LIMIT, ConversationState
 
 TARGET_BYTES = 1024
 BATCH = 10_000

@@ -27,8 +27,8 @@ from typing import Any, Literal, Protocol
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from brokers.client import KafkaConnection, connection_options
 from edge.config_store import ensure_topic
-from streams.kafka_client import KafkaConnection, connection_options
 
 ActionKind = Literal["claim", "answered"]
 ActionVia = Literal["api", "link"]

@@ -20,7 +20,7 @@ from edge.dedupe import RecentIds
 from edge.ratelimit import TokenBuckets, rate_limit_middleware
 from edge.sink import EventSink, ManagedSink
 from edge.webhooks import INGEST, WebhookIngest, add_routes
-from streams.records import SocialEvent
+from records.wire import SocialEvent
 
 
 def _utc_now() -> datetime:

@@ -8,7 +8,7 @@ Secrets are :class:`pydantic.SecretStr`: their ``repr`` and ``str`` print ``****
 so a logged settings object never shows them. A webhook whose secret is not configured
 answers ``503`` naming the variable to set (the platform keeps retrying and nothing is
 lost while the configuration is fixed) instead of accepting unverified payloads;
-``streams.capabilities`` holds which variable turns on which webhook.
+``edge.capabilities`` holds which variable turns on which webhook.
 
 A secret that is set must be worth checking: an empty one would let anyone sign with
 the empty key, a short one be guessed. Every secret needs at least
@@ -22,12 +22,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 
-from streams.records import MAX_EVENT_BYTES, MAX_TEXT_CHARS
+from records.wire import MAX_EVENT_BYTES, MAX_TEXT_CHARS
 
 MIB = 1024 * 1024
 

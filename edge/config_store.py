@@ -73,11 +73,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from brokers.client import KafkaConnection, connection_options
+from records.secrets import MASK, mask_value
 from schedules import Coverage, CoverageInvalid, Problem, load_coverage_text
 from schedules.holiday import CalendarSource
 from schedules.loader import DEFAULT_LIMITS, LoadLimits, compose_bounded
-from streams.kafka_client import KafkaConnection, connection_options
-from streams.secrets import MASK, mask_value
 
 log = logging.getLogger(__name__)
 
@@ -665,7 +665,7 @@ async def ensure_topic(
 ) -> None:
     """Create ``topic`` with ``configs`` unless it exists (a topic that exists is left as it is).
 
-    ``kafka`` is the brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
+    ``kafka`` is the brokers, or :func:`brokers.client.client_options` (TLS/SASL).
     """
     admin = AIOKafkaAdminClient(**connection_options(kafka))
     await admin.start()
@@ -775,7 +775,7 @@ async def read_coverage_in_force(
     valid document; :func:`load_document` with ``calendars`` and ``limits``), without
     creating a topic, joining a group or writing anything: for reports such as
     ``offhours sla report``. ``kafka`` is the brokers, or
-    :func:`streams.kafka_client.client_options`. Raises aiokafka's ``KafkaError`` when
+    :func:`brokers.client.client_options`. Raises aiokafka's ``KafkaError`` when
     the broker cannot be read.
     """
     admin = AIOKafkaAdminClient(**connection_options(kafka), client_id="offhours-coverage-reader")
@@ -822,7 +822,7 @@ class KafkaConfigStore(_StoreBase):
     background. Followers registered with :meth:`follow` are called with each new
     effective coverage; an invalid document on the topic is logged and skipped, and
     the worker keeps the coverage it had. ``stop()`` ends it all. ``kafka`` is the
-    brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
+    brokers, or :func:`brokers.client.client_options` (TLS/SASL).
     """
 
     def __init__(

@@ -55,7 +55,7 @@ Endpoints (paths relative to the mount point):
 * ``GET /actions/{token}`` - a small HTML page with one button; the button POSTs to
   the same URL, which records the action. Opening the link changes nothing, so mail
   scanners that fetch links cannot claim on anyone's behalf. A link works once
-  (:class:`edge.links.UsedLinks`, per process): used again, it answers ``409``
+  (:class:`records.links.UsedLinks`, per process): used again, it answers ``409``
   "already used".
 """
 
@@ -74,10 +74,17 @@ import orjson
 from aiohttp import web
 
 from edge.actions import ActionKind, ActionSink, action_record
-from edge.ratelimit import TokenBuckets
-from edge.config_store import ConfigDocument, ConfigStore, EtagMismatch, NoCoverage, masked_text, unmask_text
-from edge.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
+from edge.config_store import (
+    ConfigDocument,
+    ConfigStore,
+    EtagMismatch,
+    NoCoverage,
+    masked_text,
+    unmask_text,
+)
 from edge.ops_config import SCOPES, Principal, Scope
+from edge.ratelimit import TokenBuckets
+from records.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
 from responders.base import read_capped
 from schedules import Coverage, CoverageInvalid, Problem, Team, WallTime
 from schedules.loader import parse_wall_time
@@ -764,7 +771,7 @@ def build_operations_api(
     ("now" for coverage, audit and links); ``monotonic`` the seconds of the rate
     limiter (:class:`edge.ratelimit.TokenBuckets`: ``rate_limit`` per second, ``rate_burst`` at once,
     per token). ``max_coverage_bytes`` bounds a ``PUT /coverage`` body. ``used_links``
-    remembers used action links (a new :class:`~edge.links.UsedLinks` when None);
+    remembers used action links (a new :class:`~records.links.UsedLinks` when None);
     :meth:`edge.ops_config.OpsSettings.api_options` gives the keyword arguments.
     """
     app = web.Application(middlewares=[_problems, _bearer])

@@ -27,15 +27,13 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from pathlib import Path
-
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from edge.config import check_secret
 from schedules.holiday import CalendarSource, DirectoryCalendars, NoCalendars
 from schedules.loader import LoadLimits
-
-from edge.config import check_secret
 
 CALENDARS_SETTING = "OFFHOURS_OPS__HOLIDAY_CALENDARS_DIR"
 

@@ -15,12 +15,9 @@ from typing import Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka_client import KafkaConnection, connection_options
-from streams.records import SocialEvent
-
-HEADER_RECEIVED = "offhours-received"
-"""The record header with the receipt time; ``streams.app`` reads it (same name) for
-the webhook-to-decision latency. The edge does not import ``streams.app`` (Faust)."""
+from brokers.client import KafkaConnection, connection_options
+from records.headers import HEADER_RECEIVED
+from records.wire import SocialEvent
 
 
 class EventSink(Protocol):
@@ -60,7 +57,7 @@ class KafkaEventSink:
     own retries); use it on Apache Kafka. The embedded Tansu broker answers
     ``InitProducerId`` with an unknown error, so it is off by default. Either way a
     retried webhook may produce an event twice; the triage is idempotent by event id.
-    ``kafka`` is the brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
+    ``kafka`` is the brokers, or :func:`brokers.client.client_options` (TLS/SASL).
 
     Each record carries the header ``offhours-received``: ``clock()`` (POSIX seconds,
     as decimal text) when the events of a request are published, which is when the

@@ -38,16 +38,26 @@ import orjson
 from aiohttp import web
 from pydantic import SecretStr
 
-from edge import signatures
+from edge import capabilities, signatures
+from edge.capabilities import Setting
 from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
-from edge.normalize import InvalidPayload, Limits, Normalized, Skipped, generic, meta, shown, telegram, whatsapp, x
+from edge.normalize import (
+    InvalidPayload,
+    Limits,
+    Normalized,
+    Skipped,
+    generic,
+    meta,
+    shown,
+    telegram,
+    whatsapp,
+    x,
+)
 from edge.ratelog import RateLimitedLog
 from edge.signatures import Verdict
 from edge.sink import EventSink
-from streams import capabilities
-from streams.capabilities import Setting
-from streams.records import SocialEvent
+from records.wire import SocialEvent
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +206,7 @@ def _too_large(limit: int, size: int) -> web.HTTPException:
 
 
 def _secret(settings: EdgeSettings, name: str, setting: Setting | None = None) -> str:
-    """The secret of webhook ``name`` (:data:`streams.capabilities.WEBHOOK_SECRETS`, or ``setting``),
+    """The secret of webhook ``name`` (:data:`edge.capabilities.WEBHOOK_SECRETS`, or ``setting``),
     else ``503`` naming the variable to set."""
     setting = setting or capabilities.WEBHOOK_SECRETS[name]
     value: SecretStr | None = getattr(settings, setting.path[-1])

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from schedules import cli as coverage_cli
-from streams import cli as streams_cli
+from offhours import commands as streams_cli
+from offhours import coverage_commands as coverage_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +89,11 @@ def _register_config(sub: argparse._SubParsersAction) -> None:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from streams.service import ServiceError, configuration_lines, load_coverage_or_fail
+    from offhours.service import (
+        ServiceError,
+        configuration_lines,
+        load_coverage_or_fail,
+    )
     from streams.settings import Settings
 
     settings = Settings()  # invalid settings: main() names each variable, exit 2

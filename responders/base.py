@@ -38,11 +38,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
-from aiohttp import web
 import orjson
+from aiohttp import web
 from multidict import CIMultiDict
 
-from streams.records import AckRequest
+from records.wire import AckRequest
 
 from .config import ResponderSettings
 from .egress import Egress, EgressRefused, Route, egress_for

@@ -20,10 +20,10 @@ exhausted retries, outcome unknown, no adapter). A ledger skip publishes nothing
 attempt was made.
 
 :class:`Responders` applies the loop to the two outboxes: an acknowledgment
-(:class:`~streams.records.AckRequest`) goes to the channel's sender, and a dead
+(:class:`~records.wire.AckRequest`) goes to the channel's sender, and a dead
 acknowledgment is escalated so that a human answers the customer (a comment answered
 both privately and in public is two deliveries, see :meth:`Responders.acknowledge`); a route
-(:class:`~streams.records.RouteRequest`) goes to every ``notify`` URI of every staff
+(:class:`~records.wire.RouteRequest`) goes to every ``notify`` URI of every staff
 member in ``to``, each one keyed and retried on its own.
 
 Crash window (which side we chose)
@@ -57,9 +57,18 @@ from typing import Literal, Protocol
 import aiohttp
 import orjson
 
-from streams.records import AckRequest, Notify, RouteRequest
+from records.wire import AckRequest, Notify, RouteRequest
 
-from .base import Clock, Delivered, Limit, Outcome, Permanent, Retry, fingerprint, utc_from_epoch
+from .base import (
+    Clock,
+    Delivered,
+    Limit,
+    Outcome,
+    Permanent,
+    Retry,
+    fingerprint,
+    utc_from_epoch,
+)
 from .buckets import TokenBuckets
 from .config import ResponderSettings
 from .notice import Notice

@@ -16,7 +16,18 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from .base import Clock, Delivered, HttpAnswer, Limit, Outcome, Permanent, dumps, fingerprint, post, transient
+from .base import (
+    Clock,
+    Delivered,
+    HttpAnswer,
+    Limit,
+    Outcome,
+    Permanent,
+    dumps,
+    fingerprint,
+    post,
+    transient,
+)
 from .config import ResponderSettings
 from .notice import Notice
 

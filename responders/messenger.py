@@ -3,7 +3,7 @@
 A direct message is answered with ``messaging_type: RESPONSE`` to the customer's id
 (PSID or IGSID) while the 24 h standard window is open. A comment request with
 ``public`` False gets the one private reply addressed by ``recipient.comment_id`` (7
-days), through the Send API; the windows are :mod:`streams.platforms`'. When the window has
+days), through the Send API; the windows are :mod:`records.platforms`'. When the window has
 closed no request is made: an automated acknowledgment is not allowed there
 (HUMAN_AGENT is for humans only), so the outcome is Permanent and the caller routes
 the message to staff.
@@ -29,8 +29,8 @@ from urllib.parse import quote
 
 import aiohttp
 
-from streams.platforms import is_private_reply, window_closes
-from streams.records import AckRequest
+from records.platforms import is_private_reply, window_closes
+from records.wire import AckRequest
 
 from .base import (
     OPS_ALERT,
@@ -98,7 +98,7 @@ def graph_outcome(answer: HttpAnswer, platform: str, now: float, limit: float) -
 
 def reply_closes(request: AckRequest) -> datetime | None:
     """When the request's reply window closes: its own value, else the platform's window
-    (:func:`streams.platforms.window_closes`) from the customer's message; None for no window."""
+    (:func:`records.platforms.window_closes`) from the customer's message; None for no window."""
     try:
         if request.window_closes:
             return datetime.fromisoformat(request.window_closes)

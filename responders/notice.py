@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment
 
-from streams.records import Notify, RouteRequest
+from records.wire import Notify, RouteRequest
 
 MESSAGE_PREVIEW_CHARS = 1500
 ITEM_PREVIEW_CHARS = 100

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from streams.records import AckRequest
+from records.wire import AckRequest
 
 from .base import (
     OPS_ALERT,

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import aiohttp
 
-from streams.records import AckRequest
+from records.wire import AckRequest
 
 from .base import (
     OPS_ALERT,

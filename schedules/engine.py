@@ -21,7 +21,14 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from schedules.holiday import HolidayCalendar
-from schedules.model import MINUTES_PER_DAY, Mode, Override, Source, WallTime, WeeklyHours
+from schedules.model import (
+    MINUTES_PER_DAY,
+    Mode,
+    Override,
+    Source,
+    WallTime,
+    WeeklyHours,
+)
 
 CHUNK_SECONDS = 2**23  # about 97 days
 HORIZON_SECONDS = 400 * 86400  # since/until/next_open are None beyond this

@@ -31,10 +31,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 from yaml.composer import Composer
 from yaml.error import Mark
-from yaml.resolver import Resolver
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from schedules.coverage import Coverage, Team
+from schedules.files import read_regular_file
 from schedules.holiday import (
     ICS_FIRST_DAY,
     ICS_LAST_DAY,
@@ -42,13 +43,12 @@ from schedules.holiday import (
     CalendarUnavailable,
     FileCalendars,
     HolidayCalendar,
-    read_regular_file,
     supported_countries,
 )
 from schedules.model import (
+    ESCALATION_SCHEMES,
     MINUTES_PER_DAY,
     MODES,
-    ESCALATION_SCHEMES,
     CoverageInvalid,
     EscalationChain,
     EscalationLink,
@@ -63,8 +63,8 @@ from schedules.model import (
     WallTime,
     WeeklyHours,
 )
-from schedules.rotation import OnCall, Rotation
 from schedules.patterns import pattern_problem
+from schedules.rotation import OnCall, Rotation
 from schedules.templates import TEMPLATE_KINDS, template_problem
 
 __all__ = [
@@ -506,7 +506,7 @@ class _Reader:
             return None
         teams: dict[str, Team] = {}
         accounts: dict[str, tuple[str, Node]] = {}
-        for team_id, key_node, team_node in entries:
+        for team_id, _key_node, team_node in entries:
             team = self.team(team_id, team_node, accounts)
             if team is not None:
                 teams[team_id] = team
@@ -978,7 +978,7 @@ class _Reader:
                                  f"keep each pattern within {MAX_PATTERN_CHARS} characters; list keywords instead")
                     continue
                 try:
-                    # As the worker compiles it (streams.urgency).
+                    # As the worker compiles it (triage.urgency).
                     re.compile(pattern, re.IGNORECASE)
                 except (re.error, RecursionError, OverflowError) as error:
                     self.problem(item, f"{where}, 'patterns': '{pattern}' is not a valid regular expression ({error})", "fix the pattern (Python re syntax); in double quotes write \\\\s for \\s")

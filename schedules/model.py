@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -48,14 +48,14 @@ class WallTime:
         goes through this method, so the policy holds everywhere.
         """
         aware = self.local.replace(tzinfo=zone, fold=0)
-        instant = aware.astimezone(timezone.utc)
+        instant = aware.astimezone(UTC)
         if instant.astimezone(zone).replace(tzinfo=None) == self.local:
             return instant
         # In a gap: walk to the first wall-clock minute that exists (gaps end on a minute).
         moment = self.local
         while True:
             moment += _MINUTE
-            candidate = moment.replace(tzinfo=zone).astimezone(timezone.utc)
+            candidate = moment.replace(tzinfo=zone).astimezone(UTC)
             if candidate.astimezone(zone).replace(tzinfo=None) == moment:
                 return candidate
 

@@ -9,17 +9,20 @@ same characters with nothing in between to stop them (``\w+\s*\w+``, ``.*a.*b``)
 text bounded as the worker bounds it, an accepted pattern does at most quadratic work.
 
 Pure: the coverage loader refuses such a pattern with its line, and the worker's
-urgency rules (``streams.urgency``) refuse it the same way.
+urgency rules (``triage.urgency``) refuse it the same way.
 """
 
 from __future__ import annotations
 
 import re
-from re import _compiler as sre_compile  # the parse tree and its compiler: how re sees a pattern
+from collections.abc import Sequence
+from re import (
+    _compiler as sre_compile,  # the parse tree and its compiler: how re sees a pattern
+)
 from re import _constants as sre
 from re import _parser as sre_parse
-from collections.abc import Sequence
 from typing import Any
+
 
 class _Unsafe(Exception):
     """A pattern construct that can make the backtracking engine take too long."""

@@ -1,7 +1,7 @@
 """The rules an operator's acknowledgment template follows, checked when the coverage loads.
 
 A team's ``triage.templates[<locale>][<kind>]`` is Jinja2 text that the worker renders
-for every acknowledgment (:mod:`streams.acks`). The loader refuses a template here,
+for every acknowledgment (:mod:`triage.acks`). The loader refuses a template here,
 with the line of the file, for the same faults the worker would refuse it for and for
 those that would let one template stall or exhaust a worker:
 

@@ -8,19 +8,19 @@ that a reload swaps).
 
 Tables (bytes keys and values, keyed by conversation like the inputs):
 
-- ``conversations``: :class:`~streams.state.ConversationState` bytes;
-- ``escalations``: :class:`~streams.promises.PendingEscalation` bytes of the latest
+- ``conversations``: :class:`~triage.state.ConversationState` bytes;
+- ``escalations``: :class:`~promises.rules.PendingEscalation` bytes of the latest
   routed or paged message of a conversation that nobody has claimed (see
   :mod:`streams.escalations`).
 
 Topics (names from the settings, all with ``settings.partitions`` partitions):
 
 - events (input, CONTRACT §2), keyed by conversation;
-- decisions: one :class:`~streams.records.Decision` JSON per event, keyed like the
-  event, carrying the event's headers plus ``offhours-source`` (see :mod:`streams.codec`);
-- acks and routes: the outboxes of :class:`~streams.records.AckRequest` and
-  :class:`~streams.records.RouteRequest`, read by the responders;
-- dead letters: a :class:`~streams.records.DeadLetter` for each rejected input;
+- decisions: one :class:`~records.wire.Decision` JSON per event, keyed like the
+  event, carrying the event's headers plus ``offhours-source`` (see :mod:`records.headers`);
+- acks and routes: the outboxes of :class:`~records.wire.AckRequest` and
+  :class:`~records.wire.RouteRequest`, read by the responders;
+- dead letters: a :class:`~records.wire.DeadLetter` for each rejected input;
 - config: reserved for coverage reload notices;
 - actions (``settings.ops.actions_topic``): on-call actions (:func:`edge.actions.action_record`),
   keyed by conversation and co-partitioned with the events, so the worker that decides a
@@ -60,11 +60,30 @@ from typing import Any, Protocol
 
 import faust
 import orjson
-from faust.streams import _current_event  # the event a table write belongs to (faust.streams.current_event)
+from faust.streams import (
+    _current_event,  # the event a table write belongs to (faust.streams.current_event)
+)
 from faust.types import EventT
 
+from brokers.client import faust_credentials
+from promises.rules import (
+    EscalationStep,
+    FirstResponseStats,
+    PendingEscalation,
+    escalation_due,
+    next_escalation,
+)
+from promises.sla import FirstResponse
+from records.headers import (
+    HEADER_RECEIVED,
+    HEADER_SOURCE,
+    header_list,
+    header_value,
+    position,
+    with_header,
+)
+from records.wire import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
 from schedules import Coverage, CoverageInvalid, Team, load_coverage
-from streams.codec import HEADER_SOURCE, header_list, header_value, position, with_header
 from streams.escalations import (
     ESCALATE,
     REMIND,
@@ -77,28 +96,15 @@ from streams.escalations import (
     window_route,
     window_route_due,
 )
-from streams.kafka_client import faust_credentials
 from streams.metrics import Metrics, observe_first_response
-from streams.policy import Triage, rejected
-from streams.promises import (
-    EscalationStep,
-    FirstResponseStats,
-    PendingEscalation,
-    escalation_due,
-    next_escalation,
-)
-from streams.records import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
 from streams.retention import EXPIRE, EXPIRE_LEDGER, apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
-from streams.sla import FirstResponse
-from streams.state import ConversationState
 from streams.timers import PromiseTimers
 from streams.watchdog import Progress
+from triage.policy import Triage, rejected
+from triage.state import ConversationState
 
 log = logging.getLogger(__name__)
-
-HEADER_RECEIVED = "offhours-received"
-"""When the ingest received the event (POSIX seconds or ISO 8601); optional."""
 
 TRIAGE_BATCH = 500
 """The most events the triage agent takes from Faust at a time."""
@@ -107,7 +113,7 @@ TRIAGE_WITHIN = 0.005
 
 
 class Outcome(Protocol):
-    """What the triage policy returns for one event (see ``streams.policy.Outcome``)."""
+    """What the triage policy returns for one event (see ``triage.policy.Outcome``)."""
 
     decision: Decision
     state: ConversationState | None
@@ -116,7 +122,7 @@ class Outcome(Protocol):
 
 
 class Decider(Protocol):
-    """The pure triage policy: ``streams.policy.Triage`` bound to one coverage."""
+    """The pure triage policy: ``triage.policy.Triage`` bound to one coverage."""
 
     def decide(
         self, raw: bytes, state: ConversationState | None, stats: FirstResponseStats | None = None
@@ -279,7 +285,7 @@ def create_app(
     """Build the app for ``settings`` starting with ``coverage``.
 
     ``settings.broker_url`` must be set (start the embedded broker first). ``decider``
-    binds the policy to a coverage; None means ``streams.policy.Triage``. ``metrics``
+    binds the policy to a coverage; None means ``triage.policy.Triage``. ``metrics``
     receives the agents' counters (module docstring); None records nothing.
     The responders are not installed here: :func:`streams.worker.running_worker` does.
     """

@@ -1,16 +1,16 @@
 """Driving the promise rules from the workers: escalation sweeps and the handover digest.
 
-The rules are in :mod:`streams.promises`; this module gathers their input from the
+The rules are in :mod:`promises.rules`; this module gathers their input from the
 worker's tables and emits what they return.
 
 Escalation. A routed or paged message that waits for a claim is one row of the
 ``escalations`` table (key: the conversation, so the row lives on the partition of
-the conversation's events and actions; value: :class:`~streams.promises.PendingEscalation`
+the conversation's events and actions; value: :class:`~promises.rules.PendingEscalation`
 bytes of the latest route of that conversation). Each worker sweeps the rows of the
 partitions it holds (:func:`sweep_escalations`) and, for each one whose next step is
 due, sends an *escalation tick* (:func:`escalation_tick`) to the actions topic, keyed by
 the conversation. The actions agent applies the tick (:func:`streams.app.apply_action`):
-it asks :func:`~streams.promises.next_escalation` for the step due at the tick's
+it asks :func:`~promises.rules.next_escalation` for the step due at the tick's
 instant, sends it to the routes outbox and records it as sent. So every read and write
 of a row happens inside the agent that owns its partition (Faust's stores write only
 from a stream event), a claim and an escalation of one conversation are applied in
@@ -46,10 +46,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 import orjson
-from aiokafka.partitioner import murmur2
 
-from schedules import Team
-from streams.promises import (
+from brokers.client import partition_of
+from promises.rules import (
     BacklogItem,
     Digest,
     EscalationStep,
@@ -63,10 +62,17 @@ from streams.promises import (
     overdue,
     reply_mechanism,
 )
-from streams.platforms import window_closes
-from streams.records import Notify, RouteRequest
-from streams.retention import EXPIRE, EXPIRE_LEDGER, expired_conversations, send_expiries, sweep_ledger
-from streams.state import ConversationState
+from records.platforms import window_closes
+from records.wire import Notify, RouteRequest
+from schedules import Team
+from streams.retention import (
+    EXPIRE,
+    EXPIRE_LEDGER,
+    expired_conversations,
+    send_expiries,
+    sweep_ledger,
+)
+from triage.state import ConversationState
 
 if TYPE_CHECKING:
     from streams.app import OffhoursApp
@@ -86,15 +92,6 @@ TICKS = (ESCALATE, REMIND, WINDOW, EXPIRE, EXPIRE_LEDGER)
 """The actions the sweep posts; the on-call actions are ``claim`` and ``answered``.
 
 ``expire`` and ``expire_ledger`` are the retention's (:mod:`streams.retention`)."""
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition the producers' default partitioner (murmur2) gives ``key``.
-
-    Every producer of the pipeline's inputs (ingest, the action sink, Faust) keys by
-    conversation with that partitioner, so this is where a conversation's rows live.
-    """
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def held_rows(rows: Iterable[tuple[bytes, bytes]], held: Collection[int], partitions: int) -> Iterator[tuple[bytes, bytes]]:
@@ -352,7 +349,7 @@ def _instant(seconds: int | None) -> datetime | None:
 
 
 def follow_up_of(conversation: str, state: ConversationState, team: Team) -> FollowUp:
-    """What :func:`~streams.promises.overdue` needs to know of one conversation's state.
+    """What :func:`~promises.rules.overdue` needs to know of one conversation's state.
 
     A staff reply counts when it came after the customer's last message. A claim that
     goes unanswered escalates as its own pending escalation, ``claim:<conversation>:<at>``,

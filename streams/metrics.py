@@ -14,11 +14,17 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
-    from streams.sla import FirstResponse
+    from promises.sla import FirstResponse
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LAG_INTERVAL = 5.0
@@ -145,7 +151,7 @@ def observe_first_response(metrics: Metrics, response: FirstResponse, target: ti
 
     ``target`` is the team's target for the response's mode
     (``team.escalation.target_for(response.mode)``); None counts no breach. The breach
-    rule is :meth:`streams.sla.FirstResponse.breaches`, the one the SLA report uses.
+    rule is :meth:`promises.sla.FirstResponse.breaches`, the one the SLA report uses.
     """
     labels = {"team": response.team, "mode": response.mode}
     metrics.first_response.labels(**labels).observe(response.seconds)
@@ -154,7 +160,7 @@ def observe_first_response(metrics: Metrics, response: FirstResponse, target: ti
 
 
 class HasChannel(Protocol):
-    """Anything with the ``channel`` of CONTRACT §2 (a :class:`~streams.records.SocialEvent`)."""
+    """Anything with the ``channel`` of CONTRACT §2 (a :class:`~records.wire.SocialEvent`)."""
 
     channel: str
 

@@ -6,10 +6,10 @@
   notification key, with the statuses of :mod:`responders.delivery`, each stored with
   the time it was written and its partition (:class:`TableLedger`) so that it expires
   after ``settings.retention`` (:mod:`streams.retention`);
-- an agent on the acks outbox that sends each :class:`~streams.records.AckRequest`
+- an agent on the acks outbox that sends each :class:`~records.wire.AckRequest`
   at most once, and one on the routes outbox that notifies staff for each
-  :class:`~streams.records.RouteRequest`;
-- a dead-letter sink: every delivery given up is a :class:`~streams.records.DeadLetter`
+  :class:`~records.wire.RouteRequest`;
+- a dead-letter sink: every delivery given up is a :class:`~records.wire.DeadLetter`
   on the dead-letter topic, with the request and the reason;
 - escalation: a customer whose acknowledgment failed is paged to the on-call staff
   that ``on_call(team, now)`` names, as a ``RouteRequest`` with id
@@ -65,7 +65,9 @@ import faust
 import orjson
 from faust.streams import current_event
 
-from edge.links import LinkSigner
+from records.links import LinkSigner
+from records.secrets import MASK, mask_value
+from records.wire import AckRequest, DeadLetter, Notify, RouteRequest
 from responders.base import utc_from_epoch
 from responders.buckets import TokenBuckets
 from responders.delivery import (
@@ -78,8 +80,6 @@ from responders.delivery import (
 )
 from responders.notice import Notice
 from responders.registry import build_registry
-from streams.records import AckRequest, DeadLetter, Notify, RouteRequest
-from streams.secrets import MASK, mask_value
 from streams.retention import LedgerEntry, ledger_status
 from streams.settings import Settings
 

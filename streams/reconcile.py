@@ -42,8 +42,15 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.codec import HEADER_ORIGIN, HEADER_SOURCE, header_value, parse_position, position, with_header
-from streams.kafka_client import client_options
+from brokers.client import client_options
+from records.headers import (
+    HEADER_ORIGIN,
+    HEADER_SOURCE,
+    header_value,
+    parse_position,
+    position,
+    with_header,
+)
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ The rules (pure, tested on their own):
 - A conversation's *last activity* is the latest instant its state records (the
   customer's last message and since when they wait, the acknowledgment and the reply-by
   time it promised, the last staff reply, the route, the claim, the reply window routed
-  early: :meth:`~streams.state.ConversationState.last_activity`) and its pending
+  early: :meth:`~triage.state.ConversationState.last_activity`) and its pending
   escalation's route time. The conversation **expires** when that is older than the
   retention (:func:`expired`: ``now - last > retention``; exactly the retention is
   kept). This holds for a customer still waiting, too: the longest promise offhours
@@ -58,7 +58,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from streams.state import ConversationState, last_activity_of
+from brokers.client import partition_of
+from triage.state import ConversationState, last_activity_of
 
 if TYPE_CHECKING:
     from streams.app import OffhoursApp, OnCallAction
@@ -189,7 +190,6 @@ def expire_ticks(
     its events one at a time, and a tick per conversation cost the worker more than
     half its throughput in the soak benchmark (bench/README.md).
     """
-    from streams.escalations import partition_of  # the escalations module imports this one
 
     grouped: dict[int, list[list[object]]] = {}
     for key, seen in expiring:
@@ -422,11 +422,10 @@ def apply_expiry(app: OffhoursApp, tick: OnCallAction, partition: int) -> int:
     the actions agent's current event, so each delete writes its tombstone to that
     partition of the table's changelog.
     """
-    from streams.escalations import partition_of  # the escalations module imports this one
 
     retention = app.settings.retention
     deleted = 0
-    for name, seen in zip(tick.keys, tick.seen):
+    for name, seen in zip(tick.keys, tick.seen, strict=True):
         key = name.encode("latin-1")
         if partition_of(key, app.settings.partitions) != partition:
             continue

@@ -19,7 +19,6 @@ from edge.config import EdgeSettings
 from edge.ops_config import OpsSettings
 from responders.config import ResponderSettings
 
-
 MIN_RETENTION = timedelta(days=1)
 """``retention`` must be longer than this (the platforms redeliver webhooks for ~36 h)."""
 

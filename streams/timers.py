@@ -1,9 +1,9 @@
 """Timers that wake promise-keeping up: the handover at each opening and a periodic sweep.
 
 APScheduler 3.x (:class:`~apscheduler.schedulers.asyncio.AsyncIOScheduler`) only
-triggers; what an opening is (:func:`streams.promises.next_opening`, from the coverage
+triggers; what an opening is (:func:`promises.rules.next_opening`, from the coverage
 engine, daylight-saving correct) and what is due at a sweep (escalations, reminders,
-early routes) are decided in :mod:`streams.promises` from the tables' state, and what
+early routes) are decided in :mod:`promises.rules` from the tables' state, and what
 has expired (rows older than the retention) in :mod:`streams.retention`.
 
 Nothing is kept here that a restart would lose: each team has one job, for its next
@@ -21,14 +21,14 @@ end of the gap, one at an ambiguous fall-back time at its first occurrence).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from promises.rules import next_opening
 from schedules import Coverage, Team
-from streams.promises import next_opening
 
 Clock = Callable[[], datetime]
 OpeningCallback = Callable[[Team, datetime], Awaitable[None]]
@@ -39,7 +39,7 @@ _SWEEP_JOB = "sweep"
 
 
 def _system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class PromiseTimers:
@@ -71,7 +71,7 @@ class PromiseTimers:
         self._sweep_every = sweep_every
         self._clock = clock
         self._grace = grace
-        self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
 
     @property
     def coverage(self) -> Coverage:
@@ -82,7 +82,7 @@ class PromiseTimers:
         """Start the scheduler on the running loop: plan every team and the sweep."""
         self._scheduler.add_job(
             self._sweep,
-            IntervalTrigger(seconds=self._sweep_every.total_seconds(), timezone=timezone.utc),
+            IntervalTrigger(seconds=self._sweep_every.total_seconds(), timezone=UTC),
             id=_SWEEP_JOB,
             replace_existing=True,
             coalesce=True,
@@ -134,7 +134,7 @@ class PromiseTimers:
         run_date = _system_clock() + max(opening - self._clock(), timedelta(0))
         self._scheduler.add_job(
             self._opening,
-            DateTrigger(run_date=run_date, timezone=timezone.utc),
+            DateTrigger(run_date=run_date, timezone=UTC),
             args=(team.id, opening),
             id=job_id,
             replace_existing=True,

@@ -30,12 +30,19 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TP
 
+from brokers.client import client_options
 from schedules import Coverage, Team
 from streams.app import Decider, OffhoursApp, create_app
 from streams.escalations import hand_over, sweep_promises
-from streams.kafka_client import client_options
 from streams.metrics import Metrics
-from streams.outbox import Outbox, claim_links, install, mode_from, notify_secrets_from, on_call_from
+from streams.outbox import (
+    Outbox,
+    claim_links,
+    install,
+    mode_from,
+    notify_secrets_from,
+    on_call_from,
+)
 from streams.reconcile import Reconciler, group_committed
 from streams.settings import Settings
 from streams.timers import PromiseTimers

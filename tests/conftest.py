@@ -5,7 +5,7 @@
 - ``broker``: one real embedded Tansu broker for the whole session. Tests that use it
   take unique topic names and app ids (``unique_name``, ``stream_settings``), so they
   never see each other's records.
-- ``kafka_broker``: one real Apache Kafka node (KRaft, :mod:`streams.kafka_server`) for
+- ``kafka_broker``: one real Apache Kafka node (KRaft, :mod:`brokers.apache`) for
   the whole session, started on first use. It needs Java 17 and Maven; without them the
   tests that use it fail saying what to install (they are never skipped).
 - ``any_broker``: each test that takes it runs twice, on Tansu and on Apache Kafka, with
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.kafka_server import KafkaServer
+from brokers.apache import KafkaServer
+from brokers.tansu import EmbeddedBroker
 from edge.ops_config import OpsSettings
 from responders.config import ResponderSettings
 from streams.settings import Settings

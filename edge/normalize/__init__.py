@@ -9,7 +9,7 @@ when a payload carries no time of its own.
 
 Identifiers (``id`` and ``conversation``) carry the channel's prefix and keep the
 platform's own ids recoverable for replies: their shapes, and who a reply goes to, are
-defined once in :mod:`streams.platforms`.
+defined once in :mod:`records.platforms`.
 
 A comment's thread is the top-level comment it belongs to (its own id when it is
 top-level), so a page's reply under a customer's comment lands in the customer's
@@ -26,8 +26,8 @@ the customer's message matters more than them.
 Limits (:class:`Limits`, from ``OFFHOURS_EDGE__MAX_TEXT_CHARS`` and
 ``OFFHOURS_EDGE__MAX_EVENT_BYTES``): an item whose text is longer, or whose event as JSON
 is larger, is skipped with the reason and never produced, so every event on the topic
-is one the triage worker takes (:data:`streams.records.MAX_TEXT_CHARS`,
-:data:`streams.records.MAX_EVENT_BYTES`) and far below the broker's message size.
+is one the triage worker takes (:data:`records.wire.MAX_TEXT_CHARS`,
+:data:`records.wire.MAX_EVENT_BYTES`) and far below the broker's message size.
 
 Accounts: :func:`resolve_account` maps the platform identifier (page id, Instagram
 account id, ``phone_number_id``, X ``for_user_id``, Telegram bot) to the coverage
@@ -45,7 +45,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from streams.records import MAX_EVENT_BYTES, MAX_TEXT_CHARS, SocialEvent
+from records.wire import MAX_EVENT_BYTES, MAX_TEXT_CHARS, SocialEvent
 
 # Epoch values above this are milliseconds: as seconds they would lie after the year 5138.
 _MS_THRESHOLD = 100_000_000_000

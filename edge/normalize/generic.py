@@ -1,6 +1,6 @@
 """The generic webhook: the body is already a CONTRACT §2 event, or a JSON list of them.
 
-Each item is validated with :func:`streams.records.parse_event` and
+Each item is validated with :func:`records.wire.parse_event` and
 :func:`edge.normalize.check_event` (its time between 2000 and 2100, writable as JSON);
 an invalid item is skipped with its reason (``[2] at: needs a UTC offset ...``). The edge answers 400 and
 produces nothing when any item is invalid: the producer is ours to fix, and a partial
@@ -11,8 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.normalize import DEFAULT_LIMITS, InvalidPayload, Limits, Normalized, Skipped, check_event, check_text
-from streams.records import InvalidEvent, SocialEvent, parse_event
+from edge.normalize import (
+    DEFAULT_LIMITS,
+    InvalidPayload,
+    Limits,
+    Normalized,
+    Skipped,
+    check_event,
+    check_text,
+)
+from records.wire import InvalidEvent, SocialEvent, parse_event
 
 
 def normalize(payload: Any, *, limits: Limits = DEFAULT_LIMITS) -> Normalized:

@@ -41,7 +41,7 @@ from edge.normalize import (
     shown,
     text_id,
 )
-from streams.platforms import ID_PREFIXES
+from records.platforms import ID_PREFIXES
 
 CHANNELS = {"page": ("facebook", ID_PREFIXES["facebook"]), "instagram": ("instagram", ID_PREFIXES["instagram"])}
 _ENVELOPE = frozenset({"sender", "recipient", "timestamp"})

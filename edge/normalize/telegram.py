@@ -2,7 +2,7 @@
 
 A ``message`` is a ``dm`` in a private chat and a ``mention`` in a group or supergroup
 (public: with privacy mode the bot only sees what is addressed to it); the reply goes
-to the chat the customer wrote in (:func:`streams.platforms.reply_target`). Edited
+to the chat the customer wrote in (:func:`records.platforms.reply_target`). Edited
 messages (the original was handled), channel posts (a channel's own broadcasts, not a
 customer writing), callback queries and messages from bots (our own included) are
 skipped, each with its reason. Ids are ``tg:<chat_id>:<message_id>``: ``message_id`` is
@@ -31,7 +31,7 @@ from edge.normalize import (
     shown,
     text_id,
 )
-from streams.platforms import ID_PREFIXES
+from records.platforms import ID_PREFIXES
 
 PREFIX = ID_PREFIXES["telegram"]
 _PRIVATE = "private"

@@ -30,7 +30,7 @@ from edge.normalize import (
     shown,
     text_id,
 )
-from streams.platforms import ID_PREFIXES
+from records.platforms import ID_PREFIXES
 
 PREFIX = ID_PREFIXES["whatsapp"]
 _SKIPPED_TYPES = {"reaction": "reaction, not a message", "system": "system notice, not a message"}

@@ -42,7 +42,7 @@ from edge.normalize import (
     shown,
     text_id,
 )
-from streams.platforms import ID_PREFIXES
+from records.platforms import ID_PREFIXES
 
 PREFIX = ID_PREFIXES["x"]
 _ENVELOPE = frozenset({"for_user_id", "user_has_blocked", "users", "apps", "source"})

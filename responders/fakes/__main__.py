@@ -28,7 +28,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -106,7 +106,7 @@ async def serve(port_base: int, stopping: asyncio.Event) -> None:
         graph = FakeGraph({GRAPH_TOKEN})
         x = FakeX({X_TOKEN})
         telegram = FakeTelegram({TELEGRAM_TOKEN})
-        meet_sample_customers(graph, x, telegram, datetime.now(timezone.utc))
+        meet_sample_customers(graph, x, telegram, datetime.now(UTC))
         slack = FakeSlack()
         for offset, fake in enumerate((graph, x, telegram, slack)):
             await fake.start(_port(port_base, offset))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from streams.records import AckRequest, Notify, RouteRequest
+from records.wire import AckRequest, Notify, RouteRequest
 
 ROME = ZoneInfo("Europe/Rome")
 NOW = datetime(2026, 11, 23, 22, 14, 5, tzinfo=ROME)

@@ -40,7 +40,7 @@ import orjson
 import pytest
 import yaml
 
-from streams.codec import HEADER_SOURCE, header_value, parse_position
+from records.headers import HEADER_SOURCE, header_value, parse_position
 from streams.settings import Settings
 from tests.conftest import EXAMPLE_COVERAGE, settings_for
 from tests.deploy.scale import GroupWatch, TimedWorker

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from brokers.tansu import EmbeddedBroker
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from edge.app import build_webhooks
 from edge.config import EdgeSettings
 from edge.ratelog import RateLimitedLog
 from edge.sink import MemoryEventSink
-from streams.service import serving
+from offhours.service import serving
 from streams.settings import Settings
 
 VERIFY_TOKEN = "verify-token-0123456789"
@@ -84,7 +84,7 @@ class TestRefusedRequests:
 
 @pytest.fixture
 async def served() -> AsyncIterator[str]:
-    """The webhooks and an action-link route served as the service serves them (streams.service.serving)."""
+    """The webhooks and an action-link route served as the service serves them (offhours.service.serving)."""
 
     async def action_page(request: web.Request) -> web.Response:
         return web.Response(text="ok")

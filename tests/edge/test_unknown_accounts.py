@@ -22,7 +22,7 @@ from edge.config import EdgeSettings
 from edge.config_store import ConfigDocument, MemoryConfigStore
 from edge.sink import MemoryEventSink
 from edge.webhooks import INGEST
-from streams.service import _known_account
+from offhours.service import _known_account
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 GENERIC_SECRET = "dev-generic-secret"

@@ -23,7 +23,17 @@ from edge.app import build_webhooks
 from edge.config import EdgeSettings
 from edge.webhooks import INGEST
 
-from .webhook_mutations import GENERIC, META, TELEGRAM, WEBHOOKS, WHATSAPP, X, KafkaLikeSink, edge_settings_fields, signed_body
+from .webhook_mutations import (
+    GENERIC,
+    META,
+    TELEGRAM,
+    WEBHOOKS,
+    WHATSAPP,
+    KafkaLikeSink,
+    X,
+    edge_settings_fields,
+    signed_body,
+)
 
 NOW = datetime(2026, 11, 23, 21, 14, 5, tzinfo=UTC)
 MAX_BODY_BYTES = 2 * 1024 * 1024

@@ -19,7 +19,7 @@ from typing import Any
 
 from edge import signatures
 from edge.sink import MemoryEventSink
-from streams.records import SocialEvent, parse_event
+from records.wire import SocialEvent, parse_event
 
 META_SECRET = "fuzz-meta-app-secret-0123456789ab"
 VERIFY_TOKEN = "fuzz-verify-token-0123"
@@ -334,5 +334,5 @@ class KafkaLikeSink(MemoryEventSink):
             size = len(value) + len(event.conversation.encode("utf-8"))
             if size > KAFKA_MAX_REQUEST_BYTES:
                 raise ValueError(f"record of {size} bytes is over the producer's {KAFKA_MAX_REQUEST_BYTES}")
-            parse_event(value)  # what the worker does first: the limits of streams.records
+            parse_event(value)  # what the worker does first: the limits of records.wire
         await super().publish(events)

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from edge.actions import MemoryActionSink
 from edge.config_store import MemoryConfigStore
-from edge.links import LinkSigner
 from edge.ops import build_operations_api
+from records.links import LinkSigner
 
 ROME = ZoneInfo("Europe/Rome")
 COVERAGE_TEXT = (Path(__file__).parent / "coverage.yaml").read_text(encoding="utf-8")

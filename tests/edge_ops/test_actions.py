@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from edge.actions import MemoryActionSink
 from edge.config_store import MemoryConfigStore
-from edge.links import LinkSigner
+from records.links import LinkSigner
 
 from .conftest import AUTH, COVERAGE_TEXT, IDENTITY, FixedClock
 

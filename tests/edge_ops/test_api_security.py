@@ -6,8 +6,8 @@ import asyncio
 import os
 import threading
 import time
-from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from edge.actions import MemoryActionSink
 from edge.config_store import ConfigDocument, FollowerState, MemoryConfigStore
-from edge.links import LinkSigner
 from edge.ops import build_operations_api
 from edge.ops_config import OpsSettings, Principal, api_calendars
+from records.links import LinkSigner
 from schedules import Coverage
 
 from .conftest import AUTH, COVERAGE_TEXT, IDENTITY, TOKEN, FixedClock

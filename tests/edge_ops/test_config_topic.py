@@ -14,14 +14,22 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from brokers.tansu import EmbeddedBroker
 from edge.actions import KafkaActionSink
 from edge.config_store import ConfigDocument, KafkaConfigStore
-from edge.links import LinkSigner
 from edge.ops import build_operations_api
+from records.links import LinkSigner
 from schedules import Coverage
-from streams.broker import EmbeddedBroker
 
-from .conftest import AUTH, COVERAGE_TEXT, IDENTITY, LINK_SECRET, ROME, TOKEN, FixedClock
+from .conftest import (
+    AUTH,
+    COVERAGE_TEXT,
+    IDENTITY,
+    LINK_SECRET,
+    ROME,
+    TOKEN,
+    FixedClock,
+)
 
 pytestmark = pytest.mark.broker
 SEEN_WITHIN = 10.0

@@ -6,10 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from edge.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
+from records.links import ActionLink, LinkInvalid, LinkSigner, UsedLinks
 
 from .conftest import ROME, FixedClock
-
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

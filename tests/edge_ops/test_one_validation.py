@@ -109,7 +109,7 @@ async def test_the_workers_store_never_applies_it(
 )
 def test_the_worker_refuses_what_the_loader_refuses(kind: str, source: str) -> None:
     """Should a template reach a worker unchecked, its acknowledgment writer refuses it too (the loader is first)."""
-    from streams.acks import AckTemplateError, AckWriter
+    from triage.acks import AckTemplateError, AckWriter
 
     team = Team("care-us", name="Care", timezone=ZoneInfo("America/New_York"), hours=WeeklyHours(((),) * 7),
                 triage=TriageOptions(templates={"en": {kind: source}}))

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given
 
 from edge.actions import MemoryActionSink
 from edge.config_store import MemoryConfigStore
-from edge.links import LinkSigner
 from edge.ops import build_operations_api
+from records.links import LinkSigner
 
 from .conftest import AUTH, COVERAGE_TEXT, IDENTITY, LINK_SECRET, TOKEN, FixedClock
 

@@ -20,7 +20,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.codec import HEADER_ORIGIN, HEADER_SOURCE, header_value, parse_position
+from records.headers import HEADER_ORIGIN, HEADER_SOURCE, header_value, parse_position
 from streams.settings import Settings
 from tests.conftest import settings_for
 from tests.integration.workers import TopicReader, WorkerProcess, produce

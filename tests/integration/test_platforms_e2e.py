@@ -27,6 +27,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from brokers.tansu import EmbeddedBroker
 from edge.app import build_webhooks
 from edge.config import EdgeSettings
 from edge.sink import KafkaEventSink
@@ -35,7 +36,6 @@ from responders.fakes import FakeGraph, FakeSlack, FakeTelegram, FakeX
 from responders.fakes.base import Answered
 from responders.fakes.samples import running_clock
 from schedules import load_coverage_text
-from streams.broker import EmbeddedBroker
 from streams.worker import running_worker
 from tests.conftest import settings_for
 

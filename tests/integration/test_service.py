@@ -27,7 +27,7 @@ import aiohttp
 import orjson
 import pytest
 
-from streams.broker import EmbeddedBroker
+from brokers.tansu import EmbeddedBroker
 from streams.settings import Settings
 from tests.conftest import EXAMPLE_COVERAGE, settings_for
 from tests.integration.test_watch import WatchProcess

@@ -21,8 +21,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from brokers.tansu import EmbeddedBroker
 from edge.config_store import ensure_topic
-from streams.broker import EmbeddedBroker
 from tests.integration.workers import ROOT
 
 pytestmark = pytest.mark.broker

@@ -7,7 +7,12 @@ from datetime import timedelta
 import pytest
 
 from schedules import CoverageInvalid, Team
-from schedules.model import DEFAULT_ESCALATION_CHAIN, EscalationChain, EscalationLink, EscalationPolicy
+from schedules.model import (
+    DEFAULT_ESCALATION_CHAIN,
+    EscalationChain,
+    EscalationLink,
+    EscalationPolicy,
+)
 from tests.promises.conftest import coverage_of
 
 TEAM = """

@@ -9,9 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schedules import Team
-from streams.platforms import window_closes
-from streams.promises import (
+from promises.rules import (
     BacklogItem,
     FirstResponseStats,
     FollowUp,
@@ -27,7 +25,9 @@ from streams.promises import (
     promised_reply_within,
     reply_mechanism,
 )
-from streams.records import Notify
+from records.platforms import window_closes
+from records.wire import Notify
+from schedules import Team
 from tests.promises.conftest import coverage_of, rome
 
 MARTA = Notify("marta", "Marta Rossi", ["mailto:marta@example.com"])

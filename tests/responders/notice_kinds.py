@@ -8,15 +8,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from promises.rules import PendingEscalation, handover_digest, next_escalation
+from records.wire import Notify, RouteRequest
 from responders.fakes.samples import NOW, WROTE_AT, ack_request, route_request
 from responders.notice import Notice, NoticeKind
 from schedules import Team, load_coverage
-from streams.escalations import backlog_of, digest_route, escalation_route, reminder_route, reminders_due, window_route
+from streams.escalations import (
+    backlog_of,
+    digest_route,
+    escalation_route,
+    reminder_route,
+    reminders_due,
+    window_route,
+)
 from streams.outbox import failed_ack_route
-from streams.promises import PendingEscalation, handover_digest, next_escalation
-from streams.records import Notify, RouteRequest
-from streams.state import ConversationState
 from tests.conftest import EXAMPLE_COVERAGE
+from triage.state import ConversationState
 
 ROME = ZoneInfo("Europe/Rome")
 MARTA = Notify(member="marta", name="Marta Rossi", uris=["slack:https://hooks.slack.example/T1/B1/abc"])

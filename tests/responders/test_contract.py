@@ -20,7 +20,13 @@ from responders.fakes import (
     FakeWebhook,
     FakeX,
 )
-from responders.fakes.samples import NOW, WROTE_AT, ack_request, fixed_clock, route_request
+from responders.fakes.samples import (
+    NOW,
+    WROTE_AT,
+    ack_request,
+    fixed_clock,
+    route_request,
+)
 from responders.messenger import MessengerSender
 from responders.notice import Notice
 from responders.slack import SlackNotifier

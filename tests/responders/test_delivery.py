@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-
 import dataclasses
 import logging
 
 import aiohttp
 import pytest
 
+from records.wire import AckRequest
 from responders.buckets import TokenBuckets
 from responders.config import AccountCredentials, ResponderSettings
 from responders.delivery import (
@@ -25,9 +25,8 @@ from responders.delivery import (
 from responders.fakes import FakeGraph, FakeSlack, FakeTelegram, FakeWebhook
 from responders.fakes.samples import WROTE_AT, ack_request, fixed_clock, route_request
 from responders.registry import build_registry
-from streams.policy import Triage
-from streams.records import AckRequest
 from tests.streams.policy_fixtures import MONDAY_EVENING, event, small_coverage
+from triage.policy import Triage
 
 TOKEN = "EAAG-secret-page-token-123"
 SIGNING = "whsec-very-secret"

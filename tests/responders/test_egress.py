@@ -14,8 +14,22 @@ from aiohttp import web
 
 from responders.base import Delivered, Outcome, Permanent, Retry
 from responders.config import AccountCredentials, ResponderSettings
-from responders.fakes import FakeGraph, FakePlatform, FakeSlack, FakeTeams, FakeTelegram, FakeWebhook, FakeX
-from responders.fakes.samples import NOW, WROTE_AT, ack_request, fixed_clock, route_request
+from responders.fakes import (
+    FakeGraph,
+    FakePlatform,
+    FakeSlack,
+    FakeTeams,
+    FakeTelegram,
+    FakeWebhook,
+    FakeX,
+)
+from responders.fakes.samples import (
+    NOW,
+    WROTE_AT,
+    ack_request,
+    fixed_clock,
+    route_request,
+)
 from responders.messenger import MessengerSender
 from responders.notice import Notice
 from responders.slack import SlackNotifier

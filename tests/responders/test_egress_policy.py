@@ -15,9 +15,16 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from responders.base import HttpAnswer, Outcome, Permanent, Retry, post
 from responders.config import ResponderSettings
-from responders.egress import AllowEntry, Egress, EgressPolicy, EgressResolver, not_public
+from responders.egress import (
+    AllowEntry,
+    Egress,
+    EgressPolicy,
+    EgressResolver,
+    not_public,
+)
 
 from .conftest import Serve
+
 
 class TestAddresses:
     @pytest.mark.parametrize(

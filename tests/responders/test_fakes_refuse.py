@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -138,9 +138,9 @@ class TestFakeTelegramRefuses:
 # -- Graph: Messenger, Instagram, WhatsApp ------------------------------------------------
 
 
-def graph(clock: Callable[[], float] = fixed_clock()) -> FakeGraph:
-    """The fake Graph API at ``NOW``, knowing customers and comments of several ages."""
-    fake = FakeGraph({TOKEN}, clock=clock)
+def graph(clock: Callable[[], float] | None = None) -> FakeGraph:
+    """The fake Graph API at ``NOW`` (or ``clock``), knowing customers and comments of several ages."""
+    fake = FakeGraph({TOKEN}, clock=clock or fixed_clock())
     for customer, hours in ((PSID, 1), (STALE_PSID, 25), (SILENT_PSID, 8 * 24), (IGSID, 1), (WA_ID, 1), (STALE_WA_ID, 25)):
         fake.add_customer(customer, NOW - timedelta(hours=hours))
     for comment, hours in ((COMMENT, 1), (IG_COMMENT, 1), (OLD_COMMENT, 8 * 24), (WEEK_OLD_COMMENT, 6 * 24)):
@@ -403,6 +403,6 @@ class TestRunningClock:
     def test_starts_at_the_instant_and_runs_with_monotonic_time(self) -> None:
         """running_clock answers the given instant first, then moves as the monotonic clock moves."""
         ticks = iter([100.0, 100.0, 102.5])
-        clock = running_clock(datetime(2026, 11, 23, 21, 14, 5, tzinfo=timezone.utc), monotonic=lambda: next(ticks))
-        start = datetime(2026, 11, 23, 21, 14, 5, tzinfo=timezone.utc).timestamp()
+        clock = running_clock(datetime(2026, 11, 23, 21, 14, 5, tzinfo=UTC), monotonic=lambda: next(ticks))
+        start = datetime(2026, 11, 23, 21, 14, 5, tzinfo=UTC).timestamp()
         assert [start, start + 2.5] == [clock(), clock()]

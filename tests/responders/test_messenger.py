@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from records.wire import AckRequest
 from responders.base import Delivered, Permanent
 from responders.buckets import TokenBuckets
 from responders.config import AccountCredentials, ResponderSettings
@@ -17,7 +18,6 @@ from responders.messenger import (
     SEND_API_PER_SECOND,
     MessengerSender,
 )
-from streams.records import AckRequest
 
 TOKEN = "EAAG-test-page-token"
 CLOCK = fixed_clock()

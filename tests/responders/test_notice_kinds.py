@@ -16,6 +16,7 @@ from email import message_from_bytes, policy
 import aiohttp
 import pytest
 
+from records.wire import Notify
 from responders.buckets import TokenBuckets
 from responders.config import ResponderSettings
 from responders.delivery import DeliveryLoop, MemoryLedger, Responders, RetryPolicy
@@ -29,7 +30,6 @@ from responders.teams import teams_payload
 from responders.telegram import TelegramNotifier
 from streams.metrics import Metrics
 from streams.outbox import notification_counter
-from streams.records import Notify
 from tests.responders.notice_kinds import CLAIM, built
 
 EXPECTED: dict[str, str] = {

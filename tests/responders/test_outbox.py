@@ -11,13 +11,13 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from brokers.tansu import EmbeddedBroker
+from records.wire import DeadLetter
 from responders.config import AccountCredentials, ResponderSettings
 from responders.fakes import FakeGraph
 from responders.fakes.samples import WROTE_AT, ack_request, running_clock
 from streams.app import faust_options
-from streams.broker import EmbeddedBroker
 from streams.outbox import install
-from streams.records import DeadLetter
 from streams.settings import Settings
 from streams.worker import create_topics
 

@@ -9,7 +9,14 @@ import orjson
 import pytest
 from multidict import CIMultiDict
 
-from responders.base import OPS_ALERT, HttpAnswer, Permanent, Retry, retry_after, wait_until
+from responders.base import (
+    OPS_ALERT,
+    HttpAnswer,
+    Permanent,
+    Retry,
+    retry_after,
+    wait_until,
+)
 from responders.messenger import graph_outcome
 from responders.telegram import telegram_outcome
 from responders.whatsapp import whatsapp_outcome

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from schedules import cli as coverage_cli
+from offhours import coverage_commands as coverage_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "examples" / "coverage.yaml")

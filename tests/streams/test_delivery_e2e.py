@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from records.wire import DeadLetter
 from responders.config import AccountCredentials
 from responders.delivery import DeliveryOutcome
 from responders.fakes import FakeGraph, FakeSlack
 from schedules import load_coverage
-from streams.records import DeadLetter
 from streams.worker import running_worker
 from tests.integration.workers import TopicReader
 from tests.streams.test_app import ROME, event, read_until, send

@@ -8,7 +8,10 @@ from datetime import datetime, timedelta
 import orjson
 import pytest
 
+from brokers.client import partition_of
 from edge.actions import action_record
+from promises.rules import PendingEscalation
+from records.wire import RouteRequest
 from schedules import Coverage, load_coverage
 from streams.app import ActionInvalid, OnCallAction
 from streams.escalations import (
@@ -18,19 +21,23 @@ from streams.escalations import (
     handover_route,
     held_partitions,
     held_rows,
-    partition_of,
     pending_from_route,
 )
 from streams.metrics import Metrics
-from streams.promises import PendingEscalation
-from streams.records import RouteRequest
 from streams.settings import Settings
-from streams.state import ConversationState
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
 from tests.integration.workers import TopicReader
 from tests.streams.test_actions import record_actions
-from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, sample_value, send
+from tests.streams.test_app import (
+    MONDAY_EVENING,
+    ROME,
+    event,
+    read_until,
+    sample_value,
+    send,
+)
+from triage.state import ConversationState
 
 WAIT = 30.0  # seconds: a bound on a wait for an event, never a sleep
 SWEEP_EVERY = timedelta(milliseconds=100)
@@ -205,15 +212,6 @@ async def all_routes(settings: Settings) -> list[RouteRequest]:
 
 def escalations_changelog(app) -> str:
     return app.escalations.changelog_topic.get_topic_name()
-
-
-@pytest.fixture
-def settings(stream_settings: Settings) -> Settings:
-    """Stream settings with this test's own actions topic and delivery off (tests read the routes outbox)."""
-    return stream_settings.with_overrides(
-        ops=stream_settings.ops.model_copy(update={"actions_topic": f"{stream_settings.app_id}.actions"}),
-        responders=stream_settings.responders.model_copy(update={"deliver": False}),
-    )
 
 
 @pytest.mark.broker

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from promises.rules import FirstResponseStats
+from records.wire import RouteRequest
 from schedules import Coverage, load_coverage
 from streams.app import reply_times_key
 from streams.escalations import (
@@ -25,15 +27,24 @@ from streams.escalations import (
     window_route_due,
 )
 from streams.metrics import Metrics
-from streams.policy import Triage
-from streams.promises import FirstResponseStats
-from streams.records import RouteRequest
-from streams.state import ConversationState
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
-from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, sample_value, send
-from tests.streams.test_escalations import SWEEP_EVERY, SteppedClock, escalations_changelog, first_route
-from tests.streams.test_escalations import settings  # noqa: F401  (the fixture: own actions topic, no delivery)
+from tests.streams.test_app import (
+    MONDAY_EVENING,
+    ROME,
+    event,
+    read_until,
+    sample_value,
+    send,
+)
+from tests.streams.test_escalations import (
+    SWEEP_EVERY,
+    SteppedClock,
+    escalations_changelog,
+    first_route,
+)
+from triage.policy import Triage
+from triage.state import ConversationState
 
 FRIDAY_EVENING = datetime(2026, 11, 20, 20, 0, tzinfo=ROME)  # reduced; giulia on call
 SATURDAY_18 = datetime(2026, 11, 21, 18, 0, tzinfo=ROME)  # window (Sat 20:00) minus the 2 h margin

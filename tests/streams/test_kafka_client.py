@@ -23,7 +23,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.conn import create_conn
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from streams.kafka_client import (
+from brokers.client import (
     ClientOptions,
     KafkaSecurityError,
     client_options,

@@ -8,8 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams.platforms import ReplyTarget, platform_message_id, reply_target, reply_window, window_closes
-from streams.records import SocialEvent
+from records.platforms import (
+    ReplyTarget,
+    platform_message_id,
+    reply_target,
+    reply_window,
+    window_closes,
+)
+from records.wire import SocialEvent
 
 ROME = ZoneInfo("Europe/Rome")
 WROTE = datetime(2026, 11, 23, 21, 0, tzinfo=ROME)

@@ -1,4 +1,4 @@
-"""Tests for streams.policy: one event and its conversation's state in, one decision out."""
+"""Tests for triage.policy: one event and its conversation's state in, one decision out."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from records.wire import AckRequest, Decision, Notify
 from schedules import Coverage
-from streams.policy import Outcome, Triage
-from streams.records import AckRequest, Decision, Notify
-from streams.state import ConversationState
 from tests.streams.policy_fixtures import (
     MONDAY_EVENING,
     MONDAY_OPEN,
@@ -25,6 +23,8 @@ from tests.streams.policy_fixtures import (
     local,
     small_coverage,
 )
+from triage.policy import Outcome, Triage
+from triage.state import ConversationState
 
 # Conversations that differ only by the author's fame, at instants of every mode.
 FAME_TIMES = (MONDAY_OPEN, MONDAY_EVENING, SUNDAY, "2026-12-25 10:00", "2026-11-28 12:00")

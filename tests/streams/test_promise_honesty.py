@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schedules import load_coverage_text
-from streams.policy import Triage
 from tests.schedules.test_properties import PROPERTY_SETTINGS, coverage_files, instants
 from tests.streams.policy_fixtures import event, example_coverage, local
+from triage.policy import Triage
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from records.wire import MAX_EVENT_BYTES, DeadLetter, RouteRequest
 from responders.fakes.samples import route_request
 from streams.outbox import unmasked
-from streams.records import MAX_EVENT_BYTES, DeadLetter, RouteRequest
 
 
 class TestDeadLetter:

@@ -21,12 +21,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from brokers.client import partition_of
+from promises.rules import PendingEscalation
 from responders.config import AccountCredentials
 from responders.fakes import FakeGraph, FakeSlack
 from schedules import load_coverage
 from streams.app import ActionInvalid, OnCallAction
-from streams.escalations import partition_of
-from streams.promises import PendingEscalation
 from streams.retention import (
     EXPIRE,
     EXPIRE_LEDGER,
@@ -47,12 +47,18 @@ from streams.retention import (
     ledger_ticks,
 )
 from streams.settings import Settings
-from streams.state import ConversationState, last_activity_of
 from streams.worker import running_worker
 from tests.integration.workers import TopicReader
-from tests.streams.test_app import MONDAY_EVENING, MONDAY_MORNING, event, read_until, send
+from tests.streams.test_app import (
+    MONDAY_EVENING,
+    MONDAY_MORNING,
+    event,
+    read_until,
+    send,
+)
 from tests.streams.test_escalations import SWEEP_EVERY, WAIT, SteppedClock
 from tests.streams.test_wiring import COVERAGE, TOKEN
+from triage.state import ConversationState, last_activity_of
 
 RETENTION = timedelta(days=2)
 T = MONDAY_EVENING  # 2026-11-23 21:14 Europe/Rome
@@ -174,7 +180,7 @@ class TestExpiryRule:
         for partition, record_key, tick in ticks:
             action = OnCallAction.from_json(orjson.dumps(tick))
             assert (EXPIRE, f"expire:p{partition}".encode(), seconds(T + RETENTION)) == (action.action, record_key, action.at)
-            for name, seen in zip(action.keys, action.seen):
+            for name, seen in zip(action.keys, action.seen, strict=True):
                 found[name.encode("latin-1")] = (partition, seen)
         assert {key: (partition_of(key, 2), seconds(T) + n) for n, key in enumerate(keys)} == found
 

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from offhours.service import ServiceError, _applied, load_coverage_or_fail
 from schedules import load_coverage_text
 from streams.metrics import Metrics
-from streams.service import ServiceError, _applied, load_coverage_or_fail
 from streams.settings import Settings
 
 CALENDAR = (

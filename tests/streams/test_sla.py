@@ -1,4 +1,4 @@
-"""The first-response SLA (streams/sla.py): the definition, the figures and their rendering.
+"""The first-response SLA (promises/sla.py): the definition, the figures and their rendering.
 
 Instants are written in the team's zone (Europe/Rome, America/New_York); the test
 process runs in Asia/Kolkata, so nothing may depend on the machine's zone.
@@ -13,10 +13,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from schedules import Coverage, load_coverage_text
-from streams.metrics import Metrics, observe_first_response
-from streams.records import SocialEvent, parse_event
-from streams.sla import (
+from promises.sla import (
     FirstResponse,
     ResponseTracker,
     SlaRow,
@@ -27,6 +24,9 @@ from streams.sla import (
     row_json,
     sla_rows,
 )
+from records.wire import SocialEvent, parse_event
+from schedules import Coverage, load_coverage_text
+from streams.metrics import Metrics, observe_first_response
 
 ROME = ZoneInfo("Europe/Rome")
 NEW_YORK = ZoneInfo("America/New_York")

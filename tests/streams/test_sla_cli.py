@@ -13,8 +13,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from brokers.tansu import EmbeddedBroker
 from edge.config_store import ConfigDocument, ensure_topic
-from streams.broker import EmbeddedBroker
 from tests.streams.test_sla import COVERAGE
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,11 +1,17 @@
-"""Tests for streams.state: the conversation state and its compact wire form."""
+"""Tests for triage.state: the conversation state and its compact wire form."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from streams.state import RECENT_LIMIT, TEXT_KEPT, ConversationState, Processed, event_digest
+from triage.state import (
+    RECENT_LIMIT,
+    TEXT_KEPT,
+    ConversationState,
+    Processed,
+    event_digest,
+)
 
 FULL = ConversationState(
     team="care-it",

@@ -1,4 +1,4 @@
-"""Tests for streams.urgency: what makes a customer's message urgent."""
+"""Tests for triage.urgency: what makes a customer's message urgent."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from schedules import TriageOptions
 from schedules.patterns import pattern_problem
-from streams.urgency import SCAN_CHARS, UrgencyRules
+from triage.urgency import SCAN_CHARS, UrgencyRules
 
 DEFAULTS = UrgencyRules()
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from edge.links import LinkSigner
+from offhours.replay import replay_settings
+from records.links import LinkSigner
+from records.wire import Notify, RouteRequest
 from responders.config import AccountCredentials
 from responders.fakes import FakeGraph, FakeSlack
 from schedules import load_coverage
 from streams.metrics import Metrics
 from streams.outbox import claim_links, mode_from, on_call_from
-from streams.records import Notify, RouteRequest
-from streams.replay import replay_settings
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
 from tests.streams.test_app import MONDAY_EVENING, ROME, event, read_until, send

@@ -1,7 +1,7 @@
 """Apache Kafka on loopback: one KRaft node, or a cluster of them, as child processes.
 
 The broker is Apache Kafka's own (``org.apache.kafka:kafka_2.13``, the version in
-``streams/kafka-broker.pom.xml``), run from the jars Maven resolves into its local
+``brokers/kafka-broker.pom.xml``), run from the jars Maven resolves into its local
 repository: :func:`kafka_classpath` runs ``mvn dependency:build-classpath`` on that file
 once and caches the classpath (under ``~/.cache/offhours/kafka`` or
 ``$OFFHOURS_KAFKA_CACHE``), so later starts need neither the network nor Maven. Java 17
@@ -11,7 +11,7 @@ or newer runs it.
 process, no ZooKeeper) on free loopback ports: it formats its storage on first start
 (``kafka.tools.StorageTool format``, the cluster id kept in its data directory), starts
 ``kafka.Kafka`` and returns once it answers a Kafka metadata request, like
-:class:`streams.broker.EmbeddedBroker`. Its log is ``server.log`` in its directory; a
+:class:`brokers.tansu.EmbeddedBroker`. Its log is ``server.log`` in its directory; a
 start that fails names it and quotes its last lines. Given a ``data_dir`` it keeps its
 topics there across restarts; without one it uses a temporary directory removed at stop.
 
@@ -44,7 +44,12 @@ from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
-from streams.broker import BrokerStartError, _die_with_parent, _free_loopback_port, probe_kafka
+from brokers.tansu import (
+    BrokerStartError,
+    _die_with_parent,
+    _free_loopback_port,
+    probe_kafka,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +82,7 @@ JVM_OPTIONS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=
 
 def pom_text() -> str:
     """The Maven build file that names the broker and its version."""
-    return (resources.files("streams") / POM_NAME).read_text("utf-8")
+    return (resources.files("brokers") / POM_NAME).read_text("utf-8")
 
 
 def kafka_version() -> str:
@@ -123,7 +128,7 @@ def kafka_classpath(cache_dir: Path | None = None, *, timeout: float = 600.0) ->
 
     The cache is keyed by the build file's content; a cached classpath whose jars have
     gone (a cleaned Maven repository) is resolved again. Raises
-    :class:`~streams.broker.BrokerStartError` saying what to install when Maven is
+    :class:`~brokers.tansu.BrokerStartError` saying what to install when Maven is
     missing, or quoting Maven's last lines when it fails.
     """
     text = pom_text()

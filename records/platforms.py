@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from streams.records import SocialEvent
+from records.wire import SocialEvent
 
 ID_PREFIXES = MappingProxyType(
     {"facebook": "fb", "instagram": "ig", "whatsapp": "wa", "x": "x", "telegram": "tg"}

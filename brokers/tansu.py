@@ -60,7 +60,7 @@ async def kafka_answers(bootstrap: str, timeout: float) -> bool:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
         writer.close()
         await writer.wait_closed()
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:

@@ -27,11 +27,11 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from brokers.client import client_options
+from brokers.tansu import EmbeddedBroker
+from records.headers import HEADER_SEQ, header_value
+from records.wire import raw_field
 from schedules import Coverage
-from streams.broker import EmbeddedBroker
-from streams.codec import HEADER_SEQ, header_value
-from streams.kafka_client import client_options
-from streams.records import raw_field
 from streams.settings import Settings
 from streams.worker import running_worker
 

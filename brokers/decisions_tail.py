@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.kafka_client import KafkaConnection, connection_options
+from brokers.client import KafkaConnection, connection_options
 
 POLL_SECONDS = 0.5
 TOPIC_WAIT_SECONDS = 1.0
@@ -49,7 +49,7 @@ async def watch_decisions(
     Once the consumer holds its start positions, a line ``watching TOPIC ...`` goes to
     ``err`` (a decision made after it is printed is never missed with ``follow``).
     A record that is not JSON is reported on ``err`` with its position and skipped.
-    ``kafka`` is the brokers, or :func:`streams.kafka_client.client_options` (TLS/SASL).
+    ``kafka`` is the brokers, or :func:`brokers.client.client_options` (TLS/SASL).
     Raises :class:`WatchError` when the topic does not exist and ``follow`` is off
     (with ``follow`` it waits for the topic), and aiokafka's ``KafkaError`` when the
     broker cannot be reached.

@@ -12,7 +12,7 @@ no table, so any number of replicas can run behind a balancer.
 
 Both print a banner (:func:`run_banner`, :func:`ingest_banner`, pure functions): where
 everything listens, what is configured and which ``OFFHOURS_...`` variable turns on the
-rest (:mod:`streams.capabilities`), and on the embedded broker what a restart forgets.
+rest (:mod:`edge.capabilities`), and on the embedded broker what a restart forgets.
 
 Web routes, composed in :func:`build_web` and :func:`mount_edge`:
 
@@ -44,22 +44,21 @@ from typing import TextIO
 from aiohttp import web
 from aiokafka import AIOKafkaClient
 
+from brokers.client import KafkaConnection, client_options, connection_options
+from brokers.tansu import EmbeddedBroker
+from edge import capabilities
 from edge.access_log import RedactingAccessLogger
 from edge.actions import KafkaActionSink
 from edge.app import build_webhooks
 from edge.config_store import KafkaConfigStore, NoCoverage, ensure_topic
-from edge.ops_config import api_calendars
-from edge.links import LinkSigner
 from edge.ops import build_operations_api
+from edge.ops_config import api_calendars
 from edge.sink import KafkaEventSink
+from records.links import LinkSigner
 from schedules import Coverage
 from schedules.holiday import CalendarSource
-
-from streams import capabilities
 from streams.app import OffhoursApp
-from streams.broker import EmbeddedBroker
 from streams.metrics import CONTENT_TYPE, Metrics, track_consumer_lag
-from streams.kafka_client import KafkaConnection, client_options, connection_options
 from streams.settings import Settings
 from streams.worker import create_topics, running_worker
 
@@ -392,7 +391,7 @@ BANNER_WIDTH = 100
 
 def configuration_lines(settings: Settings, coverage: Coverage | None = None, *, banner: bool = True) -> list[str]:
     """What is configured and, for the rest, which ``OFFHOURS_...`` variable to set
-    (:mod:`streams.capabilities`, never a value), the ``coverage`` accounts nothing
+    (:mod:`edge.capabilities`, never a value), the ``coverage`` accounts nothing
     answers for, then the embedded broker's restart warning when ``settings`` name no
     broker. Pure: the banner and (``banner`` false) ``offhours config check`` print it."""
     see = " (offhours config check says the same)" if banner else ""

@@ -1,5 +1,7 @@
 """Kafka headers that offhours' records carry between topics.
 
+- ``offhours-received``: set by the webhooks on each event they produce: the instant
+  (POSIX seconds) it was received, for the receipt-to-decision latency.
 - ``offhours-seq``: set by ``offhours replay`` on each input line (its 0-based index);
   copied onto the decision so replay prints decisions in input order.
 - ``offhours-source``: set by the triage agent on every decision: the input record it
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+HEADER_RECEIVED = "offhours-received"
 HEADER_SEQ = "offhours-seq"
 HEADER_SOURCE = "offhours-source"
 HEADER_ORIGIN = "offhours-origin"

@@ -12,16 +12,16 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from streams.kafka_client import ClientOptions, client_options
+from brokers.client import ClientOptions, client_options
 from streams.settings import Settings
 
 if TYPE_CHECKING:
     from edge.config_store import CoverageInForce
-    from streams.sla import ResponseTracker
+    from promises.sla import ResponseTracker
 
 EXIT_USAGE = 2
 EXIT_BROKER = 1
@@ -154,8 +154,8 @@ def _logging(verbose: bool) -> None:
 def _replay(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
-    from streams.broker import BrokerStartError
-    from streams.replay import ReplayError, replay_file
+    from brokers.tansu import BrokerStartError
+    from offhours.replay import ReplayError, replay_file
 
     _logging(args.verbose)
     settings = Settings()
@@ -173,7 +173,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _decisions(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
-    from streams.watch import WatchError, watch_decisions
+    from brokers.decisions_tail import WatchError, watch_decisions
 
     _logging(False)
     # aiokafka logs each failed connection; the one-line error below says it once.
@@ -219,7 +219,7 @@ def _decisions(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from streams.service import run_service
+    from offhours.service import run_service
 
     def service(settings: Settings, idempotent: bool) -> Coroutine[Any, Any, int]:
         return run_service(settings, web_enabled=not args.no_web, out=sys.stdout, idempotent=idempotent)
@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from streams.service import run_ingest
+    from offhours.service import run_ingest
 
     def service(settings: Settings, idempotent: bool) -> Coroutine[Any, Any, int]:
         return run_ingest(settings, out=sys.stdout, idempotent=idempotent)
@@ -243,8 +243,8 @@ def _serve(
 ) -> int:
     from aiokafka.errors import KafkaError
 
-    from streams.broker import BrokerStartError
-    from streams.service import ServiceError
+    from brokers.tansu import BrokerStartError
+    from offhours.service import ServiceError
 
     _logging(args.verbose)
     settings = Settings().with_overrides(
@@ -363,8 +363,8 @@ def _register_sla(subparsers: argparse._SubParsersAction) -> None:
 def _sla_report(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
+    from promises.sla import ResponseTracker, render_json_lines, render_table, sla_rows
     from schedules import CoverageInvalid, load_coverage
-    from streams.sla import ResponseTracker, render_json_lines, render_table, sla_rows
 
     prog = "offhours sla report"
     window = []
@@ -485,7 +485,7 @@ def _utc_instant(text: str) -> datetime | None:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 class _Progress:

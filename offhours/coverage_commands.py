@@ -11,6 +11,8 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from schedules import ical
 from schedules.coverage import Coverage, Team
@@ -32,6 +34,18 @@ def system_clock() -> datetime:
 
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
+
+ICS_EXAMPLE = """\
+example:
+  offhours coverage ics examples/coverage.yaml --team care-it --from 2026-12-01 \\
+      --days 31 -o care-it-december.ics
+
+Import the file into a calendar application (or serve it as a subscription): each
+coverage stretch is one event per rule that decides it ("Open", "Reduced", "Closed",
+"Closed (override: Natale)", "Closed (holiday: Easter Monday)") and each on-call shift
+is one event ("On call: Marta Rossi"). Exporting again, for any window,
+updates the same events rather than adding copies.
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     week.set_defaults(handler=run_week)
 
-    ical.register(coverage_sub)
+    register_ics(coverage_sub)
 
 
 def _load(path: str) -> Coverage | None:
@@ -274,3 +288,83 @@ def run_week(args: argparse.Namespace, clock: Clock = system_clock) -> int:
     week_start = _midnight(team, first)
     _print_warnings(team_warnings(team, week_start, _midnight(team, first + timedelta(days=7))))
     return 0
+
+
+def register_ics(coverage_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``offhours coverage ics FILE --team TEAM --from DATE --days N [-o OUT]``."""
+    parser = coverage_subparsers.add_parser(
+        "ics",
+        help="export a team's coverage and on-call shifts as an iCalendar (.ics) file",
+        description=(
+            "Export a team's coverage (open, reduced and closed stretches) and its "
+            "on-call shifts over a window of whole local days as an iCalendar file, "
+            "with the team's time zone. Writes to standard output unless -o is given."
+        ),
+        epilog=ICS_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE", type=Path, help="the coverage file (YAML)")
+    parser.add_argument("--team", required=True, metavar="TEAM", help="team id, e.g. care-it")
+    parser.add_argument(
+        "--from",
+        dest="from_date",
+        required=True,
+        metavar="DATE",
+        help="first local day of the window, YYYY-MM-DD (starts at 00:00 in the team's zone)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=28,
+        metavar="N",
+        help="number of local days in the window (default: 28)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT",
+        help="write the calendar to this file instead of standard output",
+    )
+    parser.set_defaults(handler=_run_ics)
+
+
+def _run_ics(args: argparse.Namespace) -> int:
+    try:
+        first_day = date.fromisoformat(args.from_date)
+    except ValueError:
+        print(f"--from: {args.from_date!r} is not a date; write it as YYYY-MM-DD, e.g. 2026-12-01", file=sys.stderr)
+        return 2
+    if args.days < 1 or args.days > 3660:
+        print(f"--days: {args.days} is out of range; give a number of days from 1 to 3660", file=sys.stderr)
+        return 2
+    try:
+        coverage = load_coverage(args.file)
+    except CoverageInvalid as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    team = coverage.teams.get(args.team)
+    if team is None:
+        known = ", ".join(sorted(coverage.teams)) or "none"
+        print(f"--team: no team {args.team!r} in {args.file}; teams: {known}", file=sys.stderr)
+        return 2
+    start = _local_midnight(first_day, team.timezone)
+    end = _local_midnight(first_day + timedelta(days=args.days), team.timezone)
+    # The command line is where the clock is read: it stamps the export.
+    payload = ical.export_ics(team, start, end, stamp=datetime.now(UTC))
+    if args.output is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            args.output.write_bytes(payload)
+        except OSError as error:
+            print(f"-o: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.output}: team {team.id}, {args.days} days from {first_day}", file=sys.stderr)
+    return 0
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """00:00 of ``day`` in ``zone``, by the contract's daylight-saving rule."""
+    return WallTime(datetime.combine(day, time(0))).to_instant(zone).astimezone(zone)

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Literal
 
 import orjson
 
-from streams.platforms import is_private_reply, window_closes
-from streams.records import Notify
+from records.platforms import is_private_reply, window_closes
+from records.wire import Notify
 
 if TYPE_CHECKING:
     from schedules import CoverageAt, Team
@@ -195,7 +195,7 @@ def _reach(link: EscalationLink, walk: int, pending: PendingEscalation, team: Te
 
 
 def reply_mechanism(channel: str, kind: str | None, last_customer_at: datetime, at: datetime) -> ReplyMechanism:
-    """How a human reply sent at ``at`` reaches the customer (windows: :mod:`streams.platforms`).
+    """How a human reply sent at ``at`` reaches the customer (windows: :mod:`records.platforms`).
 
     ``free_form`` inside the reply window (or on a platform without one);
     ``public_reply`` for a Facebook/Instagram comment after its 7-day private-reply

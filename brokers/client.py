@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
@@ -126,3 +127,12 @@ def connection_options(connection: KafkaConnection) -> ClientOptions:
     if isinstance(connection, Mapping):
         return ClientOptions(connection)
     return ClientOptions(bootstrap_servers=connection)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producers' default partitioner (murmur2) gives ``key``.
+
+    Every producer of the pipeline's inputs (ingest, the action sink, Faust) keys by
+    conversation with that partitioner, so this is where a conversation's rows live.
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -12,7 +12,7 @@ will answer from Monday 09:00". Two kinds exist:
 Templates are Jinja2, rendered in the same bounded immutable sandbox the coverage loader
 checks them in (:func:`schedules.templates.template_environment`), with
 :class:`~jinja2.StrictUndefined` and no autoescaping (plain text). Defaults ship
-in ``streams/templates/<lang>.<kind>.j2`` for it, en, es, fr and de; a team overrides
+in ``triage/templates/<lang>.<kind>.j2`` for it, en, es, fr and de; a team overrides
 them in ``triage.templates[<lang>][<kind>]``. Only operators write templates: the
 customer's text is never template source (nor even a template variable), and the
 customer's name is passed as a value, so ``{{ 7*7 }}`` in either stays literal.
@@ -46,9 +46,8 @@ from babel.dates import format_datetime
 from jinja2 import Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from records.wire import Ack
 from schedules.templates import MAX_CHARS, template_environment
-
-from streams.records import Ack
 
 if TYPE_CHECKING:
     from schedules import Team
@@ -131,7 +130,7 @@ def format_time_of_day(instant: datetime, team_zone: tzinfo, locale: Locale) -> 
 
 
 def _default_source(lang: str, kind: AckKind) -> str:
-    return (resources.files("streams") / "templates" / f"{lang}.{kind}.j2").read_text("utf-8")
+    return (resources.files("triage") / "templates" / f"{lang}.{kind}.j2").read_text("utf-8")
 
 
 def _sample_facts(team_zone: tzinfo) -> list[AckFacts]:

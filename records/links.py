@@ -27,7 +27,7 @@ import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 LinkAction = Literal["claim", "answered"]
@@ -147,7 +147,7 @@ class LinkSigner:
             raise LinkInvalid("tampered")
         try:
             action, conversation, member, expiry_text = payload.decode("utf-8").split(_SEPARATOR)
-            expires = datetime.fromtimestamp(int(expiry_text), timezone.utc)
+            expires = datetime.fromtimestamp(int(expiry_text), UTC)
         except (UnicodeDecodeError, ValueError, OverflowError, OSError):
             # Signed by us but not in our format: only a changed format could do that.
             raise LinkInvalid("malformed") from None

@@ -1,7 +1,7 @@
 """First-response SLA: how long customers waited for a person, per team and mode.
 
 Pure: events and a :class:`schedules.Coverage` in, frozen results and text out; no
-Faust, broker, clock or environment. ``offhours sla report`` (:mod:`streams.cli`) reads
+Faust, broker, clock or environment. ``offhours sla report`` (:mod:`offhours.commands`) reads
 the events and prints what these functions return; the live pipeline feeds the same
 :class:`FirstResponse` to :func:`streams.metrics.observe_first_response`.
 
@@ -24,7 +24,7 @@ Definition of a *first response*, the one place it is decided:
 
 Figures (:func:`sla_rows`) are per team and mode, over the responses whose customer
 message falls in ``[start, end)``: count, median and p90 by the nearest-rank rule of
-:meth:`streams.promises.FirstResponseStats.percentile`, and breaches, the responses
+:meth:`promises.rules.FirstResponseStats.percentile`, and breaches, the responses
 slower than the mode's target (``escalation: targets:``). A mode without a target
 counts no breach. Durations are whole seconds, measured as real elapsed time, so a
 wait across a daylight-saving change is what the customer lived, not the wall-clock
@@ -39,10 +39,10 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from promises.rules import FirstResponseStats
+from records.wire import CUSTOMER_KINDS, InvalidEvent, SocialEvent, parse_event
 from schedules import Coverage, Mode
 from schedules.model import MODES
-from streams.promises import FirstResponseStats
-from streams.records import CUSTOMER_KINDS, InvalidEvent, SocialEvent, parse_event
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ Rules (CONTRACT §4):
   nobody at all is there, ``queue`` for the handover at the next opening, and the
   acknowledgment promises that opening, as when closed.
 * ``closed``: ``queue`` for the handover at the next opening.
-* Urgent (:mod:`streams.urgency`) in any mode: ``page`` the staff on call (in reduced
+* Urgent (:mod:`triage.urgency`) in any mode: ``page`` the staff on call (in reduced
   hours also ``reduced_staff`` when nobody is on call); when nobody is there the message
   is queued as above and the reason says so. A page is never suppressed.
 * Outside open hours every customer message is acknowledged, unless staff replied in
@@ -38,11 +38,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Literal
 
-
-from streams.acks import AckFacts, AckKind, AckWriter, format_moment
-from streams.platforms import is_private_reply, reply_target, window_closes
-from streams.promises import FirstResponseStats, promised_reply_within
-from streams.records import (
+from promises.rules import FirstResponseStats, promised_reply_within
+from promises.sla import FirstResponse
+from records.platforms import is_private_reply, reply_target, window_closes
+from records.wire import (
     PUBLIC_KINDS,
     Ack,
     AckRequest,
@@ -54,9 +53,9 @@ from streams.records import (
     parse_event,
     raw_field,
 )
-from streams.sla import FirstResponse
-from streams.state import ConversationState, Processed, Suppression
-from streams.urgency import UrgencyRules
+from triage.acks import AckFacts, AckKind, AckWriter, format_moment
+from triage.state import ConversationState, Processed, Suppression
+from triage.urgency import UrgencyRules
 
 if TYPE_CHECKING:
     from schedules import Coverage, CoverageAt, Team, TriageOptions
@@ -102,7 +101,7 @@ class Triage:
     def __init__(self, coverage: Coverage) -> None:
         """Compile every team's urgency rules and acknowledgment templates.
 
-        Raises :class:`streams.acks.AckTemplateError` or ``ValueError`` (a bad urgent
+        Raises :class:`triage.acks.AckTemplateError` or ``ValueError`` (a bad urgent
         pattern) naming the team, so that a service handed a bad file keeps its old Triage.
         """
         self._coverage = coverage
@@ -125,9 +124,9 @@ class Triage:
     ) -> Outcome:
         """Decide one event (the Kafka message value) given its conversation's state.
 
-        ``stats`` are the recent measured first responses (:mod:`streams.promises`): an
+        ``stats`` are the recent measured first responses (:mod:`promises.rules`): an
         acknowledgment promises the measured median reply time of the team and mode
-        (:func:`~streams.promises.promised_reply_within`); without them, or with too few,
+        (:func:`~promises.rules.promised_reply_within`); without them, or with too few,
         the configured ``triage.reply_within``.
         """
         try:

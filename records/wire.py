@@ -19,7 +19,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from streams.secrets import mask_value
+from records.secrets import mask_value
 
 Channel = Literal["facebook", "instagram", "whatsapp", "x", "telegram", "generic"]
 Kind = Literal["dm", "mention", "comment", "agent_reply"]
@@ -241,7 +241,7 @@ class RouteRequest:
 
     def to_json(self) -> bytes:
         """The wire form, with the notify URIs masked: a topic never carries a webhook URL
-        (:mod:`streams.secrets`); the responders find the URI again in the coverage."""
+        (:mod:`records.secrets`); the responders find the URI again in the coverage."""
         masked = [Notify(n.member, n.name, [mask_value(uri) for uri in n.uris]) for n in self.to]
         return orjson.dumps(replace(self, to=masked))
 

@@ -1,0 +1,8 @@
+"""Kafka without Faust: the brokers offhours starts and the clients it uses.
+
+- :mod:`brokers.tansu`: the embedded, memory-only broker (Tansu), the default;
+- :mod:`brokers.apache`: Apache Kafka on loopback (one KRaft node or a cluster),
+  resolved by Maven from ``kafka-broker.pom.xml``;
+- :mod:`brokers.client`: aiokafka client options (TLS, SASL) and topic creation;
+- :mod:`brokers.decisions_tail`: ``offhours decisions``, the decisions topic as JSON lines.
+"""

@@ -1,0 +1,10 @@
+"""Keeping promises, pure: escalation, handover, follow-through, reply-window routes, SLA.
+
+- :mod:`promises.rules`: when an unclaimed route escalates, what the handover digest
+  lists, when a promised reply-by passed, when a reply window forces an early route,
+  and what an acknowledgment may promise from measured first responses;
+- :mod:`promises.sla`: first-response times per team and mode, and the SLA report.
+
+The Faust layer (:mod:`streams`) decides when these rules run; they take the clock as
+a parameter.
+"""

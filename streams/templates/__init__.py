@@ -1,1 +1,0 @@
-"""Default acknowledgment templates, ``<lang>.<kind>.j2`` (see :mod:`streams.acks`)."""

@@ -1,0 +1,1 @@
+"""Default acknowledgment templates, ``<lang>.<kind>.j2`` (see :mod:`triage.acks`)."""
