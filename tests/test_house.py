@@ -1,0 +1,77 @@
+"""The rules of the house (README: Layout), checked on every run of the suite.
+
+- Every import points down the layers of ``[tool.importlinter]`` in pyproject.toml
+  (import-linter), and no module imports itself through others (no cycles).
+- ruff, configured in pyproject.toml, finds nothing.
+- Code refers to the project's own documents, never to documents that are not in the
+  repository.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("offhours", "streams", "edge", "responders", "triage", "promises", "brokers", "schedules", "records")
+BIN = Path(sys.executable).parent
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_imports_point_down_the_layers() -> None:
+    """import-linter keeps its contract: no package imports one above it."""
+    result = run(str(BIN / "lint-imports"), "--no-cache")
+    assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def module_cycles() -> list[list[str]]:
+    """Groups of modules that import each other (directly or through others), at run time."""
+    graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import cycles between modules (a package's __init__ included)."""
+    assert [] == module_cycles()
+
+
+def test_ruff_finds_nothing() -> None:
+    """ruff, with the rules in pyproject.toml, is clean on the whole project."""
+    result = run(str(BIN / "ruff"), "check", "--no-cache", "--output-format", "concise", ".")
+    assert 0 == result.returncode, result.stdout + result.stderr
