@@ -1,6 +1,6 @@
 """``offhours decisions``: the decisions topic as JSON Lines, so nobody needs kcat.
 
-:func:`watch_decisions` reads the decisions topic (CONTRACT §4) with a plain aiokafka
+:func:`watch_decisions` reads the decisions topic (README: Decisions) with a plain aiokafka
 consumer that joins no group and commits nothing: watching never moves the offsets of
 a worker or of another watcher, and any number of watchers can run at once. Each
 decision is printed as one compact JSON object per line, in the order of its

@@ -69,8 +69,8 @@ def check_secret(value: SecretStr | None, variable: str, *, made_by_us: bool = T
 class EdgeSettings(BaseModel):
     """Everything the webhook ingest needs: secrets, limits and the account mapping.
 
-    ``accounts`` maps a platform identifier to the coverage ``account`` name of
-    CONTRACT §1: a Facebook page id, an Instagram account id, a WhatsApp
+    ``accounts`` maps a platform identifier to an ``account`` name of the coverage
+    file (README: The coverage file): a Facebook page id, an Instagram account id, a WhatsApp
     ``phone_number_id``, an X ``for_user_id`` or a Telegram bot name. A key may be
     qualified by the event id prefix of its channel (``fb:``, ``ig:``, ``wa:``, ``x:``,
     ``tg:``) when two platforms could share an identifier; the qualified key wins.

@@ -7,7 +7,7 @@ whose ids expire ``ttl`` after they were claimed, on an injected monotonic clock
 
 It is per replica and in memory: behind a balancer a redelivery may reach another
 replica, and a restart forgets everything. The triage is idempotent by event ``id``
-(CONTRACT §2: the same ``id`` twice is the same message), which covers the rest; this
+(README: Events: the same ``id`` twice is the same message), which covers the rest; this
 only saves the stream from most of the duplicates.
 """
 

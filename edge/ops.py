@@ -37,7 +37,8 @@ Endpoints (paths relative to the mount point):
   worker thread: the API keeps answering meanwhile. ``holidays.ics`` must name a file
   of the holiday calendars folder (``OFFHOURS_OPS__HOLIDAY_CALENDARS_DIR``), by name.
 * ``GET /teams`` - the teams, with zone, locale, accounts and staff names.
-* ``GET /teams/{team}/coverage?at=`` - CONTRACT §3's object at ``at`` (ISO 8601; no
+* ``GET /teams/{team}/coverage?at=`` - the object of ``offhours coverage at`` (README:
+  Command line) at ``at`` (ISO 8601; no
   offset means the team's zone), now when absent.
 * ``GET /teams/{team}/week?from=`` - the stretches and on-call shifts of the seven
   local days from ``from`` (a date; today in the team's zone when absent). A stretch
@@ -912,7 +913,7 @@ def openapi_document(server: str = "/api/v1", teams: Sequence[str] = ()) -> dict
             "/teams": {"get": {"summary": "The teams", "responses": {
                 "200": _json_response("the teams", {"type": "object"}), **_COMMON}}},
             "/teams/{team}/coverage": {"get": {"summary": "Coverage at an instant", "parameters": [team, _AT],
-                                               "responses": {"200": _json_response("CONTRACT §3", {"$ref": "#/components/schemas/CoverageAt"}), **team_errors}}},
+                                               "responses": {"200": _json_response("the coverage at the instant (team, at, mode, since, until, next_open, on_call, source)", {"$ref": "#/components/schemas/CoverageAt"}), **team_errors}}},
             "/teams/{team}/week": {"get": {"summary": "Stretches and on-call shifts of seven days", "parameters": [
                 team, {"name": "from", "in": "query", "required": False, "schema": {"type": "string"},
                         "description": "first local day (YYYY-MM-DD); today when absent"}],

@@ -21,7 +21,7 @@ Routes: ``GET/POST /webhooks/meta`` (Messenger, Instagram and WhatsApp share the
 handshake and the ``X-Hub-Signature-256``), ``GET/POST /webhooks/x`` (CRC and
 ``x-twitter-webhooks-signature``), ``POST /webhooks/telegram``
 (``X-Telegram-Bot-Api-Secret-Token``) and ``POST /webhooks/generic``
-(``X-Offhours-Signature: sha256=<hex>``; the body is CONTRACT §2 events, all or none).
+(``X-Offhours-Signature: sha256=<hex>``; the body is events (README: Events), all or none).
 Error answers are ``{"error": reason}``; no reason ever contains a secret.
 """
 
@@ -339,7 +339,7 @@ async def telegram_post(request: web.Request) -> web.Response:
 
 
 async def generic_post(request: web.Request) -> web.Response:
-    """CONTRACT §2 events from our own producers (a CRM, a test); all valid or none produced."""
+    """Events (README: Events) from our own producers (a CRM, a test); all valid or none produced."""
     ingest = request.app[INGEST]
     secret = _secret(ingest.settings, "generic")
     body = await ingest.read_body(request)

@@ -1,4 +1,4 @@
-"""The ``replay``, ``run``, ``ingest``, ``decisions`` and ``sla`` subcommands of ``offhours`` (CONTRACT §3).
+"""The ``replay``, ``run``, ``ingest``, ``decisions`` and ``sla`` subcommands of ``offhours`` (README: Command line).
 
 Settings are built here once, from the environment and the flags, and passed down.
 """
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "replay",
         help="run events through the real pipeline and print one decision per line",
         description=(
-            "Runs the events of EVENTS (JSON Lines, one CONTRACT §2 event per line) through "
+            "Runs the events of EVENTS (JSON Lines, one event per line; README: Events) through "
             "the real stream pipeline (the embedded broker unless OFFHOURS_BROKER_URL is set), "
             "taking each event's `at` as the clock, and prints one decision JSON per input "
             "line, in input order. Exit 2 when a file cannot be read or the coverage is invalid."
@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print the decisions from the decisions topic as JSON lines",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Prints the decisions on the decisions topic, one JSON object per line (CONTRACT §4),\n"
+            "Prints the decisions on the decisions topic, one JSON object per line (README: Decisions),\n"
             "and exits; with --follow it prints each new decision as it is made until Ctrl-C.\n"
             "It joins no consumer group and commits nothing, so it never disturbs the workers.\n"
             "'offhours run' prints this command with its broker on the 'watch:' line.\n"
@@ -296,7 +296,7 @@ def _register_sla(subparsers: argparse._SubParsersAction) -> None:
         help="a table of first-response count, median, p90 and breaches per team and mode",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Reads social events (CONTRACT §2) and prints, per team and mode, how many first\n"
+            "Reads social events (README: Events) and prints, per team and mode, how many first\n"
             "responses there were, their median and p90, the mode's target and the breaches\n"
             "(responses slower than the target; none without a target).\n"
             "\n"
@@ -344,7 +344,7 @@ def _register_sla(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--events",
         metavar="EVENTS.jsonl",
-        help="one CONTRACT §2 event per line; '-' reads stdin (default: the events topic of OFFHOURS_BROKER_URL)",
+        help="one event per line (README: Events); '-' reads stdin (default: the events topic of OFFHOURS_BROKER_URL)",
     )
     report.add_argument(
         "--from",

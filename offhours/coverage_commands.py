@@ -366,5 +366,5 @@ def _run_ics(args: argparse.Namespace) -> int:
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    """00:00 of ``day`` in ``zone``, by the contract's daylight-saving rule."""
+    """00:00 of ``day`` in ``zone``, by the coverage file's daylight-saving rule (README: The coverage file)."""
     return WallTime(datetime.combine(day, time(0))).to_instant(zone).astimezone(zone)

@@ -19,7 +19,7 @@ Definition of a *first response*, the one place it is decided:
   message answered the next morning counts in the evening's mode.
 * Events are taken in ``at`` order within each conversation (input order breaks ties);
   an event id seen again is the same message and counts once.
-* An input that is not a CONTRACT §2 event, or whose account no team answers, is
+* An input that is not an event (README: Events), or whose account no team answers, is
   skipped and recorded as a :class:`Skip` (where it was and why); nothing else stops.
 
 Figures (:func:`sla_rows`) are per team and mode, over the responses whose customer
@@ -112,7 +112,7 @@ class ResponseTracker:
     _conversations: dict[str, list[_Message]] = field(default_factory=dict)
 
     def add_raw(self, raw: bytes | str, where: str) -> None:
-        """Parse one CONTRACT §2 event and :meth:`add` it; an invalid one is skipped."""
+        """Parse one event (README: Events) and :meth:`add` it; an invalid one is skipped."""
         try:
             event = parse_event(raw)
         except InvalidEvent as invalid:

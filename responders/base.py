@@ -106,7 +106,7 @@ class CustomerSender(Protocol):
 
 @runtime_checkable
 class StaffNotifier(Protocol):
-    """Notifies one staff member through one ``notify`` URI of CONTRACT §1."""
+    """Notifies one staff member through one of their ``notify`` URIs (README: The coverage file)."""
 
     def limits(self, notice: Notice) -> Sequence[Limit]:
         """The rate limits this notification counts against."""

@@ -14,10 +14,11 @@ each with ``{"message": text}``; Graph answers ``{"id": <new comment id>}``, the
 delivered message id. A public reply has no messaging window.
 
 Rate limits: every Send API call counts against the Page's 300/s; private replies also
-against the 750 per hour per Page or IG account (§1.8), as a bucket of
+against the 750 per hour per Page or IG account, as a bucket of
 :data:`PRIVATE_REPLY_BURST` refilled so that no rolling hour ever holds more than 750.
 
-Graph errors (§1.8) are read from the ``error`` envelope by :func:`graph_outcome`.
+Graph errors are read from the ``error`` envelope by :func:`graph_outcome`. Both are in
+docs/platforms.md, "Sending: rate limits and what a refusal means".
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ GRAPH_RETRY = MappingProxyType({
 
 
 def graph_outcome(answer: HttpAnswer, platform: str, now: float, limit: float) -> Outcome:
-    """Read a non-2xx Graph answer into an outcome (PLATFORMS §1.8).
+    """Read a non-2xx Graph answer into an outcome (docs/platforms.md, "Sending").
 
     Permanent: 10/2018278, 551/1545041, 100/2018001. Retry: codes 1, 2, 4, 613, and any
     5xx or 429. Code 190 or 200–299: Permanent with ``"token/permission: alert

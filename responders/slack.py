@@ -1,4 +1,4 @@
-"""Staff notifier for ``slack:<incoming webhook URL>`` URIs (PLATFORMS §5.1).
+"""Staff notifier for ``slack:<incoming webhook URL>`` URIs.
 
 The body always carries ``text`` (the notification and accessibility fallback) and
 ``blocks`` (header, the customer's words, the facts, the claim buttons). Slack answers

@@ -1,4 +1,4 @@
-"""Staff notifier for ``teams:<Workflows webhook URL>`` URIs (PLATFORMS §5.3).
+"""Staff notifier for ``teams:<Workflows webhook URL>`` URIs.
 
 Teams Workflows webhooks ("When a Teams webhook request is received") accept Adaptive
 Cards only, wrapped in a ``message`` with one attachment. ``200``/``202`` is Delivered;

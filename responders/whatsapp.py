@@ -1,11 +1,11 @@
-"""Acknowledgments on WhatsApp through the Cloud API (PLATFORMS §2).
+"""Acknowledgments on WhatsApp through the Cloud API.
 
 A free-form text, quoting the customer's message with ``context.message_id``, is sent
 only inside the 24 h customer-service window; outside it no request is made and the
 outcome is Permanent ``"outside 24 h window: template or human needed"`` (an
 automated template would not be an honest acknowledgment of a stale message).
 
-Error codes (§2.4) are keyed on ``error.code``: permanent 131047/131026/131049; retry
+Error codes (docs/platforms.md, "Sending") are keyed on ``error.code``: permanent 131047/131026/131049; retry
 130429/131056/4/80007/1/2; stop and alert operations 131048/0/190/368.
 """
 
@@ -61,7 +61,7 @@ WHATSAPP_ALERT = MappingProxyType({
 
 
 def whatsapp_outcome(answer: HttpAnswer, now: float, limit: float) -> Outcome:
-    """Read a non-2xx Cloud API answer into an outcome (PLATFORMS §2.4)."""
+    """Read a non-2xx Cloud API answer into an outcome (docs/platforms.md, "Sending")."""
     error = answer.json().get("error")
     error = error if isinstance(error, dict) else {}
     code = error.get("code")

@@ -1,4 +1,4 @@
-"""Acknowledgments on X through API v2 (PLATFORMS §3.4–3.5).
+"""Acknowledgments on X through API v2 (docs/platforms.md: ids, windows, refusals).
 
 A direct message is answered in the customer's DM conversation
 (``POST /2/dm_conversations/with/{participant_id}/messages``); a mention gets a reply

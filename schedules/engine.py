@@ -6,7 +6,7 @@ A team's rules (weekly spans, holidays, overrides) are expanded lazily, one chun
 of equal mode and, for each stretch, the start of the next open stretch. A lookup is a
 dictionary hit and a ``bisect``; only the most recently used chunks are kept.
 
-Rules, in order of precedence (CONTRACT §1): overrides, then holidays (the whole local
+Rules, in order of precedence (README: The coverage file): overrides, then holidays (the whole local
 day), then weekly spans (a span belongs to the day it starts on; one that crosses
 midnight into a holiday stops at midnight). Time no span covers is closed. Every
 wall-clock boundary becomes an instant through :meth:`WallTime.to_instant`.

@@ -1,4 +1,4 @@
-"""Load and validate a coverage file (CONTRACT §1) into a :class:`~schedules.Coverage`.
+"""Load and validate a coverage file (README: The coverage file) into a :class:`~schedules.Coverage`.
 
 The YAML is composed into PyYAML's node tree (not constructed into Python objects) so
 that every problem can name its line, and so that YAML 1.1 surprises cannot creep in:

@@ -36,7 +36,7 @@ class WallTime:
     def to_instant(self, zone: ZoneInfo) -> datetime:
         """The instant at which this wall-clock time happens in ``zone`` (aware, UTC).
 
-        Daylight-saving policy, the one place it is decided (CONTRACT §1):
+        Daylight-saving policy, the one place it is decided (README: The coverage file):
 
         * a wall-clock time inside a spring-forward gap (it does not exist that day, e.g.
           02:30 in Europe/Rome on the last Sunday of March) takes effect at the first
@@ -189,7 +189,7 @@ class CoverageAt:
     note: str | None = None
 
     def to_contract(self) -> dict:
-        """Exactly the JSON object of CONTRACT §3 (instants as ISO 8601 to the second)."""
+        """Exactly the JSON object of ``offhours coverage at`` (README: Command line; instants as ISO 8601 to the second)."""
         return {
             "team": self.team,
             "at": _instant_text(self.at),

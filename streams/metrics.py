@@ -160,7 +160,7 @@ def observe_first_response(metrics: Metrics, response: FirstResponse, target: ti
 
 
 class HasChannel(Protocol):
-    """Anything with the ``channel`` of CONTRACT §2 (a :class:`~records.wire.SocialEvent`)."""
+    """Anything with an event's ``channel`` (README: Events; a :class:`~records.wire.SocialEvent`)."""
 
     channel: str
 

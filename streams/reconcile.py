@@ -1,8 +1,8 @@
 """Reconciliation: find input events that have no decision and have them decided.
 
-Why: faust-streaming can skip events around rebalances (DESIGN, "Measured": 6-19 of
-600 events lost in 3 of 6 SIGKILL runs; faust-streaming issues 216, 221, 312, 318,
-605): its consumer commits an input offset although some event below it never
+Why (README: Production on Apache Kafka): faust-streaming can skip events around
+rebalances (measured before this pass existed: 6-19 of 600 events lost in 3 of 6
+SIGKILL runs; faust-streaming issues 216, 221, 312, 318, 605): its consumer commits an input offset although some event below it never
 reached the agent. Whatever the cause, the loss has a precise signature that we can
 check from the topics alone:
 

@@ -1,6 +1,6 @@
 """Acknowledgment texts: what the customer reads when the team cannot answer at once.
 
-Every acknowledgment is honest about when a person will answer (DESIGN, seeds 001/004):
+Every acknowledgment is honest about when a person will answer (README: Decisions, ``ack``):
 in reduced hours "our evening team will answer within ~40 minutes", when closed "a person
 will answer from Monday 09:00". Two kinds exist:
 

@@ -6,7 +6,7 @@ The triage agent decodes, calls :meth:`Triage.decide`, stores ``Outcome.state`` 
 emits the decision, the acknowledgment and the route; it sends rejects to the
 dead-letter topic with the decision's reason.
 
-Rules (CONTRACT §4):
+Rules (README: Decisions):
 
 * ``agent_reply``: ``ignore``; the conversation is marked answered by that staff member.
 * ``open``: ``queue`` for the team's inbox, no acknowledgment unless ``ack_when_open``.

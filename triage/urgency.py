@@ -1,7 +1,8 @@
 r"""Urgency: does a customer's message need a person now, whatever the mode?
 
 A message is urgent because of what it says, never because of who wrote it: the rules
-see the text only, not the author's followers or fame (DESIGN: no privileged customers).
+see the text only, not the author's followers or fame (README: What offhours does,
+"Priority never depends on the author's follower count").
 
 :class:`UrgencyRules` is compiled once per team from its
 :class:`schedules.TriageOptions`: the team's ``urgent_keywords`` and ``urgent_patterns``,

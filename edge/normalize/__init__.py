@@ -1,4 +1,4 @@
-"""Normalizers: one platform's webhook payload in, CONTRACT §2 events out.
+"""Normalizers: one platform's webhook payload in, events (README: Events) out.
 
 Each platform module has a pure ``normalize(payload, accounts, *, received_at, ...)``
 returning :class:`Normalized`: the events to produce and the parts of the payload that

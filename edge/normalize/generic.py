@@ -1,4 +1,4 @@
-"""The generic webhook: the body is already a CONTRACT §2 event, or a JSON list of them.
+"""The generic webhook: the body is already an event (README: Events), or a JSON list of them.
 
 Each item is validated with :func:`records.wire.parse_event` and
 :func:`edge.normalize.check_event` (its time between 2000 and 2100, writable as JSON);

@@ -1,6 +1,6 @@
 """Messenger and Instagram webhooks (``object`` ``page`` or ``instagram``) to events.
 
-Handled (PLATFORMS.md §1.3-1.4):
+Handled (ids and conversations: docs/platforms.md, "Event ids and conversations"):
 
 - ``entry[].messaging[]`` (and Instagram's ``changes[]`` of field ``messages``) with a
   ``message``: a customer message is a ``dm``; an echo (``message.is_echo``) of a

@@ -6,7 +6,7 @@ either customer ``messages[]`` (each a ``dm``) or ``statuses[]`` of our own send
 (``sent``/``delivered``/``read``/``failed``, skipped here: the responders' concern) or
 ``errors[]`` (skipped). Reactions and system notices are skipped. A message that is not
 text keeps its caption (image, video, document), its button or list title, or no text.
-``timestamp`` is epoch seconds as a string (PLATFORMS.md §2.1).
+``timestamp`` is epoch seconds as a string. Ids and conversations: docs/platforms.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""X Account Activity API webhooks to events (PLATFORMS.md §3.3).
+"""X Account Activity API webhooks to events (ids and conversations: docs/platforms.md).
 
 The account subscribed is ``for_user_id``; every conversation is
 ``x:<for_user_id>:<customer user id>``.

@@ -1,4 +1,4 @@
-"""A fake Slack incoming webhook: ``POST /services/T…/B…/secret`` answers ``ok`` (§5.1)."""
+"""A fake Slack incoming webhook: ``POST /services/T…/B…/secret`` answers ``ok``."""
 
 from __future__ import annotations
 

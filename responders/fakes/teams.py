@@ -1,4 +1,4 @@
-"""A fake Teams Workflows webhook: Adaptive Cards only, ``202 Accepted`` (§5.3)."""
+"""A fake Teams Workflows webhook: Adaptive Cards only, ``202 Accepted``."""
 
 from __future__ import annotations
 
