@@ -1,4 +1,4 @@
-"""Messenger and Instagram payloads normalized to CONTRACT §2 events."""
+"""Messenger and Instagram payloads normalized to events (README: Events; ids: docs/platforms.md)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def run(payload: dict[str, Any], app_id: str | None = None) -> tuple[list[dict[s
 
 class TestMessenger:
     def test_documented_message(self) -> None:
-        """The PLATFORMS.md §1.3 sample becomes exactly the CONTRACT §2 event."""
+        """Meta's documented Messenger sample becomes exactly the expected event."""
         payload = messenger(message("m_abc123", text="Where is my order?"))
         expected = [{
             "id": "fb:m_abc123", "account": "acme.it.facebook", "channel": "facebook", "kind": "dm",
@@ -160,7 +160,7 @@ class TestInstagram:
 
 class TestFeedComments:
     def test_documented_comment(self) -> None:
-        """The PLATFORMS.md §1.4 sample becomes a comment in its own thread."""
+        """Meta's documented feed (comment) sample becomes a comment in its own thread."""
         expected = [{
             "id": "fb:POST_9_CMT_7", "account": "acme.it.facebook", "channel": "facebook", "kind": "comment",
             "conversation": "fb:PAGE_111:POST_9_CMT_7", "author": {"id": "USER_333", "name": "Ana Lopez", "followers": None},

@@ -1,4 +1,4 @@
-"""WhatsApp, X, Telegram and generic payloads normalized to CONTRACT §2 events."""
+"""WhatsApp, X, Telegram and generic payloads normalized to events (README: Events; ids: docs/platforms.md)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class TestWhatsApp:
         return dumped(whatsapp.normalize(payload, ACCOUNTS, received_at=RECEIVED))
 
     def test_documented_message(self) -> None:
-        """The PLATFORMS.md §2.1 sample becomes exactly the CONTRACT §2 event."""
+        """The Cloud API's documented text-message sample becomes exactly the expected event."""
         payload = wa_value(contacts=[{"profile": {"name": "Sam Lee"}, "wa_id": "447700900123"}],
                            messages=[wa_message("wamid.TEST1", text={"body": "Hi, refund please"})])
         expected = [{
@@ -93,7 +93,7 @@ class TestX:
         return dumped(x.normalize(payload, ACCOUNTS, received_at=RECEIVED, app_id=app_id))
 
     def test_documented_dm(self) -> None:
-        """The PLATFORMS.md §3.3 DM becomes exactly the CONTRACT §2 event."""
+        """The Account Activity API's documented DM becomes exactly the expected event."""
         payload = {"for_user_id": "900", "direct_message_events": [dm("1790000000000000001", "777", "900")],
                    "users": {"777": {"id": "777", "screen_name": "cust_777", "followers_count": 120}}}
         expected = [{
@@ -104,7 +104,7 @@ class TestX:
         assert (expected, []) == self.run(payload)
 
     def test_documented_mention(self) -> None:
-        """The PLATFORMS.md §3.3 mention becomes a mention in the customer's conversation."""
+        """The Account Activity API's documented mention becomes a mention in the customer's conversation."""
         payload = {"for_user_id": "900", "user_has_blocked": False, "tweet_create_events": [tweet("1790000000000000002", "777")]}
         events, _ = self.run(payload)
         assert [("x:1790000000000000002", "mention", "x:900:777", "2024-06-05T10:00:00Z")] == [
@@ -179,7 +179,7 @@ class TestTelegram:
         return dumped(telegram.normalize(payload, ACCOUNTS, received_at=RECEIVED, bot="acme_help_bot", account=account))
 
     def test_documented_update(self) -> None:
-        """The PLATFORMS.md §4.2 sample becomes exactly the CONTRACT §2 event."""
+        """The Bot API's documented private-chat update becomes exactly the expected event."""
         expected = [{
             "id": "tg:123456:42", "account": "acme.it.telegram", "channel": "telegram", "kind": "dm",
             "conversation": "tg:acme_help_bot:123456", "author": {"id": "123456", "name": "Kim", "followers": None},
@@ -236,7 +236,7 @@ class TestGeneric:
         ],
     )
     def test_valid(self, payload: Any, expected_ids: list[str]) -> None:
-        """A CONTRACT §2 object, or a list of them, is taken as it is."""
+        """An event object (README: Events), or a list of them, is taken as it is."""
         assert expected_ids == [e.id for e in generic.normalize(payload).events]
 
     def test_invalid_items_name_their_fault(self) -> None:

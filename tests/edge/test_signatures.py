@@ -1,4 +1,4 @@
-"""Webhook signature checks against the vectors of PLATFORMS.md."""
+"""Webhook signature checks against the vectors of docs/platforms.md, "Webhook signatures"."""
 
 from __future__ import annotations
 

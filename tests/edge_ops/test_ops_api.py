@@ -126,7 +126,7 @@ class TestCoverageDocument:
 
 class TestCoverageQueries:
     async def test_coverage_now_is_the_contract_object(self, client: TestClient, store: MemoryConfigStore, clock: FixedClock) -> None:
-        """Without 'at' the coverage is the team's at the clock's now, in CONTRACT §3's shape."""
+        """Without 'at' the coverage is the team's at the clock's now, in the shape of `offhours coverage at` (README: Command line)."""
         response = await client.get("/api/v1/teams/care-it/coverage", headers=AUTH)
         expected = store.coverage().teams["care-it"].at(clock()).to_contract()
         assert expected == await response.json()

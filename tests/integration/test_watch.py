@@ -100,7 +100,7 @@ class WatchProcess:
 
 
 def decision(event_id: str) -> bytes:
-    """A decision record as the triage agent writes it (CONTRACT §4)."""
+    """A decision record as the triage agent writes it (README: Decisions)."""
     return orjson.dumps({
         "event_id": event_id, "team": "care-it", "mode": "closed", "action": "queue", "route_to": [],
         "ack": {"text": "Grazie, ti rispondiamo domani.", "lang": "it", "public": False},

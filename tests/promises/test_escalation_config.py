@@ -1,4 +1,4 @@
-"""The ``escalation:`` block of a team in the coverage file (CONTRACT §1, extended)."""
+"""The ``escalation:`` block of a team in the coverage file (docs/promises.md)."""
 
 from __future__ import annotations
 

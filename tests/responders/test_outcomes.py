@@ -69,7 +69,7 @@ class TestGraphOutcome:
         ],
     )
     def test_error_codes_map_to_outcomes(self, response: HttpAnswer, expected: str) -> None:
-        """Graph error codes (PLATFORMS §1.8) map to retry, permanent or an operations alert."""
+        """Graph error codes (docs/platforms.md, "Sending") map to retry, permanent or an operations alert."""
         assert expected == kind(graph_outcome(response, "facebook", NOW, LIMIT))
 
     def test_alert_reason_names_operations(self) -> None:
@@ -95,7 +95,7 @@ class TestWhatsAppOutcome:
         ],
     )
     def test_error_codes_map_to_outcomes(self, code: int, expected: str) -> None:
-        """Cloud API codes (PLATFORMS §2.4) map to retry, permanent or stop-and-alert."""
+        """Cloud API codes (docs/platforms.md, "Sending") map to retry, permanent or stop-and-alert."""
         assert expected == kind(whatsapp_outcome(graph(400, code), NOW, LIMIT))
 
     def test_pair_rate_limit_waits_six_seconds(self) -> None:

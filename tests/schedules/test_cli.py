@@ -54,7 +54,7 @@ teams:
 
 @pytest.fixture(scope="module")
 def valid_check() -> subprocess.CompletedProcess[str]:
-    """One run of ``coverage check`` on the CONTRACT example."""
+    """One run of ``coverage check`` on the example coverage file."""
     return offhours("coverage", "check", EXAMPLE, "--from", "2026-11-23")
 
 
@@ -133,7 +133,7 @@ class TestAt:
         ],
     )
     def test_contract_json(self, at, expected_at):
-        """Prints exactly the CONTRACT §3 object, instants in the team's offset, to the second."""
+        """Prints exactly the object of README: Command line, instants in the team's offset, to the second."""
         result = offhours("coverage", "at", EXAMPLE, "--team", "care-it", "--at", at)
         expected = {
             "team": "care-it", "at": expected_at, "mode": "reduced",

@@ -48,7 +48,7 @@ CASES = [
 class TestTeamAt:
     @pytest.mark.parametrize(("fixture", "at", "mode", "source", "since", "until", "next_open"), CASES)
     def test_coverage_at_instant(self, request, fixture, at, mode, source, since, until, next_open):
-        """Mode, source, merged stretch bounds and next opening follow CONTRACT §1 and §3."""
+        """Mode, source, merged stretch bounds and next opening follow README: The coverage file and Command line."""
         coverage = request.getfixturevalue(fixture)
         team = next(iter(coverage.teams.values()))
         expected = (mode, source, since, until, at[:16] + at[-6:] if next_open == "=" else next_open)

@@ -1,4 +1,4 @@
-"""Loading and validating coverage files (CONTRACT §1)."""
+"""Loading and validating coverage files (README: The coverage file)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ class TestValidation:
 
 class TestLoad:
     def test_contract_example_loads(self):
-        """The example of CONTRACT §1 loads as written."""
+        """The README's example (examples/coverage.yaml) loads as written."""
         coverage = load_coverage(ROOT / "examples" / "coverage.yaml")
         team = coverage.teams["care-it"]
         expected = ("Assistenza Italia", "Europe/Rome", "it", ("marta", "luca", "giulia"), "care-it")

@@ -48,7 +48,7 @@ CASES = [
 class TestOnCallAt:
     @pytest.mark.parametrize(("zone", "start", "every", "at", "expected"), CASES)
     def test_member_on_call(self, load, zone, start, every, at, expected):
-        """The rotation hands off per CONTRACT §1's DST policy; nobody before start."""
+        """The rotation hands off per the coverage file's DST rule (README: The coverage file); nobody before start."""
         assert expected == team_with(load, zone, start, every).on_call_at(instant(at))
 
     def test_override_replaces_rotation_member(self, load):

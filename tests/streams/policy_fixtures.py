@@ -1,6 +1,6 @@
 """Shared builders for the triage policy tests: coverage files, events, local instants.
 
-The default zone is Europe/Rome. In the example coverage file (CONTRACT §1) team
+The default zone is Europe/Rome. In the example coverage file (examples/coverage.yaml) team
 ``care-it`` is open Mon-Fri 09:00-19:00, reduced 19:00-24:00 and Sat 10:00-18:00,
 closed on Sundays; its weekly rotation has marta on call from Monday 2026-11-23 09:00
 to Monday 2026-11-30 09:00.
@@ -32,7 +32,7 @@ def local(text: str, zone: ZoneInfo = ROME) -> datetime:
 
 
 def example_coverage() -> Coverage:
-    """The CONTRACT §1 example, loaded from examples/coverage.yaml."""
+    """The README's example coverage file, loaded from examples/coverage.yaml."""
     return load_coverage(EXAMPLE_COVERAGE)
 
 
@@ -67,7 +67,7 @@ def small_coverage(triage: str = "", *, on_call: bool = True, hours: str = "") -
 
 
 def event_data(at: str | datetime = MONDAY_EVENING, **changes: Any) -> dict[str, Any]:
-    """A CONTRACT §2 customer DM to ``acme.it.facebook`` at local ``at``, with ``changes``."""
+    """A customer DM event (README: Events) to ``acme.it.facebook`` at local ``at``, with ``changes``."""
     instant = local(at) if isinstance(at, str) else at
     data: dict[str, Any] = {
         "id": "fb:m_abc123",

@@ -152,7 +152,7 @@ class TestTriageModes:
         ],
     )
     def test_reason_and_next_open(self, triage: Triage, raw: bytes, reason: str, next_open: str) -> None:
-        """The reason says the mode, its stretch or the next opening, and where the message went; next_open is CONTRACT §3's form."""
+        """The reason says the mode, its stretch or the next opening, and where the message went; next_open is in the form of README: Command line."""
         decision = triage.decide(raw, None).decision
         assert (reason, next_open) == (decision.reason, decision.next_open)
 
@@ -477,7 +477,7 @@ class TestTriageCommentReplies:
         assert (True, None) == (ack is not None, ack.private_text)
 
     def test_decision_record_keeps_its_shape(self) -> None:
-        """The private reply never reaches the decision record: its ack is the public text, with CONTRACT §4 keys."""
+        """The private reply never reaches the decision record: its ack is the public text, with the keys of README: Decisions."""
         decision = Triage(small_coverage()).decide(event(MONDAY_EVENING, **FB_COMMENT), None).decision
         assert ({"text", "lang", "public"}, True) == (set(decision.to_dict()["ack"]), decision.ack.public)
 

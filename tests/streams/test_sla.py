@@ -67,7 +67,7 @@ def event(
     conversation: str = "fb:P:c1",
     account: str = "acme.it.facebook",
 ) -> SocialEvent:
-    """A CONTRACT §2 event with only what the SLA reads filled in meaningfully."""
+    """An event (README: Events) with only what the SLA reads filled in meaningfully."""
     return parse_event(
         {
             "id": id, "account": account, "channel": "facebook", "kind": kind,
