@@ -5,4 +5,8 @@
   resolved by Maven from ``kafka-broker.pom.xml``;
 - :mod:`brokers.client`: aiokafka client options (TLS, SASL) and topic creation;
 - :mod:`brokers.decisions_tail`: ``offhours decisions``, the decisions topic as JSON lines.
+
+May import: :mod:`schedules`, :mod:`records` (today neither); not :mod:`promises`,
+which shares its layer. The settings types of :mod:`streams.settings` are imported for
+type checking only.
 """

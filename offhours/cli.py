@@ -1,7 +1,8 @@
-"""The ``offhours`` command: one entry point, subcommands owned by the packages.
+"""The ``offhours`` command: one entry point for every subcommand.
 
-Each package contributes its subcommands through a ``register(subparsers)`` function;
-this module only assembles them and turns a handler's return value into the exit code.
+:mod:`offhours.coverage_commands` and :mod:`offhours.commands` add their subcommands
+through a ``register(subparsers)`` function, ``config check`` is here; this module
+assembles them and turns a handler's return value into the exit code.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from offhours import commands as streams_cli
-from offhours import coverage_commands as coverage_cli
+from offhours import commands, coverage_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'offhours COMMAND --help' for the options of each command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    coverage_cli.register(sub)
-    streams_cli.register(sub)
+    coverage_commands.register(sub)
+    commands.register(sub)
     _register_config(sub)
     return parser
 

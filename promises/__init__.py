@@ -6,5 +6,7 @@
 - :mod:`promises.sla`: first-response times per team and mode, and the SLA report.
 
 The Faust layer (:mod:`streams`) decides when these rules run; they take the clock as
-a parameter.
+a parameter. The rules are docs/promises.md.
+
+May import: :mod:`schedules`, :mod:`records`; not :mod:`brokers`, which shares its layer.
 """

@@ -7,4 +7,9 @@
 - :mod:`triage.state`: the conversation state kept per conversation.
 
 No Faust, Kafka, asyncio, environment or clock: the event's instant is the clock.
+The rules are the README's "Decisions" section.
+
+May import: :mod:`promises`, :mod:`brokers`, :mod:`schedules`, :mod:`records` (today
+:mod:`promises`, :mod:`schedules` and :mod:`records`); not :mod:`responders`, which
+shares its layer.
 """
