@@ -2,36 +2,29 @@
 
 The operations API and the signed links record each action through an
 :class:`ActionSink`. The service uses :class:`KafkaActionSink`, which produces one
-JSON record per action to the actions topic (``offhours.actions``), keyed by
-conversation, so the pipeline can update the conversation's state and stop its
-escalations; tests use :class:`MemoryActionSink`.
+record per action to the actions topic (``offhours.actions``), keyed by conversation,
+so the pipeline can update the conversation's state and stop its escalations; tests
+use :class:`MemoryActionSink`.
 
-The record (see :func:`action_record`)::
-
-    {"action_id": "claim:fb:P:U:marta:…", "action": "claim" | "answered",
-     "conversation": "fb:PAGE_111:PSID_222", "event_id": "fb:m_abc123" | null,
-     "member": "marta", "by": "ops:anna" | "link:marta", "via": "api" | "link",
-     "at": "2026-11-23T21:20:00+00:00"}
-
+The records are :class:`records.actions.Claim` and :class:`records.actions.Answered`
+(their JSON is in :mod:`records.actions`), made by :func:`action_record`.
 ``action_id`` is deterministic for a link (the same link clicked twice gives the same
 id), so consumers can ignore repeats; actions through the API get a fresh id.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from brokers.client import KafkaConnection, connection_options
 from edge.config_store import ensure_topic
+from records.actions import ActionKind, ActionVia, Answered, Claim, StaffAction
 
-ActionKind = Literal["claim", "answered"]
-ActionVia = Literal["api", "link"]
+__all__ = ["ActionKind", "ActionSink", "ActionVia", "KafkaActionSink", "MemoryActionSink", "action_record"]
 
 
 def action_record(
@@ -44,40 +37,34 @@ def action_record(
     at: datetime,
     event_id: str | None = None,
     link_token: str | None = None,
-) -> dict[str, Any]:
-    """The wire form of one on-call action (module docstring); ``at`` must be aware."""
-    if at.tzinfo is None:
-        raise ValueError("the time of an action must be aware")
-    if link_token is not None:
-        action_id = f"{action}:link:{hashlib.sha256(link_token.encode('utf-8')).hexdigest()[:32]}"
-    else:
-        action_id = f"{action}:{uuid.uuid4().hex}"
-    return {
-        "action_id": action_id,
-        "action": action,
-        "conversation": conversation,
-        "event_id": event_id,
-        "member": member,
-        "by": by,
-        "via": via,
-        "at": at.isoformat(timespec="seconds"),
-    }
+) -> StaffAction:
+    """One on-call action (:class:`~records.actions.Claim` or :class:`~records.actions.Answered`);
+    ``at`` must be aware. With ``link_token`` its id is the link's, else a fresh one."""
+    kind = Claim if action == "claim" else Answered
+    return kind.new(conversation=conversation, member=member, by=by, via=via, at=at,
+                    event_id=event_id, link_token=link_token)
 
 
 class ActionSink(Protocol):
     """Where on-call actions go; ``record`` returns once the action is durably accepted."""
 
-    async def record(self, action: dict[str, Any]) -> None: ...
+    async def record(self, action: StaffAction) -> None: ...
 
 
 class MemoryActionSink:
-    """Keeps actions in a list, in order: the fake beside the real sink."""
+    """Keeps actions in order: the fake beside the real sink.
+
+    ``records`` are the typed actions, ``actions`` their wire form as the topic would
+    carry it (decoded JSON objects).
+    """
 
     def __init__(self) -> None:
+        self.records: list[StaffAction] = []
         self.actions: list[dict[str, Any]] = []
 
-    async def record(self, action: dict[str, Any]) -> None:
-        self.actions.append(dict(action))
+    async def record(self, action: StaffAction) -> None:
+        self.records.append(action)
+        self.actions.append(orjson.loads(action.to_json()))
 
 
 class KafkaActionSink:
@@ -114,11 +101,7 @@ class KafkaActionSink:
         if producer is not None:
             await producer.stop()
 
-    async def record(self, action: dict[str, Any]) -> None:
+    async def record(self, action: StaffAction) -> None:
         if self._producer is None:
             raise RuntimeError("the action sink is not started")
-        await self._producer.send_and_wait(
-            self.topic,
-            value=orjson.dumps(action),
-            key=str(action["conversation"]).encode("utf-8"),
-        )
+        await self._producer.send_and_wait(self.topic, value=action.to_json(), key=action.key)

@@ -645,7 +645,7 @@ async def _conversation_action(request: web.Request, action: ActionKind) -> web.
         by=request[IDENTITY], via="api", at=request.app[CLOCK](), event_id=event_id,
     )
     await request.app[ACTION_SINK].record(record)
-    return _json(record, status=202)
+    return _json(record.to_dict(), status=202)
 
 
 async def claim(request: web.Request) -> web.StreamResponse:

@@ -15,15 +15,16 @@ Tables (bytes keys and values, keyed by conversation like the inputs):
 
 Topics (names from the settings, all with ``settings.partitions`` partitions):
 
-- events (input, CONTRACT §2), keyed by conversation;
+- events (input: :class:`~records.wire.SocialEvent`, README "Events"), keyed by conversation;
 - decisions: one :class:`~records.wire.Decision` JSON per event, keyed like the
   event, carrying the event's headers plus ``offhours-source`` (see :mod:`records.headers`);
 - acks and routes: the outboxes of :class:`~records.wire.AckRequest` and
   :class:`~records.wire.RouteRequest`, read by the responders;
 - dead letters: a :class:`~records.wire.DeadLetter` for each rejected input;
 - config: reserved for coverage reload notices;
-- actions (``settings.ops.actions_topic``): on-call actions (:func:`edge.actions.action_record`),
-  keyed by conversation and co-partitioned with the events, so the worker that decides a
+- actions (``settings.ops.actions_topic``): the records of :mod:`records.actions` (staff
+  claims and answers from :mod:`edge.actions`, the sweeps' ticks), keyed by conversation
+  and co-partitioned with the events, so the worker that decides a
   conversation's events also applies its claims and answers to the same table entry.
 
 Agents:
@@ -32,12 +33,17 @@ Agents:
   up to :data:`TRIAGE_BATCH` and decides each in order, one decision per event. A policy that raises for
   one event never stops the worker: the event gets a ``reject`` decision with reason
   ``internal error: <exception type>`` (no customer text) and a dead letter.
-- ``actions`` (:func:`apply_action`): ``claim`` records the claimer and the time on the
-  conversation's state, ``answered`` marks it answered, and both end the conversation's
-  pending escalation; ``escalate`` (a tick from a worker's sweep,
+- ``actions`` (:func:`apply_action`): decodes each record (:func:`records.actions.decode_action`)
+  and dispatches on its type: a :class:`~records.actions.Claim` records the claimer and
+  the time on the conversation's state, an :class:`~records.actions.Answered` marks it
+  answered, and both end the conversation's pending escalation; an
+  :class:`~records.actions.EscalationTick` (from a worker's sweep,
   :func:`streams.escalations.escalation_tick`) sends the escalation step due and records
-  it; ``expire`` and ``expire_ledger`` delete what is older than the retention
-  (:mod:`streams.retention`); an unreadable action is a dead letter.
+  it, a :class:`~records.actions.ReminderTick` the follow-through reminder due, a
+  :class:`~records.actions.WindowTick` the early route before a reply window closes;
+  :class:`~records.actions.ExpireTick` and :class:`~records.actions.LedgerExpireTick`
+  delete what is older than the retention (:mod:`streams.retention`); an unreadable
+  record is a dead letter.
 
 With ``metrics`` (:class:`~streams.metrics.Metrics`) the agents count
 ``decisions{action,mode}`` (mode ``none`` when the event has none) and
@@ -59,7 +65,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
-import orjson
 from faust.streams import (
     _current_event,  # the event a table write belongs to (faust.streams.current_event)
 )
@@ -74,6 +79,18 @@ from promises.rules import (
     next_escalation,
 )
 from promises.sla import FirstResponse
+from records.actions import (
+    ActionInvalid,
+    ActionRecord,
+    Answered,
+    Claim,
+    EscalationTick,
+    ExpireTick,
+    LedgerExpireTick,
+    ReminderTick,
+    WindowTick,
+    decode_action,
+)
 from records.headers import (
     HEADER_RECEIVED,
     HEADER_SOURCE,
@@ -85,10 +102,6 @@ from records.headers import (
 from records.wire import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
 from schedules import Coverage, CoverageInvalid, Team, load_coverage
 from streams.escalations import (
-    ESCALATE,
-    REMIND,
-    TICKS,
-    WINDOW,
     escalation_route,
     pending_from_route,
     reminder_route,
@@ -97,7 +110,7 @@ from streams.escalations import (
     window_route_due,
 )
 from streams.metrics import Metrics, observe_first_response
-from streams.retention import EXPIRE, EXPIRE_LEDGER, apply_expiry, apply_ledger_expiry
+from streams.retention import apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
 from streams.timers import PromiseTimers
 from streams.watchdog import Progress
@@ -563,88 +576,15 @@ def _receipt_time(value: bytes | None) -> float | None:
     return received.timestamp() if received.tzinfo is not None else None
 
 
-class ActionInvalid(ValueError):
-    """An on-call action record that cannot be applied; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class OnCallAction:
-    """The part of an on-call action record (:func:`edge.actions.action_record`) the state needs."""
-
-    action: str
-    conversation: str
-    member: str | None
-    at: int
-    event_id: str | None = None
-    sent: int | None = None
-    keys: tuple[str, ...] = ()  # expiry ticks: the conversations (Latin-1) or ledger keys named
-    seen: tuple[int | None, ...] = ()  # ``expire``: the last activity the sweep saw of each
-
-    @property
-    def instant(self) -> datetime:
-        """``at`` as an aware instant (UTC)."""
-        return datetime.fromtimestamp(self.at, UTC)
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> OnCallAction:
-        """Read an action record, raising :class:`ActionInvalid` with what is wrong."""
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ActionInvalid("not JSON") from None
-        if not isinstance(data, dict):
-            raise ActionInvalid("not a JSON object")
-        action = data.get("action")
-        if action not in ("claim", "answered", *TICKS):
-            raise ActionInvalid("action must be claim or answered")
-        conversation = data.get("conversation")
-        if not isinstance(conversation, str) or not conversation:
-            raise ActionInvalid("conversation missing")
-        member = data.get("member")
-        if member is not None and not isinstance(member, str):
-            raise ActionInvalid("member must be a string")
-        if action == "claim" and not member:
-            raise ActionInvalid("a claim needs a member")
-        try:
-            at = datetime.fromisoformat(str(data.get("at")))
-        except ValueError:
-            raise ActionInvalid("at must be ISO 8601") from None
-        if at.tzinfo is None:
-            raise ActionInvalid("at needs a UTC offset")
-        event_id, sent = data.get("event_id"), data.get("sent")
-        if action == ESCALATE and (not isinstance(event_id, str) or not isinstance(sent, int)):
-            raise ActionInvalid("an escalation tick needs event_id and sent")
-        if action == REMIND and not isinstance(event_id, str):
-            raise ActionInvalid("a reminder tick needs event_id (the reminder id)")
-        if action == WINDOW and not isinstance(sent, int):
-            raise ActionInvalid("a reply-window tick needs sent (the customer message time)")
-        keys: tuple[str, ...] = ()
-        seen: tuple[int | None, ...] = ()
-        if action == EXPIRE:
-            items = data.get("expired")
-            if not isinstance(items, list) or not all(
-                isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
-                and (item[1] is None or isinstance(item[1], int)) for item in items
-            ):
-                raise ActionInvalid("an expiry tick needs expired: [conversation, last activity or null] pairs")
-            keys, seen = tuple(item[0] for item in items), tuple(item[1] for item in items)
-        if action == EXPIRE_LEDGER:
-            names = data.get("keys")
-            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-                raise ActionInvalid("a ledger expiry tick needs keys (a list of ledger keys)")
-            keys = tuple(names)
-        return cls(action=action, conversation=conversation, member=member, at=int(at.timestamp()),
-                   event_id=event_id if action in (ESCALATE, REMIND) else None,
-                   sent=sent if action in (ESCALATE, WINDOW) else None, keys=keys, seen=seen)
-
-
 async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | None:
-    """Apply one on-call action to its conversation's state; never raises for a bad record.
+    """Apply one actions-topic record (:mod:`records.actions`); never raises for a bad record.
 
-    ``claim`` records the claimer and the time (:meth:`ConversationState.claimed`),
-    ``answered`` marks the conversation answered; both drop the conversation's pending
-    escalation (someone has it). ``escalate`` is applied by :func:`apply_escalation`.
-    The table entry is the record's key
+    The record's type says what to do: a claim records the claimer and the time
+    (:meth:`ConversationState.claimed`), an answered mark marks the conversation
+    answered, and both drop the conversation's pending escalation (someone has it); the
+    ticks go to :func:`apply_escalation`, :func:`apply_reminder`, :func:`apply_window`,
+    :func:`~streams.retention.apply_expiry` and :func:`~streams.retention.apply_ledger_expiry`.
+    The table entry of a claim or answer is the record's key
     (the conversation), written from the actions partition of the same number, which
     the same worker holds. An action for a conversation with no state yet starts one
     whose ``team`` is empty until its first event is decided. An unreadable record is
@@ -654,7 +594,7 @@ async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | N
     key: bytes | None = event.key
     message = event.message
     try:
-        action = OnCallAction.from_json(raw)
+        action: ActionRecord = decode_action(raw)
         if key is None:
             raise ActionInvalid("record without a conversation key")
         stored = app.conversations.get(key)
@@ -667,33 +607,35 @@ async def apply_action(app: OffhoursApp, event: EventT) -> ConversationState | N
             app.metrics.dead_letters.labels(topic=message.topic).inc()
         log.warning("actions: dead letter from %s:%s: %s", message.partition, message.offset, reason)
         return None
-    if action.action == ESCALATE:
-        await apply_escalation(app, key, action)
-        return None
-    if action.action == REMIND:
-        await apply_reminder(app, key, action)
-        return None
-    if action.action == WINDOW:
-        await apply_window(app, key, action)
-        return None
-    if action.action == EXPIRE:
-        apply_expiry(app, action, message.partition)
-        return None
-    if action.action == EXPIRE_LEDGER:
-        apply_ledger_expiry(app, action, message.partition)
-        return None
+    match action:
+        case EscalationTick():
+            await apply_escalation(app, key, action)
+        case ReminderTick():
+            await apply_reminder(app, key, action)
+        case WindowTick():
+            await apply_window(app, key, action)
+        case ExpireTick():
+            apply_expiry(app, action, message.partition)
+        case LedgerExpireTick():
+            apply_ledger_expiry(app, action, message.partition)
+        case Claim() | Answered():
+            return _apply_staff_action(app, key, stored, state, action)
+    return None
+
+
+def _apply_staff_action(
+    app: OffhoursApp, key: bytes, stored: bytes | None, state: ConversationState, action: Claim | Answered
+) -> ConversationState:
+    """A claim or an answered mark on the conversation's state; either ends its pending escalation."""
     if app.escalations.get(key) is not None:
         del app.escalations[key]
-    if action.action == "claim":
-        updated = state.claimed(action.member or "", action.at)
-    else:
-        updated = state.answered()
+    updated = state.claimed(action.member or "", action.seconds) if isinstance(action, Claim) else state.answered()
     if updated != state or stored is None:
         app.conversations[key] = updated.to_bytes()
     return updated
 
 
-async def apply_escalation(app: OffhoursApp, key: bytes, tick: OnCallAction) -> EscalationStep | None:
+async def apply_escalation(app: OffhoursApp, key: bytes, tick: EscalationTick) -> EscalationStep | None:
     """Send the escalation step due at the tick's instant and record it; returns the step sent.
 
     The tick applies only to the pending escalation it was swept from (same event id,
@@ -738,7 +680,7 @@ def _open_state(app: OffhoursApp, key: bytes) -> tuple[ConversationState, Team] 
     return state, team
 
 
-async def apply_reminder(app: OffhoursApp, key: bytes, tick: OnCallAction) -> RouteRequest | None:
+async def apply_reminder(app: OffhoursApp, key: bytes, tick: ReminderTick) -> RouteRequest | None:
     """Send the follow-through reminder the tick names, if still due and not sent; returns its route.
 
     A claim reminder also starts the escalation chain of the claim (unless one is
@@ -752,7 +694,7 @@ async def apply_reminder(app: OffhoursApp, key: bytes, tick: OnCallAction) -> Ro
         return None
     state, team = found
     due = {reminder.id: reminder for reminder in reminders_due(tick.conversation, state, team, tick.instant)}
-    reminder = due.get(tick.event_id or "")
+    reminder = due.get(tick.reminder_id)
     if reminder is None:
         return None
     route = reminder_route(reminder, state, team)
@@ -772,7 +714,7 @@ async def apply_reminder(app: OffhoursApp, key: bytes, tick: OnCallAction) -> Ro
     return route
 
 
-async def apply_window(app: OffhoursApp, key: bytes, tick: OnCallAction) -> RouteRequest | None:
+async def apply_window(app: OffhoursApp, key: bytes, tick: WindowTick) -> RouteRequest | None:
     """Route a conversation whose reply window closes before the team opens; returns the route.
 
     Applies only while the customer message the tick was swept for is still the last
@@ -784,7 +726,7 @@ async def apply_window(app: OffhoursApp, key: bytes, tick: OnCallAction) -> Rout
     if found is None:
         return None
     state, team = found
-    if state.customer_at != tick.sent or not window_route_due(state, team, tick.instant):
+    if state.customer_at != tick.customer_at or not window_route_due(state, team, tick.instant):
         return None
     route, after = window_route(state, team, tick.conversation, tick.instant)
     await app.stream_topics.routes.send(key=key, value=route.to_json())

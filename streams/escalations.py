@@ -9,7 +9,7 @@ the conversation's events and actions; value: :class:`~promises.rules.PendingEsc
 bytes of the latest route of that conversation). Each worker sweeps the rows of the
 partitions it holds (:func:`sweep_escalations`) and, for each one whose next step is
 due, sends an *escalation tick* (:func:`escalation_tick`) to the actions topic, keyed by
-the conversation. The actions agent applies the tick (:func:`streams.app.apply_action`):
+the conversation (the ticks are the typed records of :mod:`records.actions`). The actions agent applies the tick (:func:`streams.app.apply_action`):
 it asks :func:`~promises.rules.next_escalation` for the step due at the tick's
 instant, sends it to the routes outbox and records it as sent. So every read and write
 of a row happens inside the agent that owns its partition (Faust's stores write only
@@ -40,12 +40,10 @@ team gets one digest per worker that holds part of its backlog.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
-
-import orjson
 
 from brokers.client import partition_of
 from promises.rules import (
@@ -62,12 +60,11 @@ from promises.rules import (
     overdue,
     reply_mechanism,
 )
+from records.actions import EscalationTick, ReminderTick, WindowTick
 from records.platforms import window_closes
 from records.wire import Notify, RouteRequest
 from schedules import Team
 from streams.retention import (
-    EXPIRE,
-    EXPIRE_LEDGER,
     expired_conversations,
     send_expiries,
     sweep_ledger,
@@ -78,20 +75,6 @@ if TYPE_CHECKING:
     from streams.app import OffhoursApp
 
 log = logging.getLogger(__name__)
-
-ESCALATE = "escalate"
-"""The ``action`` of an escalation tick on the actions topic."""
-
-REMIND = "remind"
-"""The ``action`` of a follow-through tick (a reminder due) on the actions topic."""
-
-WINDOW = "window"
-"""The ``action`` of a reply-window tick (route before the window closes) on the actions topic."""
-
-TICKS = (ESCALATE, REMIND, WINDOW, EXPIRE, EXPIRE_LEDGER)
-"""The actions the sweep posts; the on-call actions are ``claim`` and ``answered``.
-
-``expire`` and ``expire_ledger`` are the retention's (:mod:`streams.retention`)."""
 
 
 def held_rows(rows: Iterable[tuple[bytes, bytes]], held: Collection[int], partitions: int) -> Iterator[tuple[bytes, bytes]]:
@@ -127,28 +110,22 @@ def pending_from_route(route: RouteRequest) -> PendingEscalation:
     )
 
 
-def escalation_tick(pending: PendingEscalation, now: datetime) -> dict[str, object]:
+def escalation_tick(pending: PendingEscalation, now: datetime) -> EscalationTick:
     """The actions-topic record asking the partition's owner to escalate ``pending`` at ``now``.
 
     ``sent`` is the number of steps sent when the sweep saw the row: a tick applies only
     while that still holds, so two ticks of one sweep state never send two steps.
     """
-    return {
-        "action": ESCALATE,
-        "conversation": pending.conversation,
-        "event_id": pending.event_id,
-        "sent": pending.sent,
-        "at": now.astimezone(UTC).isoformat(),
-    }
+    return EscalationTick(conversation=pending.conversation, event_id=pending.event_id, sent=pending.sent, at=now)
 
 
-def due_ticks(rows: Iterable[tuple[bytes, bytes]], teams: dict[str, Team], now: datetime) -> list[tuple[bytes, dict[str, object]]]:
+def due_ticks(rows: Iterable[tuple[bytes, bytes]], teams: dict[str, Team], now: datetime) -> list[tuple[bytes, EscalationTick]]:
     """The escalation ticks due at ``now`` for ``rows`` of the escalations table.
 
     A row of a team the coverage no longer has, or whose chain is done or claimed, is
     left alone (the agent drops exhausted rows when it applies their last tick).
     """
-    ticks: list[tuple[bytes, dict[str, object]]] = []
+    ticks: list[tuple[bytes, EscalationTick]] = []
     for key, value in rows:
         pending = PendingEscalation.from_bytes(value)
         team = teams.get(pending.team)
@@ -293,11 +270,6 @@ def handover_route(rows: Iterable[tuple[bytes, bytes]], team: Team, opening_at: 
     return digest_route(handover_digest(team, backlog, opening_at), team, held)
 
 
-def tick_bytes(tick: dict[str, object]) -> bytes:
-    """The wire form of an escalation tick (JSON)."""
-    return orjson.dumps(tick)
-
-
 def held_partitions(app: OffhoursApp) -> set[int]:
     """The partitions of the events topic (and so of the tables) this worker holds now."""
     topic = app.settings.events_topic
@@ -319,9 +291,9 @@ async def sweep_escalations(app: OffhoursApp, now: datetime, held: Collection[in
     return await _send_ticks(app, due_ticks(rows, app.coverage.coverage.teams, now))
 
 
-async def _send_ticks(app: OffhoursApp, ticks: list[tuple[bytes, dict[str, object]]]) -> int:
+async def _send_ticks(app: OffhoursApp, ticks: Sequence[tuple[bytes, EscalationTick | ReminderTick | WindowTick]]) -> int:
     for key, tick in ticks:
-        await app.stream_topics.actions.send(key=key, value=tick_bytes(tick))
+        await app.stream_topics.actions.send(key=key, value=tick.to_json())
     return len(ticks)
 
 
@@ -394,11 +366,10 @@ def window_route_due(state: ConversationState, team: Team, now: datetime) -> boo
 
 def promise_ticks(
     rows: Iterable[tuple[bytes, bytes | ConversationState]], teams: dict[str, Team], now: datetime
-) -> list[tuple[bytes, dict[str, object]]]:
+) -> list[tuple[bytes, ReminderTick | WindowTick]]:
     """The follow-through and reply-window ticks due at ``now`` for ``rows`` of the conversations table
     (values as stored, or already decoded)."""
-    ticks: list[tuple[bytes, dict[str, object]]] = []
-    at = now.astimezone(UTC).isoformat()
+    ticks: list[tuple[bytes, ReminderTick | WindowTick]] = []
     for key, value in rows:
         state = value if isinstance(value, ConversationState) else ConversationState.from_bytes(value)
         team = teams.get(state.team)
@@ -406,9 +377,9 @@ def promise_ticks(
             continue
         conversation = key.decode("utf-8", "replace")
         for reminder in reminders_due(conversation, state, team, now):
-            ticks.append((key, {"action": REMIND, "conversation": conversation, "event_id": reminder.id, "at": at}))
-        if window_route_due(state, team, now):
-            ticks.append((key, {"action": WINDOW, "conversation": conversation, "sent": state.customer_at, "at": at}))
+            ticks.append((key, ReminderTick(conversation=conversation, reminder_id=reminder.id, at=now)))
+        if state.customer_at is not None and window_route_due(state, team, now):
+            ticks.append((key, WindowTick(conversation=conversation, customer_at=state.customer_at, at=now)))
     return ticks
 
 

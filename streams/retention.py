@@ -53,24 +53,19 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from brokers.client import partition_of
+from records.actions import ExpireTick, LedgerExpireTick
 from triage.state import ConversationState, last_activity_of
 
 if TYPE_CHECKING:
-    from streams.app import OffhoursApp, OnCallAction
+    from streams.app import OffhoursApp
 
 log = logging.getLogger(__name__)
-
-EXPIRE = "expire"
-"""The ``action`` of a conversation expiry tick on the actions topic."""
-
-EXPIRE_LEDGER = "expire_ledger"
-"""The ``action`` of a delivery-ledger expiry tick (one partition's keys) on the actions topic."""
 
 EXPIRE_BATCH = 10_000
 """The most conversations one sweep expires (the rest wait for the next sweep):
@@ -88,7 +83,7 @@ LEDGER_TICKS = 8
 
 
 def _seconds(instant: datetime) -> int:
-    # Whole seconds, as a tick carries its instant (OnCallAction.at): the agent then
+    # Whole seconds, as the agent reads a tick's instant (records.actions, ``seconds``): it then
     # decides exactly as the sweep did, never "not yet" for a row the sweep found expired.
     return int(instant.timestamp())
 
@@ -180,7 +175,7 @@ def _key_text(key: bytes) -> str:
 
 def expire_ticks(
     expiring: Iterable[tuple[bytes, int | None]], partitions: int, now: datetime
-) -> Iterator[tuple[int, bytes, dict[str, object]]]:
+) -> Iterator[tuple[int, bytes, ExpireTick]]:
     """``(partition, record key, tick)``: the actions-topic records asking each partition's
     owner to expire its conversations among ``expiring``.
 
@@ -191,14 +186,13 @@ def expire_ticks(
     half its throughput in the soak benchmark (bench/README.md).
     """
 
-    grouped: dict[int, list[list[object]]] = {}
+    grouped: dict[int, list[tuple[str, int | None]]] = {}
     for key, seen in expiring:
-        grouped.setdefault(partition_of(key, partitions), []).append([_key_text(key), seen])
-    at = now.astimezone(UTC).isoformat()
+        grouped.setdefault(partition_of(key, partitions), []).append((_key_text(key), seen))
     for partition, items in sorted(grouped.items()):
         name = f"expire:p{partition}"
         for start in range(0, len(items), EXPIRE_TICK_SIZE):
-            tick = {"action": EXPIRE, "conversation": name, "expired": items[start:start + EXPIRE_TICK_SIZE], "at": at}
+            tick = ExpireTick(conversation=name, expired=tuple(items[start:start + EXPIRE_TICK_SIZE]), at=now)
             yield partition, name.encode(), tick
 
 
@@ -276,15 +270,14 @@ def ledger_expiries(
     return due
 
 
-def ledger_ticks(due: Mapping[int, list[bytes]], now: datetime) -> Iterator[tuple[int, bytes, dict[str, object]]]:
+def ledger_ticks(due: Mapping[int, list[bytes]], now: datetime) -> Iterator[tuple[int, bytes, LedgerExpireTick]]:
     """``(partition, key, tick)`` for :func:`ledger_expiries`: at most :data:`LEDGER_TICKS`
     ticks of :data:`LEDGER_BATCH` keys per partition."""
-    at = now.astimezone(UTC).isoformat()
     for partition, keys in sorted(due.items()):
         name = f"ledger:p{partition}"
         for start in range(0, min(len(keys), LEDGER_BATCH * LEDGER_TICKS), LEDGER_BATCH):
-            chunk = [key.decode("utf-8", "replace") for key in keys[start:start + LEDGER_BATCH]]
-            yield partition, name.encode(), {"action": EXPIRE_LEDGER, "conversation": name, "keys": chunk, "at": at}
+            chunk = tuple(key.decode("utf-8", "replace") for key in keys[start:start + LEDGER_BATCH])
+            yield partition, name.encode(), LedgerExpireTick(conversation=name, keys=chunk, at=now)
 
 
 def stored_partition(table: Any, key: bytes) -> int | None:
@@ -381,7 +374,7 @@ async def send_expiries(app: OffhoursApp, expiring: list[tuple[bytes, int | None
         if posted.fresh(key, seen, clock):
             chosen.append((key, seen))
     for partition, key, tick in expire_ticks(chosen, app.settings.partitions, now):
-        await app.stream_topics.actions.send(key=key, value=orjson.dumps(tick), partition=partition)
+        await app.stream_topics.actions.send(key=key, value=tick.to_json(), partition=partition)
     return len(chosen)
 
 
@@ -408,12 +401,12 @@ async def sweep_ledger(app: OffhoursApp, now: datetime, held: Iterable[int]) -> 
                 chosen.append(key)
     count = 0
     for partition, key, tick in ledger_ticks({p: keys for p, keys in fresh.items() if keys}, now):
-        await app.stream_topics.actions.send(key=key, value=orjson.dumps(tick), partition=partition)
+        await app.stream_topics.actions.send(key=key, value=tick.to_json(), partition=partition)
         count += 1
     return count
 
 
-def apply_expiry(app: OffhoursApp, tick: OnCallAction, partition: int) -> int:
+def apply_expiry(app: OffhoursApp, tick: ExpireTick, partition: int) -> int:
     """Delete the tick's expired conversations (state and pending escalation); returns how many.
 
     A conversation is deleted only while its last activity is still the one the sweep
@@ -446,7 +439,7 @@ def apply_expiry(app: OffhoursApp, tick: OnCallAction, partition: int) -> int:
     return deleted
 
 
-def apply_ledger_expiry(app: OffhoursApp, tick: OnCallAction, partition: int) -> int:
+def apply_ledger_expiry(app: OffhoursApp, tick: LedgerExpireTick, partition: int) -> int:
     """Delete the tick's ledger entries still expired at its instant; stamp unstamped ones.
 
     ``partition`` is the tick's own (the actions agent's current event): the entries
@@ -467,7 +460,7 @@ def apply_ledger_expiry(app: OffhoursApp, tick: OnCallAction, partition: int) ->
         if entry.partition is not None and entry.partition != partition:
             continue
         if entry.at is None:
-            table[key] = LedgerEntry(entry.status, tick.at, partition).to_bytes()
+            table[key] = LedgerEntry(entry.status, tick.seconds, partition).to_bytes()
         elif expired(entry.at, tick.instant, retention):
             del table[key]
             deleted += 1

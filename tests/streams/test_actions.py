@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from edge.actions import KafkaActionSink, action_record
+from records.actions import ActionInvalid, StaffAction, decode_action
 from records.wire import DeadLetter
 from schedules import load_coverage
-from streams.app import ActionInvalid, OnCallAction
 from streams.settings import Settings
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
@@ -30,7 +30,7 @@ def settings(stream_settings: Settings) -> Settings:
     )
 
 
-async def record_actions(settings: Settings, *actions: dict) -> None:
+async def record_actions(settings: Settings, *actions: StaffAction) -> None:
     """Produce actions the way the operations API does (edge.actions.KafkaActionSink)."""
     sink = KafkaActionSink(settings.bootstrap_servers, settings.ops.actions_topic, partitions=settings.partitions)
     await sink.start()
@@ -41,9 +41,24 @@ async def record_actions(settings: Settings, *actions: dict) -> None:
         await sink.stop()
 
 
-def claim(member: str | None, at: datetime = CLAIMED_AT) -> dict:
+def claim(member: str | None, at: datetime = CLAIMED_AT) -> StaffAction:
+    if member is None:  # what no writer can build any more: a claim without a member, as raw JSON
+        return UnreadableClaim(at)
     return action_record(action="claim", conversation=CONVERSATION, member=member, by=f"link:{member}",
                          via="link", at=at, link_token=f"token-{member}")
+
+
+class UnreadableClaim:
+    """A claim record without a member, as a writer of before the typed records could produce it."""
+
+    def __init__(self, at: datetime) -> None:
+        self.key = CONVERSATION.encode()
+        self._at = at
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"action_id": "claim:link:x", "action": "claim", "conversation": CONVERSATION,
+                             "event_id": None, "member": None, "by": "link:None", "via": "link",
+                             "at": self._at.isoformat(timespec="seconds")})
 
 
 def changelog(app) -> str:
@@ -123,7 +138,7 @@ class TestClaimedState:
         assert {"t": "care-it"} == orjson.loads(ConversationState(team="care-it").to_bytes())
 
 
-class TestOnCallAction:
+class TestDecodeAction:
     @pytest.mark.parametrize(
         ("raw", "reason"),
         [
@@ -139,5 +154,5 @@ class TestOnCallAction:
     def test_unreadable_records_say_why(self, raw: bytes, reason: str) -> None:
         """A record that is not an on-call action raises ActionInvalid naming the fault."""
         with pytest.raises(ActionInvalid) as caught:
-            OnCallAction.from_json(raw)
+            decode_action(raw)
         assert reason == str(caught.value)

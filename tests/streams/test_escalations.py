@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-import orjson
 import pytest
 
 from brokers.client import partition_of
 from edge.actions import action_record
 from promises.rules import PendingEscalation
+from records.actions import ActionInvalid, EscalationTick, decode_action
 from records.wire import RouteRequest
 from schedules import Coverage, load_coverage
-from streams.app import ActionInvalid, OnCallAction
 from streams.escalations import (
     backlog_of,
     due_ticks,
@@ -106,7 +105,7 @@ class TestDueTicks:
     def test_tick_carries_the_steps_sent(self, coverage, pending, now, expected) -> None:
         """A row gets a tick once its next step is due, naming the steps sent when swept."""
         ticks = due_ticks([(KEY, pending.to_bytes())], coverage.teams, now)
-        assert expected == [tick["sent"] for _, tick in ticks]
+        assert expected == [tick.sent for _, tick in ticks]
 
     def test_row_of_a_team_no_longer_covered_is_left_alone(self, coverage) -> None:
         """A pending escalation of an unknown team yields no tick."""
@@ -131,16 +130,16 @@ class TestPendingFromRoute:
 class TestEscalationTick:
     def test_tick_reads_back_as_an_action(self) -> None:
         """The sweep's tick is an escalate action with the event id and steps sent."""
-        tick = orjson.dumps(escalation_tick(routed(MONDAY_EVENING, sent=1), MONDAY_EVENING + timedelta(minutes=2)))
-        action = OnCallAction.from_json(tick)
-        expected = ("escalate", CONVERSATION, "fb:m_1", 1, MONDAY_EVENING + timedelta(minutes=2))
-        assert expected == (action.action, action.conversation, action.event_id, action.sent, action.instant)
+        tick = escalation_tick(routed(MONDAY_EVENING, sent=1), MONDAY_EVENING + timedelta(minutes=2))
+        action = decode_action(tick.to_json())
+        expected = (EscalationTick, "escalate", CONVERSATION, "fb:m_1", 1, MONDAY_EVENING + timedelta(minutes=2))
+        assert expected == (type(action), action.action, action.conversation, action.event_id, action.sent, action.instant)
 
     def test_tick_without_steps_sent_is_invalid(self) -> None:
         """A tick that does not say how many steps were sent is rejected."""
         raw = b'{"action": "escalate", "conversation": "c", "event_id": "e", "at": "2026-11-23T21:00:00+01:00"}'
         with pytest.raises(ActionInvalid) as caught:
-            OnCallAction.from_json(raw)
+            decode_action(raw)
         assert "an escalation tick needs event_id and sent" == str(caught.value)
 
 

@@ -14,12 +14,11 @@ import orjson
 import pytest
 
 from promises.rules import FirstResponseStats
+from records.actions import ReminderTick, WindowTick, decode_action
 from records.wire import RouteRequest
 from schedules import Coverage, load_coverage
 from streams.app import reply_times_key
 from streams.escalations import (
-    REMIND,
-    WINDOW,
     backlog_of,
     promise_ticks,
     reminders_due,
@@ -168,9 +167,10 @@ class TestFollowThrough:
         """One sweep over the table: a reminder tick and a window tick for the Friday WhatsApp conversation."""
         state = waiting(FRIDAY_EVENING, reply_by=seconds(FRIDAY_EVENING) + 2400)
         ticks = promise_ticks([(b"c", state.to_bytes())], coverage.teams, SATURDAY_18)
-        expected = [(REMIND, f"remind:reply_by:c:{seconds(FRIDAY_EVENING) + 2400}", None),
-                    (WINDOW, None, seconds(FRIDAY_EVENING))]
-        assert expected == [(t["action"], t.get("event_id"), t.get("sent")) for _, t in ticks]
+        expected = [ReminderTick(conversation="c", reminder_id=f"remind:reply_by:c:{seconds(FRIDAY_EVENING) + 2400}",
+                                 at=SATURDAY_18),
+                    WindowTick(conversation="c", customer_at=seconds(FRIDAY_EVENING), at=SATURDAY_18)]
+        assert expected == [tick for _, tick in ticks]
 
 
 class TestWaitingAndPromises:
@@ -280,7 +280,8 @@ class TestPromisesOnTheBroker:
 
 
 def test_tick_wire_forms_are_json() -> None:
-    """Ticks are plain JSON objects the actions agent reads back."""
+    """Ticks are plain JSON objects the actions agent reads back as the same ticks."""
     state = waiting(FRIDAY_EVENING, reply_by=seconds(FRIDAY_EVENING) + 60)
     ticks = promise_ticks([(b"c", state.to_bytes())], load_coverage(EXAMPLE_COVERAGE).teams, SATURDAY_18)
-    assert all(isinstance(orjson.loads(orjson.dumps(tick)), dict) for _, tick in ticks)
+    assert ticks and all(isinstance(orjson.loads(tick.to_json()), dict) and decode_action(tick.to_json()) == tick
+                         for _, tick in ticks)

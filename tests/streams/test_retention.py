@@ -23,13 +23,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from brokers.client import partition_of
 from promises.rules import PendingEscalation
+from records.actions import (
+    EXPIRE,
+    EXPIRE_LEDGER,
+    ActionInvalid,
+    ExpireTick,
+    decode_action,
+)
 from responders.config import AccountCredentials
 from responders.fakes import FakeGraph, FakeSlack
 from schedules import load_coverage
-from streams.app import ActionInvalid, OnCallAction
 from streams.retention import (
-    EXPIRE,
-    EXPIRE_LEDGER,
     EXPIRE_TICK_SIZE,
     LEDGER_BATCH,
     RESEND_AFTER,
@@ -167,7 +171,7 @@ class TestExpiryRule:
         for fraction in (600_000, 1_600_000):
             now = T + RETENTION + timedelta(microseconds=fraction)
             [(_, _, tick)] = list(expire_ticks([(b"c", seconds(T))], 1, now))
-            action = OnCallAction.from_json(orjson.dumps(tick))
+            action = decode_action(tick.to_json())
             decisions.append((expired(seconds(T), now, RETENTION), expired(seconds(T), action.instant, RETENTION)))
         assert [(False, False), (True, True)] == decisions
 
@@ -178,15 +182,15 @@ class TestExpiryRule:
         ticks = list(expire_ticks(expiring, 2, T + RETENTION))
         found = {}
         for partition, record_key, tick in ticks:
-            action = OnCallAction.from_json(orjson.dumps(tick))
-            assert (EXPIRE, f"expire:p{partition}".encode(), seconds(T + RETENTION)) == (action.action, record_key, action.at)
+            action = decode_action(tick.to_json())
+            assert (EXPIRE, f"expire:p{partition}".encode(), seconds(T + RETENTION)) == (action.action, record_key, action.seconds)
             for name, seen in zip(action.keys, action.seen, strict=True):
                 found[name.encode("latin-1")] = (partition, seen)
         assert {key: (partition_of(key, 2), seconds(T) + n) for n, key in enumerate(keys)} == found
 
     def test_a_tick_names_at_most_expire_tick_size_conversations(self) -> None:
         expiring = [(f"tg:bot:{n}".encode(), seconds(T)) for n in range(3 * EXPIRE_TICK_SIZE)]
-        sizes = [len(tick["expired"]) for _, _, tick in expire_ticks(expiring, 1, T)]
+        sizes = [len(tick.expired) for _, _, tick in expire_ticks(expiring, 1, T)]
         assert [EXPIRE_TICK_SIZE] * 3 == sizes
 
 
@@ -197,9 +201,9 @@ def tables_app(partitions: int = 2, **tables: dict) -> SimpleNamespace:
                            escalations=tables.get("escalations", {}), deliveries=tables.get("deliveries", {}))
 
 
-def expire_action(expiring: list[tuple[bytes, int | None]], now: datetime) -> tuple[int, OnCallAction]:
+def expire_action(expiring: list[tuple[bytes, int | None]], now: datetime) -> tuple[int, ExpireTick]:
     [(partition, _, tick)] = list(expire_ticks(expiring, 2, now))
-    return partition, OnCallAction.from_json(orjson.dumps(tick))
+    return partition, decode_action(tick.to_json())
 
 
 class TestApplyingTicks:
@@ -237,7 +241,7 @@ class TestApplyingTicks:
         app = tables_app(deliveries=ledger)
         now = T + RETENTION + timedelta(seconds=1)
         [(_, _, tick)] = list(ledger_ticks({0: [b"ack:1", b"ack:2", b"ack:3", b"ack:4", b"ack:gone"]}, now))
-        deleted = apply_ledger_expiry(app, OnCallAction.from_json(orjson.dumps(tick)), 0)
+        deleted = apply_ledger_expiry(app, decode_action(tick.to_json()), 0)
         expected = {b"ack:2": ledger[b"ack:2"], b"ack:3": LedgerEntry("dead", seconds(now), 0).to_bytes(),
                     b"ack:4": ledger[b"ack:4"]}
         assert (1, expected) == (deleted, app.deliveries)
@@ -290,7 +294,7 @@ class TestLedgerEntries:
     def test_ticks_are_sent_to_the_partition_in_batches(self) -> None:
         keys = [f"ack:{n}".encode() for n in range(LEDGER_BATCH + 1)]
         ticks = list(ledger_ticks({3: keys}, T))
-        actions = [OnCallAction.from_json(orjson.dumps(tick)) for _, _, tick in ticks]
+        actions = [decode_action(tick.to_json()) for _, _, tick in ticks]
         expected = ([3, 3], [b"ledger:p3"] * 2, [EXPIRE_LEDGER] * 2, [LEDGER_BATCH, 1])
         assert expected == ([p for p, _, _ in ticks], [k for _, k, _ in ticks], [a.action for a in actions],
                             [len(a.keys) for a in actions])
@@ -308,7 +312,7 @@ class TestLedgerEntries:
     )
     def test_invalid_ticks_are_refused(self, tick) -> None:
         with pytest.raises(ActionInvalid):
-            OnCallAction.from_json(orjson.dumps(tick))
+            decode_action(orjson.dumps(tick))
 
 
 class TestRetentionSetting:
