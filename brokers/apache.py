@@ -352,6 +352,11 @@ class KafkaServer:
             process.wait()
         self._reap()
 
+    def terminate(self) -> None:
+        """Ask the node to stop (SIGTERM, a controlled shutdown) without waiting; :meth:`stop` waits."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Controlled shutdown (SIGTERM), SIGKILL after ``timeout`` s. Keeps ``data_dir`` unless it was temporary."""
         process, self._process = self._process, None
@@ -442,7 +447,14 @@ class KafkaCluster:
         node.wait_ready(time.monotonic() + node.start_timeout)
 
     def close(self) -> None:
-        """Stop every node and remove the temporary directory, if any."""
+        """Stop every node and remove the temporary directory, if any.
+
+        Every node is asked to stop first, then each is waited for: stopped one after
+        another, the last node waits out its whole timeout for a controller quorum that
+        has already gone (measured: 30 s for three nodes).
+        """
+        for node in self.nodes:
+            node.terminate()
         for node in self.nodes:
             node.stop()
         if self._temporary is not None:

@@ -34,6 +34,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "DEAD_LETTER_TOPIC": settings.dead_letter_topic,
         "CONFIG_TOPIC": settings.config_topic,
         "PARTITIONS": str(settings.partitions),
+        "REPLICATION": str(settings.replication),
+        "STORE": settings.store,
         "SESSION_TIMEOUT": str(settings.session_timeout),
         "RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "WATCHDOG_AFTER": str(settings.watchdog_after),
