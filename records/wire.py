@@ -1,7 +1,7 @@
 """The records that travel on offhours' topics.
 
-Plain data, no Faust: the ingest edge produces :class:`SocialEvent` (CONTRACT §2),
-the triage agent produces :class:`Decision` (CONTRACT §4) and the two outbox records
+Plain data, no Faust: the ingest edge produces :class:`SocialEvent` (README "Events"),
+the triage agent produces :class:`Decision` (README "Decisions") and the two outbox records
 :class:`AckRequest` and :class:`RouteRequest`, which the responders consume. Every record
 has a ``to_json``/``from_json`` pair; the wire form is compact UTF-8 JSON.
 
@@ -12,7 +12,8 @@ The responders' delivery ledger is keyed by those ids.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -53,7 +54,7 @@ class Author(BaseModel):
 
 
 class SocialEvent(BaseModel):
-    """One customer (or staff) message, exactly the shape of CONTRACT §2."""
+    """One customer (or staff) message, exactly the shape of README "Events"."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -94,7 +95,7 @@ def raw_field(raw: bytes | str, name: str) -> str | None:
 
 
 class InvalidEvent(ValueError):
-    """An input that is not a CONTRACT §2 event; ``reason`` names the field and the fault."""
+    """An input that is not an event (README "Events"); ``reason`` names the field and the fault."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -127,7 +128,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> SocialEvent:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The acknowledgment text chosen for a customer (CONTRACT §4 ``ack``)."""
+    """The acknowledgment text chosen for a customer (the decision's ``ack``, README "Decisions")."""
 
     text: str
     lang: str
@@ -136,7 +137,7 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One decision per event, exactly the keys of CONTRACT §4.
+    """One decision per event, exactly the keys of README "Decisions".
 
     ``event_id`` is null only for an input that has no usable id (not JSON, or no ``id``).
     """
@@ -211,7 +212,7 @@ class AckRequest:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """A staff member to notify and the ``notify`` URIs of CONTRACT §1 to use."""
+    """A staff member to notify and the ``notify`` URIs (README "The coverage file") to use."""
 
     member: str
     name: str
@@ -219,8 +220,122 @@ class Notify:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationNote:
+    """An escalation step's route (``extra.escalation``): the step (0 first), its claim link
+    and when the escalated message was routed (ISO 8601)."""
+
+    step: int
+    link: str | None
+    routed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderNote:
+    """A follow-through reminder's route (``extra.reminder``): ``reply_by`` (a promise to the
+    customer passed: ``breach``) or ``claim`` (claimed, not answered); the promise made."""
+
+    kind: str
+    breach: bool
+    promised: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowNote:
+    """An early route before a reply window closes (``extra.window``): when it closes (ISO
+    8601), how a reply must go after it (``human_agent``, ``template``, ``public_reply``,
+    ``none``) and the promise made."""
+
+    closes: str
+    after: str
+    promised: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverItem:
+    """One waiting conversation of a handover digest (``extra.handover``); instants ISO 8601."""
+
+    conversation: str
+    channel: str
+    kind: str | None
+    account: str | None
+    author_name: str | None
+    text: str | None
+    urgent: bool
+    waiting_since: str | None
+    waited_seconds: int
+    promised: str | None
+    reply_by: str | None
+    link: str | None
+    action: str
+
+
+_NOTES: dict[str, type] = {"escalation": EscalationNote, "reminder": ReminderNote, "window": WindowNote}
+_TEXT_NOTES = ("reply_to", "ack_id", "ack_text")
+_TRAILING_NOTES = ("kind", "urgent_rule", "waiting_since")
+EXTRA_KEYS = (*_TEXT_NOTES, "escalation", "reminder", "window", "handover", "partitions", *_TRAILING_NOTES)
+"""The keys of a route's ``extra`` object that :class:`RouteRequest` types, in the order it writes them."""
+
+
+def _note_of(kind: type, value: object) -> Any:
+    """``value`` as a ``kind`` note when it has exactly the note's keys, else None (kept as it came)."""
+    names = [f.name for f in fields(kind)]
+    if isinstance(value, dict) and sorted(value) == sorted(names):
+        return kind(**value)
+    return None
+
+
+def _items_of(value: object) -> tuple[HandoverItem, ...] | None:
+    if not isinstance(value, list):
+        return None
+    items = [_note_of(HandoverItem, item) for item in value]
+    return None if any(item is None for item in items) else tuple(items)
+
+
+def _partitions_of(value: object) -> tuple[int, ...] | None:
+    if isinstance(value, list) and all(isinstance(item, int) for item in value):
+        return tuple(value)
+    return None
+
+
+def _text_of(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_READERS: dict[str, Callable[[object], Any]] = {
+    **{name: _text_of for name in (*_TEXT_NOTES, *_TRAILING_NOTES)},
+    **{name: (lambda value, kind=kind: _note_of(kind, value)) for name, kind in _NOTES.items()},
+    "handover": _items_of,
+    "partitions": _partitions_of,
+}
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class RouteRequest:
-    """A message routed (``route``) or paged (``page``) to staff: one record on the routes outbox."""
+    """A message routed (``route``) or paged (``page``) to staff: one record on the routes outbox.
+
+    What a route says beyond the message travels in the JSON object ``extra``; its keys
+    are typed here, each None when the route has none:
+
+    - ``reply_to``: the platform's id of the customer's message (the triage's routes);
+    - ``kind``: the message's kind (``dm``, ``comment``, ...), so a notice names the channel;
+    - ``urgent_rule``: the urgency rule that paged;
+    - ``waiting_since``: since when the customer waits (ISO 8601), for the promise rules' routes;
+    - ``ack_id`` and ``ack_text``: the acknowledgment that could not be delivered (a page
+      ``escalation:<ack id>``);
+    - ``escalation``, ``reminder``, ``window``: the promise rules' notes
+      (:class:`EscalationNote`, :class:`ReminderNote`, :class:`WindowNote`);
+    - ``handover`` and ``partitions``: a handover digest's conversations
+      (:class:`HandoverItem`) and the worker partitions it covers.
+
+    ``more`` keeps the keys of ``extra`` this version does not know (or whose value has
+    another shape), as they came, so a route passes through unchanged. :attr:`extra` is
+    the wire object, built from all of them: keys in the order of :data:`EXTRA_KEYS`, a
+    None one left out, then ``more``. A route can still be made from an ``extra`` dict
+    (``RouteRequest(..., extra={...})``, ``dataclasses.replace(route, extra={...})``):
+    the dict is read as :meth:`from_json` reads it and replaces all the typed keys.
+    ``keep_null`` names typed keys written as null when None (kept in ``more``), for
+    writers whose routes always carried them.
+    """
 
     route_id: str
     event_id: str
@@ -235,21 +350,134 @@ class RouteRequest:
     text: str | None
     at: str
     next_open: str | None
-    window_closes: str | None = None
-    reason: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    window_closes: str | None
+    reason: str
+    reply_to: str | None
+    kind: str | None
+    urgent_rule: str | None
+    waiting_since: str | None
+    ack_id: str | None
+    ack_text: str | None
+    escalation: EscalationNote | None
+    reminder: ReminderNote | None
+    window: WindowNote | None
+    handover: tuple[HandoverItem, ...] | None
+    partitions: tuple[int, ...] | None
+    more: dict[str, Any]
+
+    def __init__(
+        self,
+        route_id: str,
+        event_id: str,
+        team: str,
+        action: Literal["route", "page"],
+        mode: str,
+        to: list[Notify],
+        channel: str,
+        account: str,
+        conversation: str,
+        author_name: str | None,
+        text: str | None,
+        at: str,
+        next_open: str | None,
+        window_closes: str | None = None,
+        reason: str = "",
+        extra: dict[str, Any] | None = None,
+        *,
+        reply_to: str | None = None,
+        kind: str | None = None,
+        urgent_rule: str | None = None,
+        waiting_since: str | None = None,
+        ack_id: str | None = None,
+        ack_text: str | None = None,
+        escalation: EscalationNote | None = None,
+        reminder: ReminderNote | None = None,
+        window: WindowNote | None = None,
+        handover: tuple[HandoverItem, ...] | None = None,
+        partitions: tuple[int, ...] | None = None,
+        more: dict[str, Any] | None = None,
+        keep_null: Iterable[str] = (),
+    ) -> None:
+        notes: dict[str, Any] = {
+            "reply_to": reply_to, "kind": kind, "urgent_rule": urgent_rule, "waiting_since": waiting_since,
+            "ack_id": ack_id, "ack_text": ack_text, "escalation": escalation, "reminder": reminder,
+            "window": window, "handover": None if handover is None else tuple(handover),
+            "partitions": None if partitions is None else tuple(partitions), "more": dict(more or {}),
+        }
+        for name in keep_null:
+            if notes[name] is None:
+                notes["more"].setdefault(name, None)
+        if extra is not None:
+            notes = _notes_of(extra)
+        values = {
+            "route_id": route_id, "event_id": event_id, "team": team, "action": action, "mode": mode, "to": to,
+            "channel": channel, "account": account, "conversation": conversation, "author_name": author_name,
+            "text": text, "at": at, "next_open": next_open, "window_closes": window_closes, "reason": reason,
+            **notes,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The wire object ``extra``: the typed keys that are set, in :data:`EXTRA_KEYS` order
+        (a key of ``more`` with such a name in its place), then the rest of ``more``."""
+        extra: dict[str, Any] = {}
+        for name in EXTRA_KEYS:
+            value = getattr(self, name)
+            if value is None:
+                if name in self.more:  # null, or of a shape this version does not type: where it was
+                    extra[name] = self.more[name]
+                continue
+            if name == "handover":
+                value = [asdict(item) for item in value]
+            elif name == "partitions":
+                value = list(value)
+            elif name in _NOTES:
+                value = asdict(value)
+            extra[name] = value
+        for name, value in self.more.items():
+            extra.setdefault(name, value)
+        return extra
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire object (notify URIs as they are; :meth:`to_json` masks them)."""
+        return {
+            "route_id": self.route_id, "event_id": self.event_id, "team": self.team, "action": self.action,
+            "mode": self.mode, "to": [asdict(notify) for notify in self.to], "channel": self.channel,
+            "account": self.account, "conversation": self.conversation, "author_name": self.author_name,
+            "text": self.text, "at": self.at, "next_open": self.next_open, "window_closes": self.window_closes,
+            "reason": self.reason, "extra": self.extra,
+        }
 
     def to_json(self) -> bytes:
         """The wire form, with the notify URIs masked: a topic never carries a webhook URL
         (:mod:`records.secrets`); the responders find the URI again in the coverage."""
         masked = [Notify(n.member, n.name, [mask_value(uri) for uri in n.uris]) for n in self.to]
-        return orjson.dumps(replace(self, to=masked))
+        return orjson.dumps({**self.to_dict(), "to": [asdict(notify) for notify in masked]})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> RouteRequest:
+        """Read a route; ``extra`` (absent in none written so far) is read into the typed keys and ``more``."""
         data = orjson.loads(raw)
         data["to"] = [Notify(**n) for n in data.get("to", [])]
+        data["extra"] = data.get("extra") or {}
         return cls(**data)
+
+
+def _notes_of(extra: dict[str, Any]) -> dict[str, Any]:
+    """The typed keys of an ``extra`` object, and ``more`` for the rest (unknown, null or of another shape)."""
+    notes: dict[str, Any] = {name: None for name in EXTRA_KEYS}
+    more: dict[str, Any] = {}
+    for name, value in extra.items():
+        reader = _READERS.get(name)
+        typed = None if reader is None else reader(value)
+        if typed is None:
+            more[name] = value
+        else:
+            notes[name] = typed
+    notes["more"] = more
+    return notes
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,14 @@ from promises.rules import (
 )
 from records.actions import EscalationTick, ReminderTick, WindowTick
 from records.platforms import window_closes
-from records.wire import Notify, RouteRequest
+from records.wire import (
+    EscalationNote,
+    HandoverItem,
+    Notify,
+    ReminderNote,
+    RouteRequest,
+    WindowNote,
+)
 from schedules import Team
 from streams.retention import (
     expired_conversations,
@@ -75,6 +82,9 @@ if TYPE_CHECKING:
     from streams.app import OffhoursApp
 
 log = logging.getLogger(__name__)
+
+_PROMISE_NOTES = ("kind", "waiting_since")
+"""The notes every escalation, reminder and reply-window route has carried, null when unknown."""
 
 
 def held_rows(rows: Iterable[tuple[bytes, bytes]], held: Collection[int], partitions: int) -> Iterator[tuple[bytes, bytes]]:
@@ -106,7 +116,7 @@ def pending_from_route(route: RouteRequest) -> PendingEscalation:
         author_name=route.author_name,
         text=route.text,
         window_closes=route.window_closes,
-        kind=route.extra.get("kind"),
+        kind=route.kind,
     )
 
 
@@ -166,9 +176,10 @@ def escalation_route(step: EscalationStep, pending: PendingEscalation, team: Tea
         next_open=None,
         window_closes=pending.window_closes,
         reason=escalation_reason(step, team, pending.mode),
-        extra={"escalation": {"step": step.n, "link": step.link, "routed_at": pending.routed_at.isoformat()},
-               "kind": pending.kind,
-               "waiting_since": pending.routed_at.astimezone(team.timezone).isoformat(timespec="seconds")},
+        escalation=EscalationNote(step=step.n, link=step.link, routed_at=pending.routed_at.isoformat()),
+        kind=pending.kind,
+        waiting_since=pending.routed_at.astimezone(team.timezone).isoformat(timespec="seconds"),
+        keep_null=_PROMISE_NOTES,
     )
 
 
@@ -238,27 +249,25 @@ def digest_route(digest: Digest, team: Team, held: Collection[int]) -> RouteRequ
         at=digest.opening_at.isoformat(timespec="seconds"),
         next_open=None,
         reason=reason,
-        extra={
-            "handover": [
-                {
-                    "conversation": item.conversation,
-                    "channel": item.channel,
-                    "kind": item.kind,
-                    "account": item.account,
-                    "author_name": item.author_name,
-                    "text": item.text,
-                    "urgent": item.urgent,
-                    "waiting_since": None if item.waiting_since is None else item.waiting_since.isoformat(timespec="seconds"),
-                    "waited_seconds": int(item.waited.total_seconds()),
-                    "promised": item.promised,
-                    "reply_by": None if item.reply_by is None else item.reply_by.isoformat(timespec="seconds"),
-                    "link": item.link,
-                    "action": item.action,
-                }
-                for item in digest.items
-            ],
-            "partitions": sorted(held),
-        },
+        handover=tuple(
+            HandoverItem(
+                conversation=item.conversation,
+                channel=item.channel,
+                kind=item.kind,
+                account=item.account,
+                author_name=item.author_name,
+                text=item.text,
+                urgent=item.urgent,
+                waiting_since=None if item.waiting_since is None else item.waiting_since.isoformat(timespec="seconds"),
+                waited_seconds=int(item.waited.total_seconds()),
+                promised=item.promised,
+                reply_by=None if item.reply_by is None else item.reply_by.isoformat(timespec="seconds"),
+                link=item.link,
+                action=item.action,
+            )
+            for item in digest.items
+        ),
+        partitions=tuple(sorted(held)),
     )
 
 
@@ -309,7 +318,7 @@ async def hand_over(app: OffhoursApp, team: Team, opening_at: datetime) -> Route
         await app.stream_topics.routes.send(key=f"handover:{team.id}".encode(), value=route.to_json())
         if app.metrics is not None:
             app.metrics.handovers.labels(team=team.id).inc()
-        log.info("handover %s sent (%d waiting)", route.route_id, len(route.extra["handover"]))
+        log.info("handover %s sent (%d waiting)", route.route_id, len(route.handover or ()))
     return route
 
 
@@ -411,7 +420,7 @@ def _waiting_since(state: ConversationState, zone: tzinfo) -> str | None:
 
 
 def _customer_route(state: ConversationState, team: Team, conversation: str, route_id: str, now: datetime,
-                    to: list[Notify], reason: str, extra: dict[str, object]) -> RouteRequest:
+                    to: list[Notify], reason: str, note: ReminderNote | WindowNote) -> RouteRequest:
     """A route about one waiting conversation, with who wrote, what, where and since when (from its state)."""
     zone = team.timezone
     return RouteRequest(
@@ -430,7 +439,11 @@ def _customer_route(state: ConversationState, team: Team, conversation: str, rou
         next_open=None,
         window_closes=_window_text(state, zone),
         reason=reason,
-        extra={**extra, "kind": state.kind, "waiting_since": _waiting_since(state, zone)},
+        reminder=note if isinstance(note, ReminderNote) else None,
+        window=note if isinstance(note, WindowNote) else None,
+        kind=state.kind,
+        waiting_since=_waiting_since(state, zone),
+        keep_null=_PROMISE_NOTES,
     )
 
 
@@ -452,7 +465,7 @@ def reminder_route(reminder: Reminder, state: ConversationState, team: Team) -> 
     _, promised = state.promise()
     return _customer_route(
         state, team, reminder.conversation, reminder.id, reminder.due, _staff_or_team(team, reminder.to), reason,
-        {"reminder": {"kind": reminder.kind, "breach": reminder.breach, "promised": promised}},
+        ReminderNote(kind=reminder.kind, breach=reminder.breach, promised=promised),
     )
 
 
@@ -486,7 +499,7 @@ def window_route(state: ConversationState, team: Team, conversation: str, now: d
     route_id = f"window:{conversation}:{state.customer_at}"
     route = _customer_route(
         state, team, conversation, route_id, now, _staff_or_team(team, team.on_call_at(now)), reason,
-        {"window": {"closes": closes.isoformat(), "after": after, "promised": state.promise()[1]}},
+        WindowNote(closes=closes.isoformat(), after=after, promised=state.promise()[1]),
     )
     route = replace(route, next_open=None if opening is None else opening.astimezone(zone).isoformat(timespec="seconds"),
                     window_closes=closes.astimezone(zone).isoformat(timespec="seconds"))
