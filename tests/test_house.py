@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,21 @@ def test_ruff_finds_nothing() -> None:
     """ruff, with the rules in pyproject.toml, is clean on the whole project."""
     result = run(str(BIN / "ruff"), "check", "--no-cache", "--output-format", "concise", ".")
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+# Spelled in pieces so that this file does not match itself.
+FOREIGN_DOCUMENTS = re.compile("|".join((r"CONTRACT\s*§", r"\bCONTRACT\.md", r"\bPLATFORMS\b", r"\bDESIGN(\.md)?\b", r"\.\./" + "shared")))
+SOURCES = (*PACKAGES, "tests", "bench", "deploy", "docs")
+
+
+def test_code_and_docs_cite_only_the_projects_own_documents() -> None:
+    """No file refers to a document that is not in the repository (the README and docs/ say it all)."""
+    found = []
+    files = [ROOT / "README.md", *(path for folder in SOURCES for path in (ROOT / folder).rglob("*") if path.is_file())]
+    for path in files:
+        if path.suffix not in (".py", ".md", ".j2", ".yaml", ".yml", ".sh", ".toml", ".xml") or "__pycache__" in path.parts:
+            continue
+        for number, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1):
+            if FOREIGN_DOCUMENTS.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert [] == found
