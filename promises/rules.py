@@ -3,7 +3,8 @@
 Pure: no Faust, asyncio, environment or clock. Every function takes the instant it
 reasons about (``now``, ``opening_at``) and the team's coverage (:class:`schedules.Team`);
 the agents load a snapshot from their tables, call one function and emit what it returns.
-:mod:`streams.timers` only decides *when* these functions are called.
+:mod:`streams.timers` only decides *when* these functions are called; :mod:`promises.ticks`
+says what each sweep tick does with them, and :mod:`promises.routes` words their routes.
 
 Idempotency: everything that leads to a message has a deterministic id, so a sweep that
 runs twice, or a worker that takes over a partition after a rebalance, sends nothing
@@ -11,7 +12,8 @@ twice when the caller records the ids it sent (the responders' ledger does):
 
 * an escalation step: ``esc:<event_id>:<n>`` (``n`` counts from 0 along the chain);
 * a reminder: ``remind:<kind>:<conversation>:<due POSIX seconds>``;
-* an early route before a reply window closes: ``window:<event_id>``.
+* an early route before a reply window closes: ``window:<conversation>:<message time>``;
+* a handover digest: ``handover:<team>:<opening POSIX seconds>``.
 
 Priority never depends on followers: nothing here reads them.
 """

@@ -13,7 +13,7 @@ concerns, and one reader applies them: the worker's ``actions`` agent
      "at": "2026-11-23T21:20:00+00:00"}
 
   ``at`` in whole seconds, with the offset it was given; a claim needs a ``member``.
-- The worker's sweep (:mod:`streams.escalations`), ``at`` the sweep's instant in UTC
+- The worker's sweep (:mod:`streams.sweeps`), ``at`` the sweep's instant in UTC
   (``datetime.isoformat()``, microseconds when there are any):
 
   - :class:`EscalationTick`: ``{"action": "escalate", "conversation": …, "event_id":

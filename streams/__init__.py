@@ -8,8 +8,8 @@ piece of state lives in Kafka-backed tables, so a restart or a rebalance moves i
 
 - :mod:`streams.app`: the Faust app: topics, tables and the triage agent;
 - :mod:`streams.outbox`: the acks and routes outboxes and the delivery ledger table;
-- :mod:`streams.escalations`: escalation sweeps, reminders, reply-window routes and the
-  handover digest, driven from the workers;
+- :mod:`streams.sweeps`: the periodic sweeps that post escalation, reminder, window and
+  expiry ticks, and the handover digest each worker sends at an opening;
 - :mod:`streams.timers`: the periodic sweep and the handover at each team's opening;
 - :mod:`streams.reconcile`: input events below the committed offset with no decision,
   found and decided;

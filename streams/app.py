@@ -11,7 +11,7 @@ Tables (bytes keys and values, keyed by conversation like the inputs):
 - ``conversations``: :class:`~triage.state.ConversationState` bytes;
 - ``escalations``: :class:`~promises.rules.PendingEscalation` bytes of the latest
   routed or paged message of a conversation that nobody has claimed (see
-  :mod:`streams.escalations`).
+  :mod:`streams.sweeps`).
 
 Topics (names from the settings, all with ``settings.partitions`` partitions):
 
@@ -38,7 +38,7 @@ Agents:
   the time on the conversation's state, an :class:`~records.actions.Answered` marks it
   answered, and both end the conversation's pending escalation; an
   :class:`~records.actions.EscalationTick` (from a worker's sweep,
-  :func:`streams.escalations.escalation_tick`) sends the escalation step due and records
+  :func:`promises.ticks.escalation_tick`) sends the escalation step due and records
   it, a :class:`~records.actions.ReminderTick` the follow-through reminder due, a
   :class:`~records.actions.WindowTick` the early route before a reply window closes;
   :class:`~records.actions.ExpireTick` and :class:`~records.actions.LedgerExpireTick`
@@ -71,14 +71,10 @@ from faust.streams import (
 from faust.types import EventT
 
 from brokers.client import faust_credentials
-from promises.rules import (
-    EscalationStep,
-    FirstResponseStats,
-    PendingEscalation,
-    escalation_due,
-    next_escalation,
-)
+from promises.routes import pending_from_route
+from promises.rules import EscalationStep, FirstResponseStats, PendingEscalation
 from promises.sla import FirstResponse
+from promises.ticks import escalation_on_tick, reminder_on_tick, window_on_tick
 from records.actions import (
     ActionInvalid,
     ActionRecord,
@@ -99,22 +95,14 @@ from records.headers import (
     position,
     with_header,
 )
-from records.wire import AckRequest, DeadLetter, Decision, RouteRequest, raw_field
-from schedules import Coverage, CoverageInvalid, Team, load_coverage
-from streams.escalations import (
-    escalation_route,
-    pending_from_route,
-    reminder_route,
-    reminders_due,
-    window_route,
-    window_route_due,
-)
+from records.wire import DeadLetter, Decision, RouteRequest, raw_field
+from schedules import Coverage, CoverageInvalid, load_coverage
 from streams.metrics import Metrics, observe_first_response
 from streams.retention import apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
 from streams.timers import PromiseTimers
 from streams.watchdog import Progress
-from triage.policy import Triage, rejected
+from triage.policy import Triage, TriageResult, rejected
 from triage.state import ConversationState
 
 log = logging.getLogger(__name__)
@@ -125,21 +113,12 @@ TRIAGE_WITHIN = 0.005
 """How long (s) the triage agent waits for a batch to fill; a quiet stream's event waits at most this."""
 
 
-class Outcome(Protocol):
-    """What the triage policy returns for one event (see ``triage.policy.Outcome``)."""
-
-    decision: Decision
-    state: ConversationState | None
-    ack: AckRequest | None
-    route: RouteRequest | None
-
-
 class Decider(Protocol):
     """The pure triage policy: ``triage.policy.Triage`` bound to one coverage."""
 
     def decide(
         self, raw: bytes, state: ConversationState | None, stats: FirstResponseStats | None = None
-    ) -> Outcome: ...
+    ) -> TriageResult: ...
 
 
 def _real_triage(coverage: Coverage) -> Decider:
@@ -433,7 +412,7 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
         if route is not None and state.claimed_by is None:
             # A claimed conversation has someone on it: its new messages do not escalate.
             _start_escalation(app, key, route)
-    response = getattr(outcome, "first_response", None)
+    response = outcome.first_response
     if response is not None:
         _record_first_response(app, stats_key, stats, response)
     _count_decision(app, decision, message.topic, headers)
@@ -458,7 +437,7 @@ async def emit(
     await app.producer.send(topic.get_topic_name(), key, value, None, None, headers)
 
 
-def _internal_error(raw: bytes, exc: Exception) -> Outcome:
+def _internal_error(raw: bytes, exc: Exception) -> TriageResult:
     return rejected(raw_field(raw, "id"), f"internal error: {type(exc).__name__}")
 
 
@@ -534,7 +513,7 @@ def _start_escalation(app: OffhoursApp, key: bytes, route: RouteRequest) -> None
     app.escalations[key] = pending_from_route(route).to_bytes()
 
 
-def _handover_facts(state: ConversationState, outcome: Outcome) -> ConversationState:
+def _handover_facts(state: ConversationState, outcome: TriageResult) -> ConversationState:
     """``state`` with what the handover digest shows: channel, urgency, the promise made."""
     channel = state.channel
     promised = state.promised
@@ -636,106 +615,80 @@ def _apply_staff_action(
 
 
 async def apply_escalation(app: OffhoursApp, key: bytes, tick: EscalationTick) -> EscalationStep | None:
-    """Send the escalation step due at the tick's instant and record it; returns the step sent.
+    """Apply an escalation tick to the conversation's pending escalation; returns the step sent.
 
-    The tick applies only to the pending escalation it was swept from (same event id,
-    same number of steps sent): a repeated or stale tick, or one for a conversation
-    claimed since, does nothing. A row whose chain is done, or whose team left the
-    coverage, is dropped. The route goes out before the row is written, so a crash in
-    between repeats the step with the same ``route_id`` (the ledger sends it once);
-    the row is written only if no newer route replaced it meanwhile.
+    :func:`~promises.ticks.escalation_on_tick` says what the tick does (nothing when it
+    is stale or early; drop the row; or send a step). The route goes out before the row
+    is written, so a crash in between repeats the step with the same ``route_id`` (the
+    ledger sends it once); the row is written only if no newer route replaced it
+    meanwhile.
     """
     stored = app.escalations.get(key)
-    if stored is None:
-        return None
-    pending = PendingEscalation.from_bytes(stored)
-    if pending.event_id != tick.event_id or pending.sent != tick.sent:
-        return None
-    team = app.coverage.coverage.teams.get(pending.team)
-    due = None if team is None else escalation_due(pending, team)
-    if team is None or due is None:
+    pending = None if stored is None else PendingEscalation.from_bytes(stored)
+    result = escalation_on_tick(tick, pending, app.coverage.coverage.teams)
+    if result.drop:
         del app.escalations[key]
+    if result.step is None or result.route is None or result.after is None:
         return None
-    step = next_escalation(pending, team, tick.instant)
-    if step is None:
-        if due <= tick.instant:
-            # Due, yet nobody is reachable on the rest of the chain: nothing more to send.
-            del app.escalations[key]
-        return None
-    route = escalation_route(step, pending, team)
-    await app.stream_topics.routes.send(key=key, value=route.to_json())
+    await app.stream_topics.routes.send(key=key, value=result.route.to_json())
     if app.escalations.get(key) == stored:
-        app.escalations[key] = pending.after_sent(step).to_bytes()
+        app.escalations[key] = result.after.to_bytes()
     if app.metrics is not None:
-        app.metrics.escalation_steps.labels(team=team.id).inc()
-    log.info("escalation %s sent for team %s", step.id, step.team)
-    return step
-
-
-def _open_state(app: OffhoursApp, key: bytes) -> tuple[ConversationState, Team] | None:
-    state = _decode_state(app.conversations.get(key))
-    team = None if state is None else app.coverage.coverage.teams.get(state.team)
-    if state is None or team is None or state.status != "open":
-        return None
-    return state, team
+        app.metrics.escalation_steps.labels(team=result.step.team).inc()
+    log.info("escalation %s sent for team %s", result.step.id, result.step.team)
+    return result.step
 
 
 async def apply_reminder(app: OffhoursApp, key: bytes, tick: ReminderTick) -> RouteRequest | None:
     """Send the follow-through reminder the tick names, if still due and not sent; returns its route.
 
-    A claim reminder also starts the escalation chain of the claim (unless one is
-    pending). The route goes out before the state records it, so a crash in between
-    repeats the same ``route_id`` (``remind:<kind>:<conversation>:<due>``), which the
-    delivery ledger sends once. A ``reply_by`` reminder is a breach of the promise made
-    to the customer: counted in ``offhours_promise_breaches_total``.
+    :func:`~promises.ticks.reminder_on_tick` says whether it is. A claim reminder also
+    starts the escalation chain of the claim (unless one is pending). The route goes
+    out before the state records it, so a crash in between repeats the same
+    ``route_id`` (``remind:<kind>:<conversation>:<due>``), which the delivery ledger
+    sends once. A ``reply_by`` reminder is a breach of the promise made to the
+    customer: counted in ``offhours_promise_breaches_total``.
     """
-    found = _open_state(app, key)
-    if found is None:
+    state = _decode_state(app.conversations.get(key))
+    result = reminder_on_tick(tick, state, app.coverage.coverage.teams)
+    if state is None or result is None:
         return None
-    state, team = found
-    due = {reminder.id: reminder for reminder in reminders_due(tick.conversation, state, team, tick.instant)}
-    reminder = due.get(tick.reminder_id)
-    if reminder is None:
-        return None
-    route = reminder_route(reminder, state, team)
-    await app.stream_topics.routes.send(key=key, value=route.to_json())
-    if reminder.escalation is not None and app.escalations.get(key) is None:
-        app.escalations[key] = replace(
-            reminder.escalation, channel=state.channel or "generic", kind=state.kind, account=state.account or "",
-            author_name=state.author_name, text=state.text,
-        ).to_bytes()
+    reminder, team = result.reminder, result.reminder.team
+    await app.stream_topics.routes.send(key=key, value=result.route.to_json())
+    escalation = result.escalation_to_start(pending=app.escalations.get(key) is not None)
+    if escalation is not None:
+        app.escalations[key] = escalation.to_bytes()
     current = _decode_state(app.conversations.get(key)) or state
     app.conversations[key] = current.reminder_sent(reminder.id).to_bytes()
     if app.metrics is not None:
-        app.metrics.reminders.labels(team=team.id).inc()
+        app.metrics.reminders.labels(team=team).inc()
         if reminder.breach:
-            app.metrics.promise_breaches.labels(team=team.id, kind=reminder.kind).inc()
-    log.info("reminder %s sent for team %s", reminder.id, team.id)
-    return route
+            app.metrics.promise_breaches.labels(team=team, kind=reminder.kind).inc()
+    log.info("reminder %s sent for team %s", reminder.id, team)
+    return result.route
 
 
 async def apply_window(app: OffhoursApp, key: bytes, tick: WindowTick) -> RouteRequest | None:
     """Route a conversation whose reply window closes before the team opens; returns the route.
 
-    Applies only while the customer message the tick was swept for is still the last
-    one and still waits; marks the conversation with that message (routed once) and
-    the mechanism a human reply needs after the window (``reply_via``), and starts the
-    route's escalation chain when nobody has claimed the conversation.
+    :func:`~promises.ticks.window_on_tick` says whether the customer message the tick
+    was swept for is still the last one and still waits. The conversation is marked
+    with that message (routed once) and the mechanism a human reply needs after the
+    window (``reply_via``), and the route's escalation chain starts when nobody has
+    claimed the conversation.
     """
-    found = _open_state(app, key)
-    if found is None:
+    state = _decode_state(app.conversations.get(key))
+    result = window_on_tick(tick, state, app.coverage.coverage.teams)
+    if state is None or result is None:
         return None
-    state, team = found
-    if state.customer_at != tick.customer_at or not window_route_due(state, team, tick.instant):
-        return None
-    route, after = window_route(state, team, tick.conversation, tick.instant)
-    await app.stream_topics.routes.send(key=key, value=route.to_json())
+    await app.stream_topics.routes.send(key=key, value=result.route.to_json())
     current = _decode_state(app.conversations.get(key)) or state
-    app.conversations[key] = replace(current, window_routed=state.customer_at, reply_via=after).to_bytes()
-    if current.claimed_by is None and app.escalations.get(key) is None:
-        app.escalations[key] = pending_from_route(route).to_bytes()
-    log.info("reply window of %s routed early for team %s", route.route_id, team.id)
-    return route
+    app.conversations[key] = replace(current, window_routed=result.window_routed, reply_via=result.reply_via).to_bytes()
+    escalation = result.escalation_to_start(current, pending=app.escalations.get(key) is not None)
+    if escalation is not None:
+        app.escalations[key] = escalation.to_bytes()
+    log.info("reply window of %s routed early for team %s", result.route.route_id, result.route.team)
+    return result.route
 
 
 def _received_at(timestamp: float | None) -> str | None:

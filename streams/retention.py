@@ -30,7 +30,7 @@ redelivered after its ledger entry expired would be sent again. Nothing redelive
 late: the platforms retry a webhook for about 36 hours, the ingest remembers delivery
 ids for 48, and Kafka redelivers an outbox record only until its offset is committed.
 
-How it runs: every sweep (:func:`streams.escalations.sweep_promises`) posts, for the
+How it runs: every sweep (:func:`streams.sweeps.sweep_promises`) posts, for the
 expired conversations of each partition this worker holds, ``expire`` ticks on the
 actions topic, sent to that partition, each naming up to 500 conversations with the
 last activity the sweep saw of each; and ``expire_ledger`` ticks naming the partition's

@@ -3,8 +3,8 @@
 APScheduler 3.x (:class:`~apscheduler.schedulers.asyncio.AsyncIOScheduler`) only
 triggers; what an opening is (:func:`promises.rules.next_opening`, from the coverage
 engine, daylight-saving correct) and what is due at a sweep (escalations, reminders,
-early routes) are decided in :mod:`promises.rules` from the tables' state, and what
-has expired (rows older than the retention) in :mod:`streams.retention`.
+early routes) are decided in :mod:`promises.rules` and :mod:`promises.ticks` from the
+tables' state (the sweeps are :mod:`streams.sweeps`), and what has expired (rows older than the retention) in :mod:`streams.retention`.
 
 Nothing is kept here that a restart would lose: each team has one job, for its next
 opening, planned from the coverage and the clock, and planned again after every fire

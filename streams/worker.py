@@ -33,7 +33,6 @@ from faust.types import TP
 from brokers.client import client_options
 from schedules import Coverage, Team
 from streams.app import Decider, OffhoursApp, create_app
-from streams.escalations import hand_over, sweep_promises
 from streams.metrics import Metrics
 from streams.outbox import (
     Outbox,
@@ -45,6 +44,7 @@ from streams.outbox import (
 )
 from streams.reconcile import Reconciler, group_committed
 from streams.settings import Settings
+from streams.sweeps import hand_over, sweep_promises
 from streams.timers import PromiseTimers
 from streams.watchdog import Progress
 

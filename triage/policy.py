@@ -2,7 +2,7 @@
 
 Pure: no Faust, Kafka, asyncio, environment or clock. The event's ``at`` is the clock;
 the team's coverage at that instant (:meth:`schedules.Team.at`) decides the mode.
-The triage agent decodes, calls :meth:`Triage.decide`, stores ``Outcome.state`` and
+The triage agent decodes, calls :meth:`Triage.decide`, stores ``TriageResult.state`` and
 emits the decision, the acknowledgment and the route; it sends rejects to the
 dead-letter topic with the decision's reason.
 
@@ -65,7 +65,7 @@ NO_STATS = FirstResponseStats()
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class TriageResult:
     """What to do with one event: the decision to publish, and what to store and send."""
 
     decision: Decision
@@ -121,7 +121,7 @@ class Triage:
 
     def decide(
         self, raw: bytes, state: ConversationState | None, stats: FirstResponseStats | None = None
-    ) -> Outcome:
+    ) -> TriageResult:
         """Decide one event (the Kafka message value) given its conversation's state.
 
         ``stats`` are the recent measured first responses (:mod:`promises.rules`): an
@@ -145,7 +145,7 @@ class Triage:
         return _customer_message(policy, event, coverage_at, state, processed, stats or NO_STATS)
 
 
-def rejected(event_id: str | None, reason: str) -> Outcome:
+def rejected(event_id: str | None, reason: str) -> TriageResult:
     """The outcome of an input that cannot be decided: a ``reject`` with ``reason``, nothing else."""
     decision = Decision(
         event_id=event_id,
@@ -158,7 +158,7 @@ def rejected(event_id: str | None, reason: str) -> Outcome:
         next_open=None,
         reason=reason,
     )
-    return Outcome(decision, None, None, None)
+    return TriageResult(decision, None, None, None)
 
 
 def _seconds(instant: datetime) -> int:
@@ -175,7 +175,7 @@ def _staff_reply(
     coverage_at: CoverageAt,
     state: ConversationState | None,
     processed: Processed | None,
-) -> Outcome:
+) -> TriageResult:
     decision = Decision(
         event_id=event.id,
         team=coverage_at.team,
@@ -188,7 +188,7 @@ def _staff_reply(
         reason=f"staff reply by {event.author.id}; conversation answered",
     )
     if processed is not None:
-        return Outcome(decision, None, None, None)
+        return TriageResult(decision, None, None, None)
     at = _seconds(event.at)
     current = state or ConversationState(team=coverage_at.team)
     newer = current.staff_at is None or at >= current.staff_at
@@ -201,7 +201,7 @@ def _staff_reply(
         staff_id=event.author.id if newer else current.staff_id,
         waiting_since=None if response is not None else current.waiting_since,
     ).remember(event.id)
-    return Outcome(decision, updated, None, None, response)
+    return TriageResult(decision, updated, None, None, response)
 
 
 def _first_response(team: Team, event: SocialEvent, state: ConversationState) -> FirstResponse | None:
@@ -265,7 +265,7 @@ def _customer_message(
     state: ConversationState | None,
     processed: Processed | None,
     stats: FirstResponseStats,
-) -> Outcome:
+) -> TriageResult:
     team = policy.team
     triage = team.triage
     at = _seconds(event.at)
@@ -325,7 +325,7 @@ def _customer_message(
         reason="; ".join(reasons),
     )
     if processed is not None:
-        return Outcome(decision, None, None, None)
+        return TriageResult(decision, None, None, None)
 
     current = state or ConversationState(team=team.id)
     routed_now = plan.action == "page" or (plan.action == "route" and not route_held)
@@ -347,7 +347,7 @@ def _customer_message(
         updated = updated.wrote(event.author.name, event.text, event.account)
     ack_request = _ack_request(event, team.id, ack, private_text) if ack is not None else None
     route_request = _route_request(event, team, decision, rule) if routed_now else None
-    return Outcome(decision, updated, ack_request, route_request)
+    return TriageResult(decision, updated, ack_request, route_request)
 
 
 def _waiting_since(state: ConversationState, at: int) -> int:

@@ -21,7 +21,8 @@ from records.actions import (
 )
 
 # Produced by the writers as they were before records.actions (edge.actions.action_record,
-# streams.escalations.escalation_tick and promise_ticks, streams.retention.expire_ticks and ledger_ticks).
+# escalation_tick and promise_ticks, today in promises.ticks and streams.sweeps, streams.retention.expire_ticks
+# and ledger_ticks).
 CLAIM_BY_LINK = (b'{"action_id":"claim:link:2b4bf851019c0f84f62c21001d443c09","action":"claim",'
                  b'"conversation":"fb:PAGE_111:PSID_222","event_id":null,"member":"marta","by":"link:marta",'
                  b'"via":"link","at":"2026-11-23T21:20:00+01:00"}')

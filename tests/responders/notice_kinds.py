@@ -8,20 +8,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from promises.routes import digest_route, escalation_route, reminder_route, window_route
 from promises.rules import PendingEscalation, handover_digest, next_escalation
+from promises.ticks import reminders_due
 from records.wire import Notify, RouteRequest
 from responders.fakes.samples import NOW, WROTE_AT, ack_request, route_request
 from responders.notice import Notice, NoticeKind
 from schedules import Team, load_coverage
-from streams.escalations import (
-    backlog_of,
-    digest_route,
-    escalation_route,
-    reminder_route,
-    reminders_due,
-    window_route,
-)
 from streams.outbox import failed_ack_route
+from streams.sweeps import backlog_of
 from tests.conftest import EXAMPLE_COVERAGE
 from triage.state import ConversationState
 

@@ -9,21 +9,15 @@ import pytest
 
 from brokers.client import partition_of
 from edge.actions import action_record
+from promises.routes import pending_from_route
 from promises.rules import PendingEscalation
+from promises.ticks import due_ticks, escalation_tick
 from records.actions import ActionInvalid, EscalationTick, decode_action
 from records.wire import RouteRequest
 from schedules import Coverage, load_coverage
-from streams.escalations import (
-    backlog_of,
-    due_ticks,
-    escalation_tick,
-    handover_route,
-    held_partitions,
-    held_rows,
-    pending_from_route,
-)
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.sweeps import backlog_of, handover_route, held_partitions, held_rows
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
 from tests.integration.workers import TopicReader

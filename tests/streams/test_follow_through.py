@@ -13,19 +13,15 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from promises.routes import window_route
 from promises.rules import FirstResponseStats
+from promises.ticks import reminders_due, window_route_due
 from records.actions import ReminderTick, WindowTick, decode_action
 from records.wire import RouteRequest
 from schedules import Coverage, load_coverage
 from streams.app import reply_times_key
-from streams.escalations import (
-    backlog_of,
-    promise_ticks,
-    reminders_due,
-    window_route,
-    window_route_due,
-)
 from streams.metrics import Metrics
+from streams.sweeps import backlog_of, promise_ticks
 from streams.worker import running_worker
 from tests.conftest import EXAMPLE_COVERAGE
 from tests.streams.test_app import (

@@ -23,7 +23,7 @@ from tests.streams.policy_fixtures import (
     local,
     small_coverage,
 )
-from triage.policy import Outcome, Triage
+from triage.policy import Triage, TriageResult
 from triage.state import ConversationState
 
 # Conversations that differ only by the author's fame, at instants of every mode.
@@ -36,7 +36,7 @@ def triage() -> Triage:
     return Triage(example_coverage())
 
 
-def decide_in_turn(triage: Triage, *raws: bytes) -> list[Outcome]:
+def decide_in_turn(triage: Triage, *raws: bytes) -> list[TriageResult]:
     """Decide events one after the other in one conversation, storing each new state."""
     state: ConversationState | None = None
     outcomes = []
@@ -47,7 +47,7 @@ def decide_in_turn(triage: Triage, *raws: bytes) -> list[Outcome]:
     return outcomes
 
 
-def summary(outcome: Outcome) -> dict[str, Any]:
+def summary(outcome: TriageResult) -> dict[str, Any]:
     decision = outcome.decision
     return {
         "action": decision.action,

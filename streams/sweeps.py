@@ -1,0 +1,213 @@
+"""The workers' periodic sweeps: the ticks they post and the handover digest they send.
+
+Every sweep reads the rows of the partitions this worker holds and posts, for each
+promise due, a tick (:mod:`records.actions`) to the actions topic, keyed by the
+conversation; the actions agent, which owns the partition, applies it
+(:func:`streams.app.apply_action`). What is due and what a tick does are pure rules in
+:mod:`promises.ticks`; the routes they send are :mod:`promises.routes`. This module
+only gathers the rules' input from the worker's tables and sends what they return.
+
+Escalation (an unclaimed route's chain). A routed or paged message that waits for a
+claim is one row of the ``escalations`` table (key: the conversation, so the row lives
+on the partition of the conversation's events and actions; value:
+:class:`~promises.rules.PendingEscalation` bytes of the latest route of that
+conversation). :func:`sweep_escalations` sends an *escalation tick*
+(:func:`~promises.ticks.escalation_tick`) for each row whose next step is due; the
+actions agent asks :func:`~promises.ticks.escalation_on_tick` what it does, sends the
+step to the routes outbox and records it as sent. So every read and write of a row
+happens inside the agent that owns its partition (Faust's stores write only from a
+stream event), a claim and an escalation of one conversation are applied in order, and
+a tick that is swept twice, or redelivered, finds the step already sent and does
+nothing. A crash between the route and the table write makes the tick apply again with
+the same ``route_id`` (``esc:<event_id>:<n>``), which the delivery ledger sends once.
+
+Follow-through and reply windows. The same sweep reads the ``conversations`` rows of
+the held partitions (:func:`sweep_promises`, :func:`promise_ticks`): a promised reply-by
+time passed without a staff reply, or a claim unanswered past the team's
+``claim_limit``, is a ``remind`` tick; a waiting Facebook/Instagram/WhatsApp
+conversation whose reply window closes before the team opens is a ``window`` tick. The
+actions agent applies them against the state of that moment and records what it sent
+on the conversation.
+
+Retention. The same sweep finds the conversations, pending escalations and delivery
+ledger entries older than ``settings.retention`` and posts ``expire`` and
+``expire_ledger`` ticks; the actions agent deletes them (:mod:`streams.retention`).
+
+Handover. At each opening (:class:`~streams.timers.PromiseTimers`) each worker sends
+the digest of the backlog held in *its own* partitions of the ``conversations`` table
+(:func:`hand_over`): one route per team, opening and worker partitions, with the
+deterministic id ``handover:<team>:<opening>:p<partitions>``. With several workers the
+team gets one digest per worker that holds part of its backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from brokers.client import partition_of
+from promises.routes import digest_route
+from promises.rules import BacklogItem, handover_digest
+from promises.ticks import due_ticks, reminders_due, utc_instant, window_route_due
+from records.actions import EscalationTick, ReminderTick, WindowTick
+from records.wire import RouteRequest
+from schedules import Team
+from streams.retention import (
+    expired_conversations,
+    send_expiries,
+    sweep_ledger,
+)
+from triage.state import ConversationState
+
+if TYPE_CHECKING:
+    from streams.app import OffhoursApp
+
+log = logging.getLogger(__name__)
+
+def held_rows(rows: Iterable[tuple[bytes, bytes]], held: Collection[int], partitions: int) -> Iterator[tuple[bytes, bytes]]:
+    """The table rows whose key belongs to a partition in ``held``.
+
+    A worker's in-memory store may still carry rows of partitions a rebalance took away;
+    only the holder of a partition acts on its rows.
+    """
+    for key, value in rows:
+        if value is not None and partition_of(key, partitions) in held:
+            yield key, value
+
+
+def backlog_of(rows: Iterable[tuple[bytes, bytes]], team: Team, opening_at: datetime) -> list[BacklogItem]:
+    """The off-hours backlog of ``team`` at ``opening_at`` among ``rows`` of the conversations table.
+
+    A conversation is in the backlog when it is open (not marked answered), its last
+    customer message came before the opening while the team was not open, and no staff
+    reply came after that message.
+    """
+    items: list[BacklogItem] = []
+    for key, value in rows:
+        state = ConversationState.from_bytes(value)
+        if state.team != team.id or state.status != "open" or state.customer_at is None:
+            continue
+        if state.staff_at is not None and state.staff_at >= state.customer_at:
+            continue
+        last_message = datetime.fromtimestamp(state.customer_at, UTC)
+        if last_message >= opening_at or team.at(last_message).mode == "open":
+            continue
+        first_waiting = state.waiting_since if state.waiting_since is not None else state.customer_at
+        reply_by, promised = state.promise()
+        items.append(
+            BacklogItem(
+                conversation=key.decode("utf-8", "replace"),
+                channel=state.channel or "generic",
+                waiting_since=datetime.fromtimestamp(min(first_waiting, state.customer_at), UTC),
+                urgent=state.urgent,
+                ack_text=promised,
+                reply_by=utc_instant(reply_by),
+                kind=state.kind,
+                account=state.account,
+                author_name=state.author_name,
+                text=state.text,
+            )
+        )
+    return items
+
+
+def handover_route(rows: Iterable[tuple[bytes, bytes]], team: Team, opening_at: datetime, held: Collection[int]) -> RouteRequest | None:
+    """The handover route of ``team`` at ``opening_at`` for ``rows``, or None when nothing waits."""
+    backlog = backlog_of(rows, team, opening_at)
+    if not backlog:
+        return None
+    return digest_route(handover_digest(team, backlog, opening_at), team, held)
+
+
+def held_partitions(app: OffhoursApp) -> set[int]:
+    """The partitions of the events topic (and so of the tables) this worker holds now."""
+    topic = app.settings.events_topic
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+
+
+async def sweep_escalations(app: OffhoursApp, now: datetime, held: Collection[int] | None = None) -> int:
+    """Send an escalation tick for each pending escalation due at ``now`` in this worker's partitions.
+
+    ``held`` is the partitions to sweep (default: those this worker holds now). Returns
+    how many ticks were sent. The actions agent applies them
+    (:func:`streams.app.apply_escalation`, :func:`promises.ticks.escalation_on_tick`); a tick it finds stale does nothing, so a
+    sweep may run as often as wanted, on every worker.
+    """
+    held = held_partitions(app) if held is None else held
+    if not held:
+        return 0
+    rows = held_rows(list(app.escalations.items()), held, app.settings.partitions)
+    return await _send_ticks(app, due_ticks(rows, app.coverage.coverage.teams, now))
+
+
+async def _send_ticks(app: OffhoursApp, ticks: Sequence[tuple[bytes, EscalationTick | ReminderTick | WindowTick]]) -> int:
+    for key, tick in ticks:
+        await app.stream_topics.actions.send(key=key, value=tick.to_json())
+    return len(ticks)
+
+
+async def hand_over(app: OffhoursApp, team: Team, opening_at: datetime) -> RouteRequest | None:
+    """Send ``team``'s handover digest of this worker's partitions at ``opening_at``; returns it.
+
+    Nothing is sent when no conversation of the team waits in these partitions.
+    """
+    held = held_partitions(app)
+    rows = held_rows(list(app.conversations.items()), held, app.settings.partitions)
+    route = handover_route(rows, team, opening_at, held)
+    if route is not None:
+        await app.stream_topics.routes.send(key=f"handover:{team.id}".encode(), value=route.to_json())
+        if app.metrics is not None:
+            app.metrics.handovers.labels(team=team.id).inc()
+        log.info("handover %s sent (%d waiting)", route.route_id, len(route.handover or ()))
+    return route
+
+
+# -- follow-through and reply windows -------------------------------------------------
+
+
+def promise_ticks(
+    rows: Iterable[tuple[bytes, bytes | ConversationState]], teams: dict[str, Team], now: datetime
+) -> list[tuple[bytes, ReminderTick | WindowTick]]:
+    """The follow-through and reply-window ticks due at ``now`` for ``rows`` of the conversations table
+    (values as stored, or already decoded)."""
+    ticks: list[tuple[bytes, ReminderTick | WindowTick]] = []
+    for key, value in rows:
+        state = value if isinstance(value, ConversationState) else ConversationState.from_bytes(value)
+        team = teams.get(state.team)
+        if team is None or state.status != "open":
+            continue
+        conversation = key.decode("utf-8", "replace")
+        for reminder in reminders_due(conversation, state, team, now):
+            ticks.append((key, ReminderTick(conversation=conversation, reminder_id=reminder.id, at=now)))
+        if state.customer_at is not None and window_route_due(state, team, now):
+            ticks.append((key, WindowTick(conversation=conversation, customer_at=state.customer_at, at=now)))
+    return ticks
+
+
+async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
+    """Send the escalation, follow-through, reply-window and expiry ticks due at ``now`` in this worker's partitions.
+
+    Returns how many ticks were sent. The actions agent applies each against the
+    conversation's state at that moment (:func:`streams.app.apply_action`), so a tick
+    that is stale (a reply came, the reminder was sent) does nothing. A conversation
+    older than ``settings.retention`` gets an ``expire`` tick and no other, and the
+    ledger entries of the held partitions older than it ``expire_ledger`` ticks
+    (:mod:`streams.retention`).
+    """
+    held = held_partitions(app)
+    if not held:
+        return 0
+    partitions = app.settings.partitions
+    teams = app.coverage.coverage.teams
+    # Decoded once: the expiry and the promise rules both read every row.
+    conversations = [(key, ConversationState.from_bytes(value))
+                     for key, value in held_rows(list(app.conversations.items()), held, partitions)]
+    escalations = list(held_rows(list(app.escalations.items()), held, partitions))
+    expiring = expired_conversations(app, conversations, escalations, now)
+    gone = {key for key, _ in expiring}
+    count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone], teams, now))
+    count += await _send_ticks(app, promise_ticks([row for row in conversations if row[0] not in gone], teams, now))
+    count += await send_expiries(app, expiring, now)
+    return count + await sweep_ledger(app, now, held)
