@@ -284,13 +284,27 @@ class KafkaServer:
                 f"see {self.log_path}:\n  {self._log_tail()}"
             )
 
-    def spawn(self) -> None:
-        """Format the storage if needed and start the process; do not wait for it (see :meth:`start`)."""
+    def prepare(self) -> None:
+        """Find Java and the classpath, write the configuration and format the storage if needed.
+
+        Safe in any thread (nothing it starts outlives it); :meth:`launch` then starts the node.
+        """
         java = find_java()
         if self.classpath is None:
             self.classpath = kafka_classpath()
         config, log4j = self._write_config()
         self._format(java, config, log4j)
+
+    def launch(self) -> None:
+        """Start the prepared node's process; do not wait for it.
+
+        The node dies with the *thread* that starts it (``PR_SET_PDEATHSIG`` is per
+        thread on Linux): start it from a thread that outlives it, never from
+        ``asyncio.to_thread`` or another pool thread, whose exit SIGKILLs the node.
+        """
+        java = find_java()
+        assert self.data_dir is not None
+        config, log4j = self.data_dir / "server.properties", self.data_dir / "log4j2.properties"
         handle = self.log_path.open("ab")
         self._log_handle = handle
         self._process = subprocess.Popen(
@@ -302,6 +316,11 @@ class KafkaServer:
             start_new_session=True,
         )
         log.info("Apache Kafka node %s starting: pid %s on %s (log %s)", self.node_id, self._process.pid, self.bootstrap, self.log_path)
+
+    def spawn(self) -> None:
+        """:meth:`prepare` and :meth:`launch`: start the node without waiting for it (see :meth:`start`)."""
+        self.prepare()
+        self.launch()
 
     def wait_ready(self, deadline: float) -> None:
         """Block until the node answers a metadata request; raise when it exits or ``deadline`` (monotonic) passes."""
@@ -441,7 +460,12 @@ class KafkaCluster:
         self.node(node_id).kill()
 
     def restart(self, node_id: int) -> None:
-        """Start a stopped or killed node again on its ports and data, and wait for it."""
+        """Start a stopped or killed node again on its ports and data, and wait for it.
+
+        Call it from a thread that outlives the node (see :meth:`KafkaServer.launch`). From
+        asyncio, without blocking the loop: ``await asyncio.to_thread(node.prepare)``,
+        ``node.launch()``, then ``await asyncio.to_thread(node.wait_ready, deadline)``.
+        """
         node = self.node(node_id)
         node.spawn()
         node.wait_ready(time.monotonic() + node.start_timeout)

@@ -123,21 +123,20 @@ def plan(round_no: int) -> list[Planned]:
     return planned
 
 
-async def stream_events(sink: KafkaEventSink, planned: list[Planned], started: float) -> float:
+async def stream_events(sink: KafkaEventSink, planned: list[Planned], started: float) -> dict[int, float]:
     """Publish ``planned`` at :data:`RATE`, one publisher per partition, as webhooks arrive.
 
     Each publisher sends its partition's events in order, a batch of whatever is due,
     and waits for the brokers' acknowledgment (``acks=all``), as the webhook edge does;
     a partition without a leader holds up its own publisher only. Returns the longest
-    wait for one publish (what a webhook would have waited).
+    wait for one publish per partition (what a webhook would have waited).
     """
     by_partition: dict[int, list[tuple[int, Planned]]] = defaultdict(list)
     for n, item in enumerate(planned):
         by_partition[item.partition].append((n, item))
-    longest = 0.0
+    longest: dict[int, float] = defaultdict(float)
 
-    async def publisher(items: list[tuple[int, Planned]]) -> None:
-        nonlocal longest
+    async def publisher(partition: int, items: list[tuple[int, Planned]]) -> None:
         i = 0
         while i < len(items):
             due_at = started + items[i][0] / RATE
@@ -149,10 +148,10 @@ async def stream_events(sink: KafkaEventSink, planned: list[Planned], started: f
                 i += 1
             began = time.monotonic()
             await sink.publish(batch)
-            longest = max(longest, time.monotonic() - began)
+            longest[partition] = max(longest[partition], time.monotonic() - began)
 
-    await asyncio.gather(*(publisher(items) for items in by_partition.values()))
-    return longest
+    await asyncio.gather(*(publisher(partition, items) for partition, items in by_partition.items()))
+    return dict(longest)
 
 
 # --- topics and metadata -------------------------------------------------------------
@@ -351,6 +350,8 @@ def worker_log_findings(workers: list[WorkerProcess]) -> dict[str, int]:
 
 
 async def run_round(cluster: KafkaCluster, round_no: int, tmp_path: Path, *, kill_worker: bool) -> dict[str, object]:
+    down = [node.node_id for node in cluster.nodes if not node.running]
+    assert [] == down, f"nodes down before round {round_no} began"
     name = f"kc-{round_no}-{time.time_ns() % 10**8}"
     settings = settings_for(
         cluster,
@@ -396,6 +397,8 @@ async def run_round(cluster: KafkaCluster, round_no: int, tmp_path: Path, *, kil
 
             leader = await watch.leader(tp)
             assert leader is not None
+            led = {p for p in range(PARTITIONS) if await watch.leader(TopicPartition(settings.events_topic, p)) == leader}
+            elsewhere = set(range(PARTITIONS)) - led
             controller = watch.controller
             holders = [w for w in workers if busiest in w.partitions]
             victim = holders[0] if kill_worker and holders else None
@@ -417,8 +420,12 @@ async def run_round(cluster: KafkaCluster, round_no: int, tmp_path: Path, *, kil
             await asyncio.gather(moving, read_until(moving))
             new_leader, leadership_moved = moving.result()
 
-            # Restart the killed node while the stream goes on.
-            restarting = asyncio.ensure_future(asyncio.to_thread(cluster.restart, leader))
+            # Restart the killed node while the stream goes on. Launched from this thread:
+            # a node started from a pool thread dies when that thread ends.
+            node = cluster.node(leader)
+            await asyncio.to_thread(node.prepare)
+            node.launch()
+            restarting = asyncio.ensure_future(asyncio.to_thread(node.wait_ready, time.monotonic() + node.start_timeout))
             await read_until(restarting)
             restarting.result()
             restarted = time.monotonic() - killed
@@ -444,6 +451,7 @@ async def run_round(cluster: KafkaCluster, round_no: int, tmp_path: Path, *, kil
         assert [] == problems, f"conversation state after the kill: {problems[:10]}"
 
         stall_all, stall_all_end = largest_gap([t for t, _ in outcome.timeline], killed_epoch_ms)
+        stall_else, _ = largest_gap([t for t, p in outcome.timeline if p in elsewhere], killed_epoch_ms)
         stall_p, stall_p_end = largest_gap([t for t, p in outcome.timeline if p == busiest], killed_epoch_ms)
         return {
             "ready": ready,
@@ -457,9 +465,14 @@ async def run_round(cluster: KafkaCluster, round_no: int, tmp_path: Path, *, kil
             "restarted": restarted,
             "stall_all": stall_all,
             "stall_all_end": stall_all_end,
+            "led": sorted(led),
+            "elsewhere": sorted(elsewhere),
+            "stall_elsewhere": stall_else,
             "stall_partition": stall_p,
             "stall_partition_end": stall_p_end,
-            "longest_publish": longest_publish,
+            "longest_publish": longest_publish[busiest],
+            "longest_publish_led": max(v for p, v in longest_publish.items() if p in led),
+            "longest_publish_elsewhere": max((v for p, v in longest_publish.items() if p in elsewhere), default=0.0),
             "stream_done": finished,
             "duplicates": sum(len(c) - 1 for c in outcome.decisions.values()),
             **acks,
@@ -478,10 +491,13 @@ def report(round_no: int, what: str, r: dict[str, object]) -> None:
         + f"; workers ready in {r['ready']:.1f} s\n"
         f"  leadership moved to node {r['new_leader']} after {r['leadership_moved']:.1f} s; "
         f"killed node back after {r['restarted']:.1f} s\n"
-        f"  processing stall: largest gap between decisions {r['stall_all']:.1f} s over all partitions "
-        f"(ended {r['stall_all_end']:.1f} s after the kill), {r['stall_partition']:.1f} s on partition {r['partition']} "
-        f"(ended {r['stall_partition_end']:.1f} s after the kill)\n"
-        f"  longest ingest publish {r['longest_publish']:.1f} s; every event decided {r['stream_done']:.1f} s after the stream began\n"
+        f"  processing stall (largest gap between decisions): {r['stall_partition']:.1f} s on partition {r['partition']} "
+        f"(ended {r['stall_partition_end']:.1f} s after the kill), {r['stall_all']:.1f} s over all partitions "
+        f"(ended {r['stall_all_end']:.1f} s after the kill), {r['stall_elsewhere']:.1f} s over the events partitions "
+        f"{r['elsewhere']} led by the other nodes\n"
+        f"  longest ingest publish: {r['longest_publish']:.1f} s to partition {r['partition']}, "
+        f"{r['longest_publish_led']:.1f} s to the partitions {r['led']} the killed node led, "
+        f"{r['longest_publish_elsewhere']:.1f} s to the others; every event decided {r['stream_done']:.1f} s after the stream began\n"
         f"  {r['duplicates']} duplicate decisions (identical), {r['acks']} acks ({r['ack_copies']} identical copies); "
         f"worker logs: {r['watchdog']} watchdog re-reads, {r['reissued']} reconciliation re-issue lines, "
         f"{r['tracebacks']} tracebacks, {r['errors']} ERROR lines"
