@@ -14,10 +14,15 @@ from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from brokers.client import KafkaConnection, connection_options
 from records.headers import HEADER_RECEIVED
 from records.wire import SocialEvent
+
+DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024
+"""aiokafka's default ``max_request_size`` (bytes), which :class:`KafkaEventSink` keeps."""
 
 
 class EventSink(Protocol):
@@ -37,16 +42,57 @@ class ManagedSink(Protocol):
 
 
 class MemoryEventSink:
-    """Keeps published events in :attr:`events`, in order; ``failure`` makes publish raise it."""
+    """Keeps published events in :attr:`events`, in order; ``failure`` makes publish raise it.
 
-    def __init__(self) -> None:
+    It refuses what :class:`KafkaEventSink` refuses, the same way (the contract suite in
+    ``tests/edge/test_sink_contract.py`` runs both): ``publish`` before :meth:`start` or
+    after :meth:`stop` raises ``RuntimeError`` (:func:`edge.app.build_webhooks` starts
+    and stops it as it does the Kafka sink); each event is written as its wire JSON, so
+    one that cannot be (an integer beyond 64 bits) raises orjson's error, and a record
+    over the producer's ``max_request_size`` raises aiokafka's
+    ``MessageSizeTooLargeError``. As with the Kafka sink, the events before the one
+    refused are published.
+    """
+
+    def __init__(self, *, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         self.events: list[SocialEvent] = []
         self.failure: Exception | None = None
+        self.started = False
+        self._max_request_size = max_request_size
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
 
     async def publish(self, events: list[SocialEvent]) -> None:
+        if not self.started:
+            raise RuntimeError("MemoryEventSink.publish before start()")
         if self.failure is not None:
             raise self.failure
-        self.events.extend(events)
+        headers = [(HEADER_RECEIVED, b"0" * 20)]  # as long as the Kafka sink's receipt stamp, or longer
+        for event in events:
+            key, value = event.conversation.encode(), event.to_json()
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+            if size > self._max_request_size:
+                raise MessageSizeTooLargeError(
+                    f"The message is {size} bytes when serialized which is larger than the maximum "
+                    "request size you have configured with the max_request_size configuration"
+                )
+            self.events.append(event)
+
+    async def __aenter__(self) -> MemoryEventSink:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
 
 
 class KafkaEventSink:

@@ -318,9 +318,11 @@ class RecordingSink(MemoryEventSink):
         self.lifecycle: list[str] = []
 
     async def start(self) -> None:
+        await super().start()
         self.lifecycle.append("start")
 
     async def stop(self) -> None:
+        await super().stop()
         self.lifecycle.append("stop")
 
 

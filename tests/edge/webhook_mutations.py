@@ -314,25 +314,17 @@ def signed_body(rng: random.Random, webhook: Webhook) -> tuple[bytes, dict[str, 
     return body, {**webhook.sign(body), "Content-Type": "application/json"}
 
 
-KAFKA_MAX_REQUEST_BYTES = 1024 * 1024
-"""aiokafka's default ``max_request_size``: a larger record is refused by the producer."""
-
-
 class KafkaLikeSink(MemoryEventSink):
-    """A memory sink that serializes each event as the Kafka sink does and refuses what
-    Kafka or the triage worker would.
+    """A memory sink that also refuses what the triage worker would.
 
-    :class:`~edge.sink.MemoryEventSink` keeps event objects, so an event that cannot be
-    written to the topic (an integer beyond 64 bits, a record over the producer's size
-    limit) or that the worker rejects (text or JSON over its limits) would pass
-    unnoticed; here ``publish`` fails (the edge answers 503) so a test sees it.
+    :class:`~edge.sink.MemoryEventSink` already refuses what the Kafka sink refuses (an
+    event that cannot be written as JSON, a record over the producer's size limit; see
+    tests/edge/test_sink_contract.py); here ``publish`` also fails for an event the
+    worker rejects (text or JSON over its limits), so the edge answers 503 and a test
+    sees it.
     """
 
     async def publish(self, events: list[SocialEvent]) -> None:
         for event in events:
-            value = event.to_json()
-            size = len(value) + len(event.conversation.encode("utf-8"))
-            if size > KAFKA_MAX_REQUEST_BYTES:
-                raise ValueError(f"record of {size} bytes is over the producer's {KAFKA_MAX_REQUEST_BYTES}")
-            parse_event(value)  # what the worker does first: the limits of records.wire
+            parse_event(event.to_json())  # what the worker does first: the limits of records.wire
         await super().publish(events)
