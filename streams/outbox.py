@@ -11,9 +11,10 @@
   :class:`~records.wire.RouteRequest`;
 - a dead-letter sink: every delivery given up is a :class:`~records.wire.DeadLetter`
   on the dead-letter topic, with the request and the reason;
-- escalation: a customer whose acknowledgment failed is paged to the on-call staff
-  that ``on_call(team, now)`` names, as a ``RouteRequest`` with id
-  ``"escalation:" + ack_id`` on the routes outbox. It carries who wrote and what (the
+- the failed-acknowledgment page: a customer whose acknowledgment failed is paged to
+  the on-call staff that ``on_call(team, now)`` names, as a ``RouteRequest`` with id
+  ``"escalation:" + ack_id`` on the routes outbox (:func:`failed_ack_page`; the id's
+  prefix predates the name and stays, running systems have it). It carries who wrote and what (the
   request's ``author_name`` and ``customer_text``), the team's mode at that moment
   (``mode_at(team, now)``; none without it) and the reason, worded for staff:
   "the customer did not get our acknowledgment because …". Without ``on_call`` the
@@ -43,6 +44,12 @@ in ``notifications_failed{notifier,kind}`` (notifier: the URI scheme, ``slack``,
 ``dead_letters{topic}``.
 Importing this module has no side effect.
 
+What the agents do with a record is decided by module-level functions, pure and tested
+without a broker: :func:`decode_request` (a request, or why not), :func:`outbox_dead_letter`
+(the dead letter of a delivery given up), :func:`failed_ack_page` (the page, or none),
+:func:`ack_metric` (which counter an acknowledgment's report moves); :func:`install`
+only wires them to the topics, the table and the responders.
+
 :func:`on_call_from`, :func:`notify_secrets_from` and :func:`claim_links` build the
 ``on_call``, ``notify_secrets`` and ``claim_link`` arguments from the coverage in use
 and the operations settings. Route records carry their notify URIs masked
@@ -58,7 +65,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import faust
@@ -148,6 +155,42 @@ def _decode(value: Any, record: type[AckRequest] | type[RouteRequest]) -> Any:
     return record.from_json(value)
 
 
+def decode_request(value: Any, record: type[AckRequest] | type[RouteRequest]) -> tuple[Any, str | None]:
+    """``(request, None)`` for an outbox record (bytes, a dict or already a ``record``);
+    ``(None, reason)`` when it does not decode, the reason naming the type and the error."""
+    try:
+        return _decode(value, record), None
+    except (TypeError, ValueError, KeyError) as exc:
+        return None, f"undecodable {record.__name__}: {type(exc).__name__}"
+
+
+def outbox_dead_letter(raw: bytes, source: str, reason: str, settings: Settings, now: float) -> DeadLetter:
+    """The dead letter of a record of the ``source`` outbox (``acks`` or ``routes``) given up
+    for ``reason`` at ``now`` (POSIX seconds), naming that outbox's topic."""
+    topic_name = settings.acks_topic if source == "acks" else settings.routes_topic
+    return DeadLetter.of(raw, reason, topic_name, utc_from_epoch(now).isoformat())
+
+
+def ack_metric(status: str) -> Literal["acks_sent", "acks_failed"] | None:
+    """The counter an acknowledgment's final status moves: delivered, given up, or none (a ledger skip)."""
+    if status == "delivered":
+        return "acks_sent"
+    if status == "dead":
+        return "acks_failed"
+    return None
+
+
+def failed_ack_page(
+    request: AckRequest, reason: str, now: datetime, on_call: OnCall | None, mode_at: ModeAt | None
+) -> RouteRequest | None:
+    """The failed-acknowledgment page about ``request`` at ``now``: to the staff ``on_call``
+    names, in the team's mode ``mode_at`` says ("" without it); None without ``on_call``."""
+    if on_call is None:
+        return None
+    mode = mode_at(request.team, now) if mode_at is not None else ""
+    return failed_ack_route(request, on_call(request.team, now), mode, reason)
+
+
 def _topic(app: faust.App, topics: Any, attribute: str, name: str) -> Any:
     existing = getattr(topics, attribute, None) if topics is not None else None
     if existing is not None:
@@ -190,31 +233,25 @@ def install(
     jitter = random.Random().random
 
     async def dead_letter(raw: bytes, source: str, reason: str) -> None:
-        topic_name = settings.acks_topic if source == "acks" else settings.routes_topic
-        letter = DeadLetter.of(raw, reason, topic_name, utc_from_epoch(clock()).isoformat())
-        log.warning("dead letter from %s: %s", topic_name, reason)
+        letter = outbox_dead_letter(raw, source, reason, settings, clock())
+        log.warning("dead letter from %s: %s", letter.topic, reason)
         await dead_letters.send(value=letter.to_json())
         if metrics is not None:
-            metrics.dead_letters.labels(topic=topic_name).inc()
+            metrics.dead_letters.labels(topic=letter.topic).inc()
 
-    async def escalate(request: AckRequest, reason: str) -> None:
-        if on_call is None:
-            log.warning(
-                "acknowledgment %s failed and no on-call resolver is installed", request.ack_id
-            )
+    async def page_failed_ack(request: AckRequest, reason: str) -> None:
+        page = failed_ack_page(request, reason, utc_from_epoch(clock()), on_call, mode_at)
+        if page is None:
+            log.warning("acknowledgment %s failed and no on-call resolver is installed", request.ack_id)
             return
-        now = utc_from_epoch(clock())
-        mode = mode_at(request.team, now) if mode_at is not None else ""
-        escalation = failed_ack_route(request, on_call(request.team, now), mode, reason)
-        await routes.send(key=request.conversation.encode(), value=escalation.to_json())
+        await routes.send(key=request.conversation.encode(), value=page.to_json())
 
-    async def decoded(value: Any, record: Any, source: str) -> Any:
-        try:
-            return _decode(value, record)
-        except (TypeError, ValueError, KeyError) as exc:
+    async def decoded(value: Any, record: type[AckRequest] | type[RouteRequest], source: str) -> Any:
+        request, reason = decode_request(value, record)
+        if reason is not None:
             raw = value if isinstance(value, bytes) else str(value).encode()
-            await dead_letter(raw, source, f"undecodable {record.__name__}: {type(exc).__name__}")
-            return None
+            await dead_letter(raw, source, reason)
+        return request
 
     async def publish(outcome: DeliveryOutcome) -> None:
         try:
@@ -224,12 +261,9 @@ def install(
                       type(exc).__name__)
 
     def count_ack(request: AckRequest, status: str) -> None:
-        if metrics is None:
-            return
-        if status == "delivered":
-            metrics.acks_sent.labels(channel=request.channel).inc()
-        elif status == "dead":
-            metrics.acks_failed.labels(channel=request.channel).inc()
+        counter = ack_metric(status)
+        if metrics is not None and counter is not None:
+            getattr(metrics, counter).labels(channel=request.channel).inc()
 
     # One loop for every concurrent delivery of both outboxes: the rate limits and the
     # per-key turns must be shared, or concurrency would multiply the limits.
@@ -242,7 +276,7 @@ def install(
             session=session,
             clock=clock,
             dead_letter=dead_letter,
-            escalate=escalate,
+            escalate=page_failed_ack,
             claim_link=claim_link,
             publish=publish,
             notified=None if metrics is None else notification_counter(metrics),
@@ -291,7 +325,7 @@ def failed_ack_route(request: AckRequest, staff: list[Notify], mode: str, reason
 
     ``route_id`` ``escalation:<ack id>``; it repeats who wrote, what, where and when (the
     customer's message time: their wait), the team's ``mode`` now, the acknowledgment that
-    was not delivered (``extra``) and why (:func:`escalation_reason`).
+    was not delivered (``extra``) and why (:func:`failed_ack_reason`).
     """
     return RouteRequest(
         route_id=f"escalation:{request.ack_id}",
@@ -308,12 +342,12 @@ def failed_ack_route(request: AckRequest, staff: list[Notify], mode: str, reason
         at=request.at,
         next_open=None,
         window_closes=request.window_closes,
-        reason=escalation_reason(reason),
+        reason=failed_ack_reason(reason),
         extra={"ack_id": request.ack_id, "ack_text": request.text, "kind": request.kind},
     )
 
 
-def escalation_reason(reason: str) -> str:
+def failed_ack_reason(reason: str) -> str:
     """What on-call staff read about a failed acknowledgment: that it failed, and why."""
     return f"the customer did not get our acknowledgment because {reason}; a person must answer them"
 
@@ -383,7 +417,7 @@ def on_call_from(coverage: Callable[[], Coverage]) -> OnCall:
 
     The staff on call for ``team`` at ``now`` with their notify URIs; a member missing
     from ``staff`` is left out, an unknown team has nobody. Reading the coverage at each
-    call means a reloaded coverage file applies to the next escalation.
+    call means a reloaded coverage file applies to the next failed-acknowledgment page.
     """
 
     def on_call(team: str, now: datetime) -> list[Notify]:
