@@ -129,7 +129,7 @@ async def run_round(settings: Settings, round_no: int, log_dir: Path) -> dict[st
             first_ids = {event_id for _, _, event_id in events[: half // 3]}
             await wait_for_decisions(decisions, first_ids, time.monotonic() + 60, seen)
             # Setup, not the measure: on a loaded machine a three-member group may take a while to settle.
-    await wait_for_stable_assignment(workers, settings.partitions, time.monotonic() + 60)
+            await wait_for_stable_assignment(workers, settings.partitions, time.monotonic() + 60)
             # The victim must hold input partitions, or there is nothing to fail over.
             holders = [w for w in workers if w.partitions]
             victim = holders[round_no % len(holders)]
