@@ -55,16 +55,28 @@ class MemoryActionSink:
     """Keeps actions in order: the fake beside the real sink.
 
     ``records`` are the typed actions, ``actions`` their wire form as the topic would
-    carry it (decoded JSON objects).
+    carry it (decoded JSON objects). Like :class:`KafkaActionSink` it must be started:
+    ``record`` before :meth:`start` or after :meth:`stop` raises ``RuntimeError``
+    (the contract suite in ``tests/edge_ops/test_store_contract.py`` runs both).
     """
 
     def __init__(self) -> None:
         self.records: list[StaffAction] = []
         self.actions: list[dict[str, Any]] = []
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
 
     async def record(self, action: StaffAction) -> None:
+        if not self.started:
+            raise RuntimeError("the action sink is not started")
+        wire = action.to_json()
         self.records.append(action)
-        self.actions.append(orjson.loads(action.to_json()))
+        self.actions.append(orjson.loads(wire))
 
 
 class KafkaActionSink:

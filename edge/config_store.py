@@ -450,6 +450,10 @@ def unmask_text(text: str, stored: str, filename: str = "coverage.yaml", limits:
     return _replace_spans(text, replacements)
 
 
+SEEDED = "seeded from the coverage file"
+"""What the audit says of the seed, the first version of an empty store."""
+
+
 class ConfigStore(Protocol):
     """Holds the current configuration document, publishes new ones and tells followers."""
 
@@ -617,8 +621,11 @@ class _StoreBase:
 class MemoryConfigStore(_StoreBase):
     """The configuration in memory: the fake beside :class:`KafkaConfigStore`.
 
-    ``seed`` (YAML text), when given, must be valid and becomes version 1. Audit
-    events are kept in ``audit``, in order.
+    ``seed`` (YAML text), when given, must be valid and becomes version 1, audited and
+    counted as applied (no follower refused it) as :class:`KafkaConfigStore` does with
+    the seed it publishes. Audit events are kept in
+    ``audit``, in order. The contract suite in ``tests/edge_ops/test_store_contract.py``
+    runs both stores.
     """
 
     def __init__(
@@ -638,9 +645,11 @@ class MemoryConfigStore(_StoreBase):
                 yaml=seed, version=1, updated_by="system:seed",
                 updated_at=clock().isoformat(timespec="seconds"),
             )
-            self._coverage = self.load(document)
+            self._coverage, event = self._prepare(None, document, document.updated_by, SEEDED)
             self._document = document
             self._delivered_etag = document.etag
+            self.audit.append(event)
+            self._record(document.version, [])  # taken by its followers, none yet: as KafkaConfigStore.start
 
     async def publish(
         self, draft: ConfigDocument, *, expected_etag: str | None, who: str, what: str
@@ -871,8 +880,7 @@ class KafkaConfigStore(_StoreBase):
         await self._consumer.start()
         await self._catch_up(self._consumer)
         if self._document is None and seed is not None:
-            await self.publish(ConfigDocument(yaml=seed), expected_etag=None, who="system:seed",
-                               what="seeded from the coverage file")
+            await self.publish(ConfigDocument(yaml=seed), expected_etag=None, who="system:seed", what=SEEDED)
         await self._deliver()
         self._reader = asyncio.create_task(self._follow_topic(self._consumer), name=f"follow {self.topic}")
 

@@ -48,8 +48,11 @@ def store(clock: FixedClock) -> MemoryConfigStore:
 
 
 @pytest.fixture
-def sink() -> MemoryActionSink:
-    return MemoryActionSink()
+async def sink() -> MemoryActionSink:
+    """A started memory action sink (the service starts its Kafka sink before serving)."""
+    actions = MemoryActionSink()
+    await actions.start()
+    return actions
 
 
 @pytest.fixture

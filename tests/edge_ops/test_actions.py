@@ -126,9 +126,9 @@ class TestAudit:
         clock.advance(timedelta(minutes=5))
         changed = COVERAGE_TEXT.replace('sat: ["10:00-18:00 reduced"]', 'sat: ["10:00-14:00 reduced"]')
         await client.put("/api/v1/coverage", data=changed, headers={**AUTH, "If-Match": f'"{store.current().etag}"'})
-        [event] = store.audit
-        assert (IDENTITY, "2026-11-23T20:05:00+01:00", "replaced the coverage file", 2) == (
-            event["who"], event["at"], event["what"], event["version"])
+        [seeded, event] = store.audit
+        assert (IDENTITY, "2026-11-23T20:05:00+01:00", "replaced the coverage file", 2, 1) == (
+            event["who"], event["at"], event["what"], event["version"], seeded["version"])
         assert {"from_version": 1, "to_version": 2, "yaml_lines_added": 1, "yaml_lines_removed": 1,
                 "teams_added": [], "teams_removed": [], "teams_changed": ["care-it"],
                 "overrides_added": [], "overrides_removed": []} == event["diff"]
@@ -138,7 +138,8 @@ class TestAudit:
         override = await (await client.post("/api/v1/teams/care-it/overrides", headers=AUTH, json={
             "from": "2026-11-24 14:00", "to": "2026-11-25 00:00", "mode": "closed", "note": "sciopero"})).json()
         await client.delete(f"/api/v1/teams/care-it/overrides/{override['id']}", headers=AUTH)
+        seeded, *changes = store.audit
         assert [([override["id"]], []), ([], [override["id"]])] == [
-            (e["diff"]["overrides_added"], e["diff"]["overrides_removed"]) for e in store.audit]
-        assert [IDENTITY, IDENTITY] == [e["who"] for e in store.audit]
-        assert override["id"] in store.audit[0]["what"]
+            (e["diff"]["overrides_added"], e["diff"]["overrides_removed"]) for e in changes]
+        assert ["system:seed", IDENTITY, IDENTITY] == [e["who"] for e in [seeded, *changes]]
+        assert override["id"] in changes[0]["what"]

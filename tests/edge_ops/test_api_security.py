@@ -65,8 +65,10 @@ async def make_client(clock: FixedClock) -> AsyncIterator[ClientFactory]:
 
     async def make(store: MemoryConfigStore | None = None, tokens: dict[str, Any] | None = None, **options: Any) -> TestClient:
         signer = LinkSigner("link-secret-for-tests", ttl=timedelta(hours=12), clock=clock)
+        actions = MemoryActionSink()
+        await actions.start()
         api = build_operations_api(
-            store or MemoryConfigStore(COVERAGE_TEXT, clock=clock), MemoryActionSink(),
+            store or MemoryConfigStore(COVERAGE_TEXT, clock=clock), actions,
             tokens if tokens is not None else {TOKEN: IDENTITY}, signer, clock, **options)
         root = web.Application()
         root.add_subapp("/api/v1", api)

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from aiohttp.test_utils import TestClient
 
-from edge.config_store import MemoryConfigStore
+from edge.config_store import SEEDED, MemoryConfigStore
 
 from .conftest import AUTH, COVERAGE_TEXT, ROME, FixedClock
 
@@ -121,7 +121,7 @@ class TestCoverageDocument:
         assert (422, "application/problem+json") == (response.status, response.content_type)
         assert [4, 32] == [problem["line"] for problem in body["problems"]]
         assert all(problem["hint"] for problem in body["problems"])
-        assert (before, []) == (store.current(), store.audit)
+        assert (before, [SEEDED]) == (store.current(), [event["what"] for event in store.audit])
 
 
 class TestCoverageQueries:
