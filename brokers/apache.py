@@ -25,6 +25,7 @@ as the embedded broker does.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import hashlib
@@ -36,13 +37,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from brokers.tansu import (
     BrokerStartError,
@@ -157,6 +160,31 @@ def kafka_classpath(cache_dir: Path | None = None, *, timeout: float = 600.0) ->
         raise BrokerStartError(f"Maven could not resolve Apache Kafka {kafka_version()} (exit {result.returncode}):\n  {tail}")
     partial.replace(cached)
     return cached.read_text("utf-8").strip()
+
+
+async def _group_coordinator_answers(bootstrap: str) -> bool:
+    """True once the broker names a group coordinator (asking creates ``__consumer_offsets``),
+    so the first consumer group does not start with "coordinator not available" errors."""
+    from aiokafka.client import AIOKafkaClient, CoordinationType
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await client.bootstrap()
+        await client.coordinator_lookup(CoordinationType.GROUP, "offhours-ready")
+        return True
+    except Exception:  # any failure means "not yet"; the caller owns the deadline
+        return False
+    finally:
+        await client.close()
+
+
+def _in_thread(probe: Callable[[str], Coroutine[Any, Any, bool]], bootstrap: str) -> bool:
+    """``probe(bootstrap)`` on its own event loop and thread (callers may be inside a loop)."""
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(probe(bootstrap))))
+    thread.start()
+    thread.join()
+    return bool(result and result[0])
 
 
 def new_cluster_id() -> str:
@@ -331,7 +359,7 @@ class KafkaServer:
                     f"Apache Kafka node {self.node_id} exited with code {code} while starting on {self.bootstrap}; "
                     f"see {self.log_path}:\n  {self._log_tail()}"
                 )
-            if probe_kafka(self.bootstrap):
+            if probe_kafka(self.bootstrap) and _in_thread(_group_coordinator_answers, self.bootstrap):
                 log.info("Apache Kafka node %s ready at %s", self.node_id, self.url)
                 return
             if time.monotonic() >= deadline:

@@ -244,15 +244,19 @@ def accounts_without_credentials(settings: Settings, accounts: Iterable[str]) ->
     )
 
 
+EMBEDDED_BROKER = _setting("embedded_broker")
+
 EMBEDDED_RESTART_WARNING = (
     "the embedded broker keeps everything in memory: a restart forgets the overrides made through "
     "the API, conversation state, pending escalations and reminders, and the delivery ledger, so a "
     "platform's redelivery after a restart is decided again and the customer may be acknowledged "
-    f"twice. To keep them, run Apache Kafka and set {BROKER_URL.env} (README: Production on Apache Kafka)."
+    f"twice. To keep them on this machine set {EMBEDDED_BROKER.env}=kafka (Apache Kafka with its data "
+    f"in OFFHOURS_DATA_DIR; needs Java 17), or run Apache Kafka and set {BROKER_URL.env} "
+    "(README: Production on Apache Kafka)."
 )
-"""What the banner says when the service runs on the embedded broker."""
+"""What the banner says when the service runs on the embedded, memory-only broker."""
 
 
 def restart_warning(settings: Settings) -> str | None:
-    """:data:`EMBEDDED_RESTART_WARNING` when ``settings`` name no broker, else None."""
-    return EMBEDDED_RESTART_WARNING if settings.broker_url is None else None
+    """:data:`EMBEDDED_RESTART_WARNING` when ``settings`` start the memory-only embedded broker, else None."""
+    return EMBEDDED_RESTART_WARNING if settings.embedded and not settings.durable else None

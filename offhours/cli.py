@@ -105,7 +105,11 @@ def _config_check(args: argparse.Namespace) -> int:
         except ServiceError as exc:
             print(f"offhours config check: {exc}", file=sys.stderr)
             return EXIT_INVALID
-    broker = settings.broker_url or "embedded (memory only; started by 'offhours run')"
+    broker = settings.broker_url or (
+        f"embedded Apache Kafka (data in {settings.data_dir / 'kafka'}; started by 'offhours run')"
+        if settings.durable
+        else "embedded (memory only; started by 'offhours run')"
+    )
     print(f"broker:   {broker}")
     if coverage is not None:
         print(f"coverage: {settings.coverage_file} (valid; teams: {', '.join(sorted(coverage.teams))})")

@@ -250,8 +250,11 @@ def _serve(
     settings = Settings().with_overrides(
         coverage_file=args.coverage, broker_url=args.broker, web_host=args.host, web_port=args.port
     )
-    if args.idempotent_producer and settings.embedded:
-        print(f"offhours {command}: --idempotent-producer needs a configured broker (--broker)", file=sys.stderr)
+    if args.idempotent_producer and settings.embedded and not settings.durable:
+        print(
+            f"offhours {command}: --idempotent-producer needs Apache Kafka: --broker, or OFFHOURS_EMBEDDED_BROKER=kafka",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     import uvloop
 

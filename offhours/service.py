@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import shlex
 import signal
 import textwrap
@@ -44,6 +45,7 @@ from typing import TextIO
 from aiohttp import web
 from aiokafka import AIOKafkaClient
 
+from brokers.apache import KafkaServer, kafka_version
 from brokers.client import KafkaConnection, client_options, connection_options
 from brokers.tansu import EmbeddedBroker
 from edge import capabilities
@@ -333,12 +335,35 @@ def build_web(
 
 @contextlib.asynccontextmanager
 async def broker_for(settings: Settings) -> AsyncIterator[Settings]:
-    """``settings`` with a broker: the configured one, or a started embedded one."""
+    """``settings`` with a broker: the configured one, or a started embedded one.
+
+    The embedded broker is Tansu (memory only; records one per produce batch, see
+    ``Settings.one_record_batches``), or with ``embedded_broker=kafka`` a single Apache
+    Kafka node keeping its data in ``data_dir/kafka`` (:mod:`brokers.apache`), its tables
+    in RocksDB under ``data_dir`` when rocksdict is installed (else rebuilt from their
+    changelog topics at start), stopped with a controlled shutdown.
+    """
     if not settings.embedded:
         yield settings
         return
-    async with EmbeddedBroker() as broker:
-        yield settings.with_overrides(broker_url=broker.url, one_record_batches=True)
+    if not settings.durable:
+        async with EmbeddedBroker() as broker:
+            yield settings.with_overrides(broker_url=broker.url, one_record_batches=True)
+        return
+    server = KafkaServer(data_dir=settings.data_dir / "kafka")
+    await asyncio.to_thread(server.start)
+    try:
+        yield settings.with_overrides(broker_url=server.url, store=durable_store(settings))
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+def durable_store(settings: Settings) -> str:
+    """The table store of the durable single machine: the configured one, else RocksDB when
+    rocksdict is installed, else memory (tables rebuilt from their changelogs at start)."""
+    if "store" in settings.model_fields_set:
+        return settings.store
+    return "rocksdb://" if importlib.util.find_spec("rocksdict") is not None else settings.store
 
 
 async def prepare_config_topic(settings: Settings) -> None:
@@ -420,7 +445,11 @@ def run_banner(settings: Settings, live: Settings, coverage: Coverage, base: str
     ``settings`` as configured (no broker: the embedded one), ``live`` with the broker
     in use, ``base`` the web server's URL (None without one). Pure, for the tests.
     """
-    embedded = " (embedded, memory only)" if settings.embedded else ""
+    embedded = ""
+    if settings.durable:
+        embedded = f" (embedded Apache Kafka {kafka_version()}, data in {settings.data_dir / 'kafka'}; tables: {live.store})"
+    elif settings.embedded:
+        embedded = " (embedded, memory only)"
     lines = [f"broker:   {live.broker_url}{embedded}", f"coverage: {live.coverage_file}"]
     lines += [
         f"team:     {team_id} {team.timezone} ({', '.join(team.accounts)})"

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         default=None,
         description="kafka://host:9092 or a comma list; unset starts the embedded broker",
     )
+    embedded_broker: Literal["tansu", "kafka"] = Field(
+        default="tansu",
+        description="the broker `offhours run` starts when broker_url is unset: `tansu` (memory only, "
+        "no dependencies; a restart forgets everything) or `kafka` (Apache Kafka with its data under "
+        "data_dir/kafka; a restart or a crash loses nothing; needs Java 17, and Maven the first time)",
+    )
     coverage_file: Path = Path("coverage.yaml")
 
     events_topic: str = "social.events"
@@ -233,6 +239,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no broker is configured and the embedded one must be started."""
         return self.broker_url is None
+
+    @property
+    def durable(self) -> bool:
+        """True when the embedded broker to start is Apache Kafka with its data in ``data_dir``."""
+        return self.embedded and self.embedded_broker == "kafka"
 
     @property
     def bootstrap_servers(self) -> list[str]:

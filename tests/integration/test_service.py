@@ -65,8 +65,8 @@ class ServiceProcess:
                 self.ready.set()
 
     @classmethod
-    def spawn(cls, command: str, settings: Settings, log_path: Path) -> ServiceProcess:
-        env = service_env(settings)
+    def spawn(cls, command: str, settings: Settings, log_path: Path, env: dict[str, str] | None = None) -> ServiceProcess:
+        env = env or service_env(settings)
         process = subprocess.Popen(
             [sys.executable, "-m", "offhours", command, "--port", "0"],
             env=env,
@@ -77,9 +77,13 @@ class ServiceProcess:
         return cls(process, log_path)
 
     async def wait_ready(self) -> str:
-        """The base URL once the process printed ``ready``."""
-        if not await asyncio.to_thread(self.ready.wait, START_TIMEOUT) or self.base_url is None:
-            raise AssertionError(f"service did not start:\n{self.output()}")
+        """The base URL once the process printed ``ready``; fails at once if it exits first."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not await asyncio.to_thread(self.ready.wait, 0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                break
+        if not self.ready.is_set() or self.base_url is None:
+            raise AssertionError(f"service did not start (exit code {self.process.poll()}):\n{self.output()}")
         return self.base_url
 
     def stop(self, timeout: float = 30.0) -> int | None:

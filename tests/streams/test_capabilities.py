@@ -50,6 +50,20 @@ class TestRestartWarning:
             )
         ), text
 
+    def test_the_memory_only_warning_names_the_durable_mode(self) -> None:
+        text = " ".join(banner(Settings()).split())
+        assert "To keep them on this machine set OFFHOURS_EMBEDDED_BROKER=kafka" in text, text
+
+    def test_no_warning_on_the_durable_embedded_kafka(self, tmp_path: Path) -> None:
+        """OFFHOURS_EMBEDDED_BROKER=kafka: the banner names Apache Kafka and its data folder, and warns of nothing."""
+        text = banner(Settings(embedded_broker="kafka", data_dir=tmp_path / "data"))
+        broker = line_of(text, "broker:")
+        assert (True, True, False) == (
+            broker.startswith("broker:   kafka://127.0.0.1:40213 (embedded Apache Kafka 4."),
+            f"data in {tmp_path / 'data' / 'kafka'}" in broker,
+            "warning:" in text,
+        ), text
+
     def test_no_warning_on_apache_kafka(self) -> None:
         text = banner(Settings(broker_url="kafka://kafka-0.internal:9092"))
         assert ("broker:   kafka://kafka-0.internal:9092", False, False) == (
