@@ -8,6 +8,7 @@ assembles them and turns a handler's return value into the exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # here, so that a reader gone away is the BrokenPipeError below
+        return code
     except ValidationError as exc:
         # Settings from the environment (OFFHOURS_*): say what to fix, never echo the
         # values given (they may be secrets).
@@ -135,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `offhours coverage week ... | head`): stop quietly, as
+        # other line tools do; the interpreter's exit flush needs a file to write to.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
 
 
 if __name__ == "__main__":
