@@ -194,7 +194,7 @@ async def replay_file(
     with _progress(len(lines), err) as progress:
         if settings.embedded:
             async with EmbeddedBroker() as broker:
-                await replay(settings.with_overrides(broker_url=broker.url, one_record_batches=True), coverage, lines, out=out, progress=progress)
+                await replay(settings.with_overrides(broker_url=broker.url, broker_flavour="tansu", one_record_batches=True), coverage, lines, out=out, progress=progress)
         else:
             await replay(settings, coverage, lines, out=out, progress=progress)
 

@@ -337,23 +337,25 @@ def build_web(
 async def broker_for(settings: Settings) -> AsyncIterator[Settings]:
     """``settings`` with a broker: the configured one, or a started embedded one.
 
-    The embedded broker is Tansu (memory only; records one per produce batch, see
-    ``Settings.one_record_batches``), or with ``embedded_broker=kafka`` a single Apache
-    Kafka node keeping its data in ``data_dir/kafka`` (:mod:`brokers.apache`), its tables
-    in RocksDB under ``data_dir`` when rocksdict is installed (else rebuilt from their
-    changelog topics at start), stopped with a controlled shutdown.
+    The embedded broker is Tansu (memory only; ``broker_flavour=tansu``, so its
+    accommodations apply: one record per produce batch, the short fetch wait, no
+    recovery consistency check), or with
+    ``embedded_broker=kafka`` a single Apache Kafka node keeping its data in
+    ``data_dir/kafka`` (:mod:`brokers.apache`; ``broker_flavour=kafka``: Faust's stock
+    settings), its tables in RocksDB under ``data_dir`` when rocksdict is installed (else
+    rebuilt from their changelog topics at start), stopped with a controlled shutdown.
     """
     if not settings.embedded:
         yield settings
         return
     if not settings.durable:
         async with EmbeddedBroker() as broker:
-            yield settings.with_overrides(broker_url=broker.url, one_record_batches=True)
+            yield settings.with_overrides(broker_url=broker.url, broker_flavour="tansu", one_record_batches=True)
         return
     server = KafkaServer(data_dir=settings.data_dir / "kafka")
     await asyncio.to_thread(server.start)
     try:
-        yield settings.with_overrides(broker_url=server.url, store=durable_store(settings))
+        yield settings.with_overrides(broker_url=server.url, broker_flavour="kafka", store=durable_store(settings))
     finally:
         await asyncio.to_thread(server.stop)
 

@@ -230,14 +230,24 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     scale with ``broker_session_timeout``; the defaults (60 s rebalance timeout, 3 s
     heartbeat) are far longer than a loopback broker needs. The heartbeat must stay well
     below the session timeout so that a busy but live worker keeps its partitions.
-    """
-    from streams.transport import transport_url
 
-    session = settings.session_timeout
-    return {
+    Three options accommodate Tansu and apply only there (``settings.on_tansu``; the
+    deploy README's "Settings on Apache Kafka vs the embedded broker" says why): the
+    transport with a 25 ms fetch wait, the recovery consistency check off and one record
+    per produce batch. On Apache Kafka they are Faust's own: the ``kafka://`` transport
+    (1.5 s fetch wait, answered as soon as records arrive), the check on, 16 KiB batches.
+    """
+    tansu = settings.on_tansu
+    broker: str | None = settings.broker_url
+    if broker is not None and tansu:
+        from streams.transport import transport_url
+
         # Faust's own kafka:// transport parks idle fetches for 1.5 s, which Tansu holds
         # in full on every hop (see streams.transport).
-        "broker": None if settings.broker_url is None else transport_url(settings.broker_url),
+        broker = transport_url(broker)
+    session = settings.session_timeout
+    return {
+        "broker": broker,
         "broker_credentials": faust_credentials(settings),
         "store": settings.store,
         "datadir": str(settings.data_dir),
@@ -254,12 +264,13 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # short of that batch's other records, so a worker that applied the whole batch
         # holds a "persisted offset 599 > highwater 597" and Faust's check crashes its
         # recovery for good (seen after a SIGKILL). Recovery still reads to highwater.
-        "recovery_consistency_check": False,
+        # Apache Kafka's highwater is exact: the check stays on there, as Faust ships it.
+        "recovery_consistency_check": not tansu,
         "producer_acks": -1,
         # Tansu's end offset is the base offset of a partition's last batch + 1, so with
         # one record per batch it is exact and changelog recovery reads every record
         # (with several, a worker taking over a partition missed its newest state).
-        "producer_max_batch_size": 1 if settings.one_record_batches else 16384,
+        "producer_max_batch_size": 1 if settings.record_per_batch else 16384,
         "web_enabled": False,
         "key_serializer": "raw",
         "value_serializer": "raw",

@@ -157,11 +157,21 @@ class Settings(BaseSettings):
     app_id: str = "offhours"
     session_timeout: float = Field(default=10.0, gt=0, description="seconds")
     data_dir: Path = Path("offhours-data")
+    broker_flavour: Literal["kafka", "tansu"] | None = Field(
+        default=None,
+        description="what broker_url points at: `kafka` (Apache Kafka or a broker that behaves like it: "
+        "Faust's stock transport, fetch wait and recovery check, normal batching) or `tansu` "
+        "(the Tansu accommodations: one record per produce batch, a 25 ms consumer fetch wait, Faust's "
+        "recovery consistency check off); unset means `tansu` when "
+        "one_record_batches is set (how an external Tansu was configured before) and `kafka` otherwise; "
+        "set automatically for the embedded broker",
+    )
     one_record_batches: bool = Field(
         default=False,
         description="write each record in its own produce batch; needed on the embedded "
         "broker (Tansu), whose reported end offsets skip the rest of a multi-record batch, "
-        "so table recovery would miss the newest state; set automatically with the embedded broker",
+        "so table recovery would miss the newest state; set automatically with the embedded broker "
+        "and implied by broker_flavour=tansu; set alone, it also means broker_flavour=tansu",
     )
     reconcile_interval: float = Field(
         default=5.0, gt=0, description="seconds between reconciliation passes"
@@ -169,7 +179,8 @@ class Settings(BaseSettings):
     watchdog_after: float = Field(
         default=15.0, gt=0,
         description="seconds an events partition this worker holds may have records past the last "
-        "one decided, with nothing decided, before the worker reads it again from its committed offset",
+        "one decided, with nothing decided, before the worker reads it again from its committed offset "
+        "(on every broker: the stall was seen on Apache Kafka too)",
     )
     sweep_interval: float = Field(
         default=30.0, gt=0,
@@ -244,6 +255,19 @@ class Settings(BaseSettings):
     def durable(self) -> bool:
         """True when the embedded broker to start is Apache Kafka with its data in ``data_dir``."""
         return self.embedded and self.embedded_broker == "kafka"
+
+    @property
+    def on_tansu(self) -> bool:
+        """True when the broker is Tansu and its accommodations apply (``broker_flavour``;
+        unset: when ``one_record_batches`` is set)."""
+        if self.broker_flavour is not None:
+            return self.broker_flavour == "tansu"
+        return self.one_record_batches
+
+    @property
+    def record_per_batch(self) -> bool:
+        """True when the producers write one record per produce batch: asked for, or on Tansu."""
+        return self.one_record_batches or self.on_tansu
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -17,6 +17,9 @@ answers parked fetches early it changes only how often an idle consumer asks aga
 :data:`SCHEME` names this transport in a broker URL (``offhours+kafka://host:9092``);
 importing this module makes Faust find it by that scheme. Everything else is Faust's
 ``kafka://`` transport unchanged.
+
+It is used on Tansu only (``Settings.on_tansu``, see :func:`streams.app.faust_options`):
+on Apache Kafka the worker runs Faust's own ``kafka://`` transport and fetch wait.
 """
 
 from __future__ import annotations

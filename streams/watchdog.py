@@ -15,7 +15,10 @@ own record of what was read. Records decided twice get the same decision (the
 conversation state remembers processed ids) and the delivery ledger sends nothing twice.
 
 :class:`Progress` is the pure part (it takes the clock as a parameter);
-:func:`streams.worker.attach_watchdog` runs it on a timer.
+:func:`streams.worker.attach_watchdog` runs it on a timer, on every broker: unlike
+the Tansu accommodations of :func:`streams.app.faust_options` it is needed on Apache
+Kafka too, where it fired in the same failover rounds (deploy/README.md, "Settings on
+Apache Kafka vs the embedded broker", gives the counts).
 """
 
 from __future__ import annotations

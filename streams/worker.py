@@ -131,7 +131,10 @@ def attach_reconciler(app: OffhoursApp) -> Callable[[], Awaitable[None]]:
 
 def attach_watchdog(app: OffhoursApp) -> Progress:
     """Watch the events partitions this worker holds; read one that stalled for
-    ``settings.watchdog_after`` seconds again (see :mod:`streams.watchdog`)."""
+    ``settings.watchdog_after`` seconds again (see :mod:`streams.watchdog`).
+
+    :func:`running_worker` attaches it on every broker, Apache Kafka included.
+    """
     settings = app.settings
     after = settings.watchdog_after
     progress = app.progress = Progress(after)
@@ -270,7 +273,7 @@ async def running_worker(
     if settings.responders.deliver:
         install_responders(app, clock=clock)
     stop_reconciler = attach_reconciler(app) if reconcile else None
-    attach_watchdog(app)
+    attach_watchdog(app)  # on every broker: it fired on Apache Kafka too (deploy/README.md)
     await app.start()
     timers: PromiseTimers | None = None
     try:
