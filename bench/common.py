@@ -210,13 +210,21 @@ def mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:,.0f} MiB"
 
 
-def run_settings(broker_url: str, run: str, data_dir: Path, **changes: object) -> Settings:
+def broker_name(flavour: str) -> str:
+    """How a report names the broker of a ``flavour``."""
+    return "Apache Kafka (one KRaft node)" if flavour == "kafka" else "Tansu (embedded)"
+
+
+def run_settings(broker_url: str, run: str, data_dir: Path, *, flavour: str, **changes: object) -> Settings:
     """Settings of one stage: its own app id and topics, a short session timeout.
 
+    ``flavour`` is the broker's (``tansu`` or ``kafka``, ``Settings.broker_flavour``):
+    each stage runs with the settings the service uses on that broker (on Tansu one
+    record per produce batch, the short fetch wait, as ``offhours run`` does).
     One worker per stage, so the session timeout only sets how long the group join
     waits (about half of it on Tansu).
     """
-    base = Settings(broker_url=broker_url)
+    base = Settings(broker_url=broker_url, broker_flavour=flavour)
     return base.with_overrides(
         app_id=f"bench-{run}",
         events_topic=f"bench-{run}.events",
@@ -246,6 +254,9 @@ def worker_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
     )
     for name in names:
         env[f"OFFHOURS_{name.upper()}"] = str(getattr(settings, name))
+    if settings.broker_flavour is not None:
+        env["OFFHOURS_BROKER_FLAVOUR"] = settings.broker_flavour
+    env["OFFHOURS_ONE_RECORD_BATCHES"] = "true" if settings.one_record_batches else "false"
     return env
 
 

@@ -49,6 +49,7 @@ from hdrh.histogram import HdrHistogram
 
 from bench.common import (
     ROOT,
+    broker_name,
     machine_line,
     mib,
     run_settings,
@@ -84,8 +85,8 @@ def write_coverage(directory: Path) -> Path:
 # -- the service child -----------------------------------------------------------------
 
 
-def service_settings(broker_url: str, run: str, coverage_file: Path, graph_url: str):  # -> Settings
-    """The service's settings: the run's topics, the fake Graph API, the bench secrets."""
+def service_settings(broker_url: str, run: str, coverage_file: Path, graph_url: str, flavour: str):  # -> Settings
+    """The service's settings on a ``flavour`` broker: the run's topics, the fake Graph API, the bench secrets."""
     from edge.config import EdgeSettings
     from responders.config import AccountCredentials, ResponderSettings
 
@@ -100,11 +101,11 @@ def service_settings(broker_url: str, run: str, coverage_file: Path, graph_url: 
         accounts={account(n): AccountCredentials(page_id=page_id(n), access_token=TOKEN) for n in range(PAGES)},
     )
     return run_settings(
-        broker_url, run, data_dir, coverage_file=coverage_file, edge=edge, responders=responders
+        broker_url, run, data_dir, flavour=flavour, coverage_file=coverage_file, edge=edge, responders=responders
     )
 
 
-async def serve(broker_url: str, run: str, coverage_file: Path, graph_url: str) -> None:
+async def serve(broker_url: str, run: str, coverage_file: Path, graph_url: str, flavour: str) -> None:
     """Worker + responders + webhook ingest in one loop; prints ``READY <port>``."""
     from edge.app import build_webhooks
     from edge.sink import KafkaEventSink
@@ -113,7 +114,7 @@ async def serve(broker_url: str, run: str, coverage_file: Path, graph_url: str) 
     from streams.outbox import install
     from streams.worker import attach_reconciler, create_topics
 
-    settings = service_settings(broker_url, run, coverage_file, graph_url)
+    settings = service_settings(broker_url, run, coverage_file, graph_url, flavour)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -318,10 +319,10 @@ def _ms(histogram: HdrHistogram, percentile: float) -> str:
     return f"{histogram.get_value_at_percentile(percentile) / 1000:,.1f}"
 
 
-def report(results: list[LoadResult], peak_kib: int | None, note: str) -> str:
+def report(results: list[LoadResult], peak_kib: int | None, note: str, flavour: str = "tansu") -> str:
     """The markdown section for stage 4."""
     lines = [
-        "## Webhook -> acknowledgment latency (issue 7, stage 4)",
+        f"## Webhook -> acknowledgment latency (issue 7, stage 4; {broker_name(flavour)})",
         "",
         f"Machine: {machine_line()}. Service child: worker + responders + webhook ingest in one "
         f"process (as `offhours run`); this process POSTs signed Messenger webhooks open-loop and "
@@ -353,9 +354,15 @@ def report(results: list[LoadResult], peak_kib: int | None, note: str) -> str:
 
 
 async def run(
-    broker_url: str, *, rates: Sequence[int], seconds: float, out=sys.stdout, profile: bool = False
+    broker_url: str,
+    *,
+    rates: Sequence[int],
+    seconds: float,
+    out=sys.stdout,
+    profile: bool = False,
+    flavour: str = "tansu",
 ) -> None:
-    """Stage 4 on the broker at ``broker_url``; prints the report to ``out``.
+    """Stage 4 on the broker at ``broker_url`` (a ``flavour`` broker); prints the report to ``out``.
 
     With ``profile`` the service child runs under cProfile and the report ends with its
     top functions (the whole life of the child, all loads).
@@ -369,7 +376,7 @@ async def run(
     command = [sys.executable]
     if profile_to is not None:
         command += ["-m", "cProfile", "-o", str(profile_to)]
-    command += ["-m", "bench.latency", "--serve", broker_url, run_id, str(coverage_file), fake.url]
+    command += ["-m", "bench.latency", "--serve", broker_url, run_id, str(coverage_file), fake.url, flavour]
     process = await asyncio.create_subprocess_exec(
         *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if not k.startswith("OFFHOURS_")},
@@ -385,7 +392,7 @@ async def run(
             raise RuntimeError(f"the service did not start (exit {process.returncode})")
         port = int(line.split()[1])
         url = f"http://127.0.0.1:{port}/webhooks/meta"
-        settings = service_settings(broker_url, run_id, coverage_file, fake.url)
+        settings = service_settings(broker_url, run_id, coverage_file, fake.url, flavour)
         watch = DecisionWatch(settings.bootstrap_servers[0], settings.decisions_topic)
         watching = asyncio.create_task(watch.run())
         connector = aiohttp.TCPConnector(limit=512)
@@ -412,7 +419,7 @@ async def run(
                 process.kill()
                 await process.wait()
         await fake.stop()
-    print(report(results, peak, note), file=out, flush=True)
+    print(report(results, peak, note, flavour), file=out, flush=True)
     if profile_to is not None:
         from bench.pipeline import top_functions
 
@@ -423,15 +430,17 @@ async def run(
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--serve"]:
-        broker_url, run_id, coverage_file, graph_url = argv[1:]
+        broker_url, run_id, coverage_file, graph_url, flavour = argv[1:]
         # uvloop, like the worker's entry point (streams.worker.main).
-        uvloop.run(serve(broker_url, run_id, Path(coverage_file), graph_url))
+        uvloop.run(serve(broker_url, run_id, Path(coverage_file), graph_url, flavour))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=None, help="seconds per offered load (default 10; 4 with --quick)")
     parser.add_argument("--rates", default="100,500,1000", help="offered loads, events/s, comma list")
     parser.add_argument("--quick", action="store_true", help="short loads (4 s each)")
     parser.add_argument("--broker", help="kafka://host:port of a running broker (default: start the embedded one)")
+    parser.add_argument("--flavour", choices=("kafka", "tansu"), default="kafka",
+                        help="what --broker is (default kafka: the service's Apache Kafka settings)")
     parser.add_argument("--profile", action="store_true", help="run the service child under cProfile")
     args = parser.parse_args(argv)
     seconds = args.seconds or (4.0 if args.quick else 10.0)
@@ -439,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def go() -> None:
         if args.broker:
-            await run(args.broker, rates=rates, seconds=seconds, profile=args.profile)
+            await run(args.broker, rates=rates, seconds=seconds, profile=args.profile, flavour=args.flavour)
             return
         from brokers.tansu import EmbeddedBroker
 

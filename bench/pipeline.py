@@ -1,12 +1,14 @@
 """Pipeline throughput (issue 7, stages 1-3): offhours against the raw aiokafka limit and
-a no-op Faust agent, on one embedded broker and the same event payloads.
+a no-op Faust agent, on one broker (the embedded Tansu, or one Apache Kafka node with
+``--broker kafka``) and the same event payloads.
 
-Run:  python -m bench.pipeline [--events N] [--quick] [--profile]
+Run:  python -m bench.pipeline [--events N] [--quick] [--profile] [--broker tansu|kafka|URL]
 
 1. **limit**: raw aiokafka consume -> JSON decode -> produce (``acks=all``), committing
    after every fetched batch;
 2. **framework**: a no-op Faust agent doing the same, with the app options of
-   :func:`streams.app.faust_options`, one event and one ``topic.send`` at a time;
+   :func:`streams.app.faust_options` for the broker (on Tansu its accommodations, on
+   Apache Kafka Faust's stock transport), one event and one ``topic.send`` at a time;
    **batched**: the same no-op agent batched as the triage agent is (``noack_take``,
    records straight to the producer), the framework's best with offhours' code path;
 3. **offhours**: the production worker, ``python -m streams.worker`` (the real
@@ -53,6 +55,7 @@ from bench.common import (
     MixSummary,
     OutputCounter,
     Payload,
+    broker_name,
     create_topics,
     end_offsets,
     event_mix,
@@ -112,7 +115,14 @@ async def limit_child(bootstrap: str, source: str, sink: str, group: str, stoppi
 
 
 async def framework_child(
-    bootstrap: str, source: str, sink: str, group: str, stopping: asyncio.Event, *, batched: bool = False
+    bootstrap: str,
+    source: str,
+    sink: str,
+    group: str,
+    stopping: asyncio.Event,
+    *,
+    flavour: str = "tansu",
+    batched: bool = False,
 ) -> None:
     """A no-op Faust agent with offhours' app options: decode each value, send it on.
 
@@ -125,7 +135,7 @@ async def framework_child(
     from streams.app import TRIAGE_BATCH, TRIAGE_WITHIN, faust_options
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-framework-"))
-    settings = run_settings(f"kafka://{bootstrap}", group, data_dir)
+    settings = run_settings(f"kafka://{bootstrap}", group, data_dir, flavour=flavour)
     app = faust.App(group, **faust_options(settings))
     src = app.topic(source, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
     dst = app.topic(sink, key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
@@ -158,12 +168,12 @@ def _decode(value: bytes | None) -> object:
 
 
 def child_main(argv: Sequence[str]) -> int:
-    """``python -m bench.pipeline --child {limit,framework,batched} BOOTSTRAP SOURCE SINK GROUP``."""
-    kind, bootstrap, source, sink, group = argv
+    """``python -m bench.pipeline --child {limit,framework,batched} BOOTSTRAP SOURCE SINK GROUP FLAVOUR``."""
+    kind, bootstrap, source, sink, group, flavour = argv
     body = {
         "limit": limit_child,
-        "framework": framework_child,
-        "batched": functools.partial(framework_child, batched=True),
+        "framework": functools.partial(framework_child, flavour=flavour),
+        "batched": functools.partial(framework_child, flavour=flavour, batched=True),
     }[kind]
 
     async def serve() -> None:
@@ -236,14 +246,14 @@ def _tail(stderr: typing.BinaryIO) -> str:
     return " | ".join(lines[-5:]) or "(no output)"
 
 
-async def relay_stage(name: str, bootstrap: str, payloads: Sequence[Payload]) -> StageResult:
+async def relay_stage(name: str, bootstrap: str, payloads: Sequence[Payload], flavour: str) -> StageResult:
     """Stage 1 or 2: pre-load a fresh topic, run the child, count its outputs."""
     run = f"{name}-{uuid.uuid4().hex[:8]}"
     source, sink = f"bench-{run}.in", f"bench-{run}.out"
     await create_topics(bootstrap, [source, sink])
     await produce(bootstrap, source, payloads)
     counter = OutputCounter(bootstrap, sink, len(payloads))
-    command = [sys.executable, "-m", "bench.pipeline", "--child", name, bootstrap, source, sink, f"bench-{run}"]
+    command = [sys.executable, "-m", "bench.pipeline", "--child", name, bootstrap, source, sink, f"bench-{run}", flavour]
     peak, note = await run_child(command, counter)
     seconds = counter.last_at - counter.first_at if counter.first_at and counter.last_at else None
     return StageResult(name, counter.rate, counter.count, seconds, peak, note)
@@ -256,6 +266,7 @@ async def offhours_stage(
     coverage_file: Path = EXAMPLE_COVERAGE,
     profile_to: Path | None = None,
     store: str = "memory://",
+    flavour: str = "tansu",
 ) -> tuple[StageResult, dict[str, int]]:
     """Stage 3: the production worker process on fresh topics; counts its decisions.
 
@@ -263,7 +274,7 @@ async def offhours_stage(
     """
     run = f"offhours-{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="bench-offhours-"))
-    settings = run_settings(broker_url, run, data_dir, coverage_file=coverage_file, store=store)
+    settings = run_settings(broker_url, run, data_dir, flavour=flavour, coverage_file=coverage_file, store=store)
     bootstrap = settings.bootstrap_servers[0]
     from streams.worker import create_topics as create_pipeline_topics
 
@@ -295,14 +306,17 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if not a or not b else f"{a / b:.1%}"
 
 
-def report(results: list[StageResult], mix: MixSummary, side: dict[str, int], produce_rate: float) -> str:
+def report(
+    results: list[StageResult], mix: MixSummary, side: dict[str, int], produce_rate: float, flavour: str = "tansu"
+) -> str:
     """The markdown section for stages 1-3."""
     by = {r.name: r for r in results}
     limit, framework, batched, ours = by.get("limit"), by.get("framework"), by.get("batched"), by.get("offhours")
     lines = [
-        "## Pipeline throughput (issue 7, stages 1-3)",
+        f"## Pipeline throughput (issue 7, stages 1-3; {broker_name(flavour)})",
         "",
-        f"Machine: {machine_line()}. One embedded Tansu broker, {len(results)} stages on fresh "
+        f"Machine: {machine_line()}. One broker, {broker_name(flavour)}, with the service's settings "
+        f"for it; {len(results)} stages on fresh "
         f"4-partition topics pre-loaded with the same {mix.events:,} events (seeded): "
         f"{mix.conversations:,} conversations over {mix.accounts} accounts of {mix.teams} teams, "
         f"{mix.repeats:,} repeats in an earlier conversation, {mix.invalid:,} invalid; instants "
@@ -389,8 +403,11 @@ def split(stats: pstats.Stats) -> dict[str, float]:
     return totals
 
 
-async def run(broker_url: str, *, events: int, profile: bool = False, out=sys.stdout) -> None:
-    """Stages 1-3 on the broker at ``broker_url``; prints the report to ``out``."""
+async def run(
+    broker_url: str, *, events: int, profile: bool = False, out=sys.stdout, flavour: str = "tansu"
+) -> list[StageResult]:
+    """Stages 1-3 on the broker at ``broker_url`` (a ``flavour`` broker); prints the report to
+    ``out`` and returns the stages' results."""
     bootstrap = broker_url.split("://", 1)[-1]
     payloads, mix = event_mix(events)
     probe = f"bench-preload-{uuid.uuid4().hex[:8]}"
@@ -399,20 +416,65 @@ async def run(broker_url: str, *, events: int, profile: bool = False, out=sys.st
     results = []
     for name in ("limit", "framework", "batched"):
         print(f"[pipeline] stage {name} ...", file=sys.stderr, flush=True)
-        results.append(await relay_stage(name, bootstrap, payloads))
+        results.append(await relay_stage(name, bootstrap, payloads, flavour))
     print("[pipeline] stage offhours ...", file=sys.stderr, flush=True)
-    ours, side = await offhours_stage(broker_url, payloads)
+    ours, side = await offhours_stage(broker_url, payloads, flavour=flavour)
     results.append(ours)
-    print(report(results, mix, side, produce_rate), file=out, flush=True)
+    print(report(results, mix, side, produce_rate, flavour), file=out, flush=True)
     if profile:
         print("[pipeline] stage offhours under cProfile ...", file=sys.stderr, flush=True)
         path = Path(tempfile.mkdtemp(prefix="bench-profile-")) / "worker.prof"
-        profiled, _ = await offhours_stage(broker_url, payloads, profile_to=path)
+        profiled, _ = await offhours_stage(broker_url, payloads, profile_to=path, flavour=flavour)
         print(f"\nUnder cProfile: {_rate(profiled.rate)} events/s.\n", file=out)
         if path.exists():
             print(profile_report(path, profiled.outputs), file=out, flush=True)
         else:
             print("(the profiled worker wrote no profile)", file=out)
+    return results
+
+
+def side_by_side(by_broker: dict[str, list[StageResult]]) -> str:
+    """Stages 1-3 of each broker's run in one markdown table: events/s and share of that broker's limit."""
+    flavours = list(by_broker)
+    head = " | ".join(f"{broker_name(f)} ev/s | of its limit | peak RSS" for f in flavours)
+    lines = [
+        "## Stages 1-3 side by side",
+        "",
+        f"| stage | {head} |",
+        "|---|" + "---:|---:|---:|" * len(flavours),
+    ]
+    rows: dict[str, dict[str, StageResult]] = {}
+    for flavour, results in by_broker.items():
+        for r in results:
+            rows.setdefault(r.name, {})[flavour] = r
+    for name, per in rows.items():
+        cells = []
+        for flavour in flavours:
+            r = per.get(flavour)
+            limit = next((x.rate for x in by_broker[flavour] if x.name == "limit"), None)
+            cells += [_rate(r.rate if r else None), _ratio(r.rate if r else None, limit), mib(r.peak_kib if r else None)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@contextlib.asynccontextmanager
+async def started_broker(kind: str) -> typing.AsyncIterator[tuple[str, str]]:
+    """``(url, flavour)`` of a broker started for the run: ``tansu`` (embedded) or ``kafka``
+    (one Apache Kafka node, :class:`brokers.apache.KafkaServer`, stopped at the end)."""
+    if kind == "kafka":
+        from brokers.apache import KafkaServer
+
+        server = KafkaServer()
+        await asyncio.to_thread(server.start)
+        try:
+            yield server.url, "kafka"
+        finally:
+            await asyncio.to_thread(server.stop)
+        return
+    from brokers.tansu import EmbeddedBroker
+
+    async with EmbeddedBroker() as broker:
+        yield broker.url, "tansu"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -423,18 +485,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=None, help="events per stage (default 30000; 8000 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a short run (8000 events)")
     parser.add_argument("--profile", action="store_true", help="also run the offhours worker under cProfile")
-    parser.add_argument("--broker", help="kafka://host:port of a running broker (default: start the embedded one)")
+    parser.add_argument(
+        "--broker", default="tansu",
+        help="tansu (start the embedded broker; the default), kafka (start one Apache Kafka node), "
+        "both (one after the other, then a side-by-side table) or kafka://host:port of a running broker",
+    )
+    parser.add_argument("--flavour", choices=("kafka", "tansu"), default="kafka",
+                        help="what a --broker URL is (default kafka: the service's Apache Kafka settings)")
     args = parser.parse_args(argv)
+    if "://" not in args.broker and args.broker not in ("tansu", "kafka", "both"):
+        parser.error(f"--broker {args.broker}: tansu, kafka, both or a kafka://host:port URL")
     events = args.events or (8000 if args.quick else 30000)
 
     async def go() -> None:
-        if args.broker:
-            await run(args.broker, events=events, profile=args.profile)
+        if "://" in args.broker:
+            await run(args.broker, events=events, profile=args.profile, flavour=args.flavour)
             return
-        from brokers.tansu import EmbeddedBroker
-
-        async with EmbeddedBroker() as broker:
-            await run(broker.url, events=events, profile=args.profile)
+        kinds = ("tansu", "kafka") if args.broker == "both" else (args.broker,)
+        by_broker = {}
+        for kind in kinds:
+            async with started_broker(kind) as (url, flavour):
+                by_broker[flavour] = await run(url, events=events, profile=args.profile, flavour=flavour)
+            print(flush=True)
+        if len(by_broker) > 1:
+            print(side_by_side(by_broker), flush=True)
 
     asyncio.run(go())
     return 0

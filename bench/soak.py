@@ -100,7 +100,7 @@ async def serve(broker_url: str, run: str, coverage_file: Path, platform_url: st
     )
     if "egress_allow" in ResponderSettings.model_fields:  # the fake listens on loopback
         responders = responders.model_copy(update={"egress_allow": ("127.0.0.1",)})
-    settings = run_settings(broker_url, run, Path(tempfile.mkdtemp(prefix="bench-soak-")),
+    settings = run_settings(broker_url, run, Path(tempfile.mkdtemp(prefix="bench-soak-")), flavour="tansu",
                             coverage_file=coverage_file, responders=responders, retention=retention,
                             deliveries_topic=f"bench-{run}.deliveries")
     settings = settings.with_overrides(ops=settings.ops.model_copy(update={"actions_topic": f"bench-{run}.actions"}))
