@@ -5,7 +5,7 @@ Run:  python -m bench.fuzz_webhooks [--seconds 150] [--seed N] [--concurrency 4]
 Each request is a documented body of one webhook (Messenger, Instagram, Facebook and
 Instagram comments, WhatsApp, X, Telegram, generic) with random mutations (wrong types,
 huge and negative numbers, extreme dates, missing fields, deep nesting, unicode; see
-``tests/edge/webhook_mutations.py``), signed the way its platform signs it, so every
+``tests/support/webhook_mutations.py``), signed the way its platform signs it, so every
 request passes the signature check and the edge has to cope with the content. A
 correctly signed body must be answered 200 (bad items skipped) or 400 (unusable body);
 413 is counted apart (the mutation made the body larger than ``max_body_bytes``).
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.edge.webhook_mutations import (  # noqa: E402  (the repository root is on the path now)
+from tests.support.webhook_mutations import (  # noqa: E402  (the repository root is on the path now)
     WEBHOOKS,
     KafkaLikeSink,
     edge_settings_fields,

@@ -57,7 +57,7 @@ class MemoryActionSink:
     ``records`` are the typed actions, ``actions`` their wire form as the topic would
     carry it (decoded JSON objects). Like :class:`KafkaActionSink` it must be started:
     ``record`` before :meth:`start` or after :meth:`stop` raises ``RuntimeError``
-    (the contract suite in ``tests/edge_ops/test_store_contract.py`` runs both).
+    (the contract suite in ``tests/integration/edge_ops/test_store_contract.py`` runs both).
     """
 
     def __init__(self) -> None:

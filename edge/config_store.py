@@ -624,7 +624,7 @@ class MemoryConfigStore(_StoreBase):
     ``seed`` (YAML text), when given, must be valid and becomes version 1, audited and
     counted as applied (no follower refused it) as :class:`KafkaConfigStore` does with
     the seed it publishes. Audit events are kept in
-    ``audit``, in order. The contract suite in ``tests/edge_ops/test_store_contract.py``
+    ``audit``, in order. The contract suite in ``tests/integration/edge_ops/test_store_contract.py``
     runs both stores.
     """
 

@@ -45,7 +45,7 @@ class MemoryEventSink:
     """Keeps published events in :attr:`events`, in order; ``failure`` makes publish raise it.
 
     It refuses what :class:`KafkaEventSink` refuses, the same way (the contract suite in
-    ``tests/edge/test_sink_contract.py`` runs both): ``publish`` before :meth:`start` or
+    ``tests/integration/edge/test_sink_contract.py`` runs both): ``publish`` before :meth:`start` or
     after :meth:`stop` raises ``RuntimeError`` (:func:`edge.app.build_webhooks` starts
     and stops it as it does the Kafka sink); each event is written as its wire JSON, so
     one that cannot be (an integer beyond 64 bits) raises orjson's error, and a record

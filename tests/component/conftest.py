@@ -10,35 +10,18 @@ topics (``install`` takes ready topics) and read the records there. The HTTP sid
 real: the local fake platforms of :mod:`responders.fakes`.
 
 What this tier cannot drive, and why, is said in test_agents.py (the triage agent).
-The broker tiers (tests/streams, tests/integration) run the same agents on Kafka.
+The integration tier (tests/integration/streams) runs the same agents on Kafka.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from responders.config import ResponderSettings
 from schedules import Coverage, load_coverage
-from streams.settings import Settings
 from tests.conftest import EXAMPLE_COVERAGE
-
-NO_BROKER = "kafka://127.0.0.1:1"
-"""The app must name a broker; nothing in this tier connects to it."""
+from tests.support.component import NO_BROKER, component_settings  # noqa: F401
 
 
 @pytest.fixture(scope="session")
 def coverage() -> Coverage:
     return load_coverage(EXAMPLE_COVERAGE)
-
-
-def component_settings(data_dir: Path, responders: ResponderSettings | None = None) -> Settings:
-    """Settings of an app that is never started: no broker, its own data directory."""
-    return Settings(
-        broker_url=NO_BROKER,
-        coverage_file=EXAMPLE_COVERAGE,
-        app_id="component",
-        responders=responders or ResponderSettings(deliver=False),
-        data_dir=data_dir,
-    )

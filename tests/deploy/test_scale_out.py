@@ -43,8 +43,8 @@ import yaml
 from records.headers import HEADER_SOURCE, header_value, parse_position
 from streams.settings import Settings
 from tests.conftest import EXAMPLE_COVERAGE, settings_for
-from tests.deploy.scale import GroupWatch, TimedWorker
-from tests.integration.workers import TopicReader, produce
+from tests.support.scale import GroupWatch, TimedWorker
+from tests.support.workers import TopicReader, produce
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
