@@ -5,6 +5,8 @@
 - ruff, configured in pyproject.toml, finds nothing.
 - Code refers to the project's own documents, never to documents that are not in the
   repository.
+- A test module never imports another test module: what tests share lives in
+  ``tests/support/`` (and the fixtures of ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -93,4 +95,20 @@ def test_code_and_docs_cite_only_the_projects_own_documents() -> None:
         for number, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1):
             if FOREIGN_DOCUMENTS.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert [] == found
+
+
+# A module of the suite may import tests.conftest and tests.support.*, nothing else of tests/.
+TEST_IMPORT = re.compile(r"^\s*(?:from\s+(tests(?:\.\w+)*)\s+import|import\s+(tests(?:\.\w+)*))|^\s*from\s+(\.+\w*)\s+import", re.M)
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared builders live in tests/support/; a test module never imports one in a tier folder."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for match in TEST_IMPORT.finditer(path.read_text("utf-8")):
+            module = match.group(1) or match.group(2) or match.group(3)
+            allowed = module == "tests.conftest" or module == "tests.support" or module.startswith("tests.support.")
+            if not allowed:
+                found.append(f"{path.relative_to(ROOT)}: imports {module}")
     assert [] == found
