@@ -29,7 +29,9 @@ Rules (README: Decisions):
   ``ack_cooldown`` is decided ``route`` again but sends no new route.
 * Nothing looks at ``author.followers``.
 * Idempotency: an event already recorded in the state (a Kafka redelivery) gets the
-  same decision, no state change, and neither acknowledgment nor route to send.
+  same decision, no state change, and the same acknowledgment and route requests again
+  (same ids): a crash may have lost them after the state was stored, and the delivery
+  ledger sends each id at most once, so the customer and staff get each one once.
 """
 
 from __future__ import annotations
@@ -324,11 +326,16 @@ def _customer_message(
         next_open=_next_open_text(coverage_at),
         reason="; ".join(reasons),
     )
+    routed_now = plan.action == "page" or (plan.action == "route" and not route_held)
+    ack_request = _ack_request(event, team.id, ack, private_text) if ack is not None else None
+    route_request = _route_request(event, team, decision, rule) if routed_now else None
     if processed is not None:
-        return TriageResult(decision, None, None, None)
+        # A redelivery: no state change, and the same outbox records again. The state
+        # may have reached its changelog while the records were lost with a crashed
+        # worker; the delivery ledger sends each id (ack:/route:<event id>) at most once.
+        return TriageResult(decision, None, ack_request, route_request)
 
     current = state or ConversationState(team=team.id)
-    routed_now = plan.action == "page" or (plan.action == "route" and not route_held)
     updated = replace(
         current,
         team=team.id,
@@ -345,8 +352,6 @@ def _customer_message(
         # The conversation's latest customer message: what reminders, early routes and
         # the handover quote to staff.
         updated = updated.wrote(event.author.name, event.text, event.account)
-    ack_request = _ack_request(event, team.id, ack, private_text) if ack is not None else None
-    route_request = _route_request(event, team, decision, rule) if routed_now else None
     return TriageResult(decision, updated, ack_request, route_request)
 
 

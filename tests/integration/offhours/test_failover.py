@@ -175,6 +175,11 @@ async def run_round(settings: Settings, round_no: int, log_dir: Path) -> dict[st
         different = {ack_id for ack_id, values in by_ack_id.items() if len(values) > 1}
         assert set() == different, f"acks that differ between redeliveries: {sorted(different)[:5]}"
         assert [] == [e for e, acks_of in ack_ids_per_event.items() if len(acks_of) > 1]
+        # Every acknowledgment a decision announces is on the outbox: a worker killed after
+        # its state reached the changelog but before the outbox record must not lose it.
+        promised = {event_id for event_id, copies in seen.items() if orjson.loads(copies[0])["ack"] is not None}
+        lost = sorted(promised - ack_ids_per_event.keys())
+        assert [] == lost, f"round {round_no}: {len(lost)} decisions announce an acknowledgment never on the outbox, e.g. {lost[:5]}"
 
         # Re-issued inputs whose original was never decided: events Faust skipped.
         recovered = len(origins - sources)

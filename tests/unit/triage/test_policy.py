@@ -247,18 +247,20 @@ class TestTriageIdempotency:
             pytest.param((event(MONDAY_EVENING, kind="agent_reply", author={"id": "marta"}),), id="agent_reply"),
         ],
     )
-    def test_redelivery_repeats_decision_and_sends_nothing(self, triage: Triage, raws: tuple[bytes, ...]) -> None:
-        """The same event decided again with the state it produced gets the same decision, no state change, no ack, no route."""
+    def test_redelivery_repeats_decision_and_outbox_records(self, triage: Triage, raws: tuple[bytes, ...]) -> None:
+        """The same event decided again with the state it produced gets the same decision, no
+        state change, and the very same acknowledgment and route requests (same ids: the
+        delivery ledger sends each once), in case a crash lost them after the state was stored."""
         first = decide_in_turn(triage, *raws)[-1]
         again = triage.decide(raws[-1], first.state)
-        assert (first.decision, None, None, None) == (again.decision, again.state, again.ack, again.route)
+        assert (first.decision, None, first.ack, first.route) == (again.decision, again.state, again.ack, again.route)
 
     def test_redelivery_survives_the_wire_form(self, triage: Triage) -> None:
         """Redelivery is recognised after the state went through to_bytes/from_bytes."""
         first = triage.decide(event(MONDAY_EVENING), None)
         stored = ConversationState.from_bytes(first.state.to_bytes())
         again = triage.decide(event(MONDAY_EVENING), stored)
-        assert (first.decision, None) == (again.decision, again.ack)
+        assert (first.decision, None, first.ack) == (again.decision, again.state, again.ack)
 
 
 class TestTriageRecords:
@@ -488,7 +490,7 @@ class TestTriageCommentReplies:
         again = triage.decide(event(MONDAY_EVENING, **FB_COMMENT), None)
         redelivered = triage.decide(event(MONDAY_EVENING, **FB_COMMENT), first.state)
         assert (first.decision, first.ack) == (again.decision, again.ack)
-        assert (first.decision, None) == (redelivered.decision, redelivered.ack)
+        assert (first.decision, first.ack) == (redelivered.decision, redelivered.ack)
 
     @pytest.mark.parametrize(
         ("drop", "expected"),
