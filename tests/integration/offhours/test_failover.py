@@ -194,10 +194,11 @@ async def run_round(settings: Settings, round_no: int, log_dir: Path) -> dict[st
 
 
 class TestFailover:
-    async def test_sigkill_of_a_worker_loses_no_event(self, any_broker, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("flavour", ["tansu", pytest.param("kafka", marks=pytest.mark.kafka_rounds)])
+    async def test_sigkill_of_a_worker_loses_no_event(self, flavour: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         """Across five SIGKILLs of one of three workers, every event is decided, once in effect,
         on Tansu and on Apache Kafka."""
-        broker = any_broker
+        broker = request.getfixturevalue("broker" if flavour == "tansu" else "kafka_broker")
         results = []
         for round_no in range(ROUNDS):
             name = f"failover-{round_no}-{time.time_ns() % 10**8}"
