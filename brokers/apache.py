@@ -25,7 +25,6 @@ as the embedded broker does.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import hashlib
@@ -37,21 +36,20 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from brokers.tansu import (
     BrokerStartError,
     _die_with_parent,
     _free_loopback_port,
     probe_kafka,
+    probe_sync,
 )
 
 log = logging.getLogger(__name__)
@@ -176,15 +174,6 @@ async def _group_coordinator_answers(bootstrap: str) -> bool:
         return False
     finally:
         await client.close()
-
-
-def _in_thread(probe: Callable[[str], Coroutine[Any, Any, bool]], bootstrap: str) -> bool:
-    """``probe(bootstrap)`` on its own event loop and thread (callers may be inside a loop)."""
-    result: list[bool] = []
-    thread = threading.Thread(target=lambda: result.append(asyncio.run(probe(bootstrap))))
-    thread.start()
-    thread.join()
-    return bool(result and result[0])
 
 
 def new_cluster_id() -> str:
@@ -359,7 +348,7 @@ class KafkaServer:
                     f"Apache Kafka node {self.node_id} exited with code {code} while starting on {self.bootstrap}; "
                     f"see {self.log_path}:\n  {self._log_tail()}"
                 )
-            if probe_kafka(self.bootstrap) and _in_thread(_group_coordinator_answers, self.bootstrap):
+            if probe_kafka(self.bootstrap) and probe_sync(lambda: _group_coordinator_answers(self.bootstrap)):
                 log.info("Apache Kafka node %s ready at %s", self.node_id, self.url)
                 return
             if time.monotonic() >= deadline:

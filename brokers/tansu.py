@@ -26,7 +26,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +74,22 @@ async def kafka_answers(bootstrap: str, timeout: float) -> bool:
         await client.close()
 
 
-def probe_kafka(bootstrap: str, timeout: float = 1.0) -> bool:
-    """:func:`kafka_answers` from synchronous code, even inside a running event loop.
+def probe_sync(probe: Callable[[], Coroutine[Any, Any, bool]]) -> bool:
+    """The answer of the async ``probe`` from synchronous code, even inside a running event loop.
 
     A sync start may be called from a running loop (a sync fixture in an async test
     session), so the probe gets its own loop on its own thread.
     """
     result: list[bool] = []
-    thread = threading.Thread(target=lambda: result.append(asyncio.run(kafka_answers(bootstrap, timeout=timeout))))
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(probe())))
     thread.start()
     thread.join()
     return bool(result and result[0])
+
+
+def probe_kafka(bootstrap: str, timeout: float = 1.0) -> bool:
+    """:func:`kafka_answers` from synchronous code (:func:`probe_sync`)."""
+    return probe_sync(lambda: kafka_answers(bootstrap, timeout=timeout))
 
 
 class EmbeddedBroker:
