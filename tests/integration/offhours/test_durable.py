@@ -100,18 +100,8 @@ class DurableService:
         """Every acknowledgment request on the acks outbox for ``event_id`` (read to its end)."""
         assert self.live is not None
         async with TopicReader(self.live, self.live.acks_topic) as reader:
-            ends = await reader.end_offsets()
-
-            async def read_to_end() -> list[AckRequest] | None:
-                await reader.poll()
-                seen: dict[int, int] = {}
-                for record in reader.records:
-                    seen[record.partition] = max(seen.get(record.partition, 0), record.offset + 1)
-                if any(seen.get(partition, 0) < end for partition, end in ends.items()):
-                    return None
-                return [a for r in reader.records if (a := AckRequest.from_json(r.value)).event_id == event_id]
-
-            return await until(read_to_end, "the end of the acks outbox")
+            records = await reader.read_all()
+        return [a for r in records if (a := AckRequest.from_json(r.value)).event_id == event_id]
 
     async def overrides(self) -> list[dict[str, object]]:
         async with aiohttp.ClientSession(headers=AUTH) as http:
