@@ -23,6 +23,7 @@ Imports no other package of offhours (the bottom layer, beside :mod:`records`).
 from schedules.coverage import Coverage, Team
 from schedules.loader import load_coverage, load_coverage_text
 from schedules.model import (
+    ChatwootDesk,
     CoverageAt,
     CoverageInvalid,
     Mode,
@@ -33,9 +34,11 @@ from schedules.model import (
     Stretch,
     TriageOptions,
     WallTime,
+    chatwoot_account,
 )
 
 __all__ = [
+    "ChatwootDesk",
     "Coverage",
     "CoverageAt",
     "CoverageInvalid",
@@ -48,6 +51,7 @@ __all__ = [
     "Team",
     "TriageOptions",
     "WallTime",
+    "chatwoot_account",
     "load_coverage",
     "load_coverage_text",
 ]

@@ -16,6 +16,7 @@ from schedules.engine import Timeline
 from schedules.gaps import coverage_gaps
 from schedules.holiday import HolidayCalendar
 from schedules.model import (
+    ChatwootDesk,
     CoverageAt,
     EscalationPolicy,
     Mode,
@@ -38,12 +39,14 @@ def _seconds(instant: datetime) -> float:
 class Team:
     """One team of the coverage file, with its zone, rules, rotation and staff.
 
-    All datetimes it returns are aware and expressed in the team's zone.
+    All datetimes it returns are aware and expressed in the team's zone. A team
+    answering through a Chatwoot desk (``chatwoot``) also has the names of its inboxes
+    (``chatwoot:<account>/<inbox>``) among its ``accounts``, after the ones listed.
     """
 
     __slots__ = (
         "id", "name", "timezone", "locale", "accounts", "staff", "triage",
-        "hours", "holidays", "overrides", "on_call", "escalation", "_timeline",
+        "hours", "holidays", "overrides", "on_call", "escalation", "chatwoot", "_timeline", "_agents",
     )
 
     def __init__(
@@ -61,12 +64,15 @@ class Team:
         staff: Mapping[str, StaffMember] | None = None,
         triage: TriageOptions | None = None,
         escalation: EscalationPolicy | None = None,
+        chatwoot: ChatwootDesk | None = None,
     ) -> None:
         self.id = id
         self.name = name or id
         self.timezone = timezone
         self.locale = locale
-        self.accounts = tuple(accounts)
+        self.chatwoot = chatwoot
+        desk_accounts = chatwoot.accounts if chatwoot is not None else ()
+        self.accounts = tuple(accounts) + tuple(name for name in desk_accounts if name not in accounts)
         self.hours = hours
         self.holidays = holidays or HolidayCalendar()
         self.overrides = tuple(overrides)
@@ -75,9 +81,31 @@ class Team:
         self.triage = triage or TriageOptions()
         self.escalation = escalation or EscalationPolicy()
         self._timeline = Timeline(timezone, hours, self.holidays, self.overrides)
+        self._agents = {
+            member.chatwoot_agent: member.id for member in self.staff.values() if member.chatwoot_agent is not None
+        }
 
     def __repr__(self) -> str:
         return f"Team({self.id!r}, timezone={self.timezone.key!r})"
+
+    @property
+    def chatwoot_account(self) -> int | None:
+        """The Chatwoot account id of the team's desk, or None without one."""
+        return None if self.chatwoot is None else self.chatwoot.account
+
+    @property
+    def chatwoot_inboxes(self) -> tuple[int, ...]:
+        """The Chatwoot inbox ids the team answers (empty without a desk)."""
+        return () if self.chatwoot is None else self.chatwoot.inboxes
+
+    def member_for_agent(self, agent: int) -> str | None:
+        """The staff id whose ``chatwoot_agent`` is ``agent`` (a Chatwoot user id), or None."""
+        return self._agents.get(agent)
+
+    def agent_for(self, member: str) -> int | None:
+        """The Chatwoot user id of staff ``member``, or None (no such member, or none given)."""
+        staff = self.staff.get(member)
+        return None if staff is None else staff.chatwoot_agent
 
     def _local(self, seconds: float | None) -> datetime | None:
         return None if seconds is None else datetime.fromtimestamp(seconds, self.timezone)

@@ -49,6 +49,7 @@ from schedules.model import (
     ESCALATION_SCHEMES,
     MINUTES_PER_DAY,
     MODES,
+    ChatwootDesk,
     CoverageInvalid,
     EscalationChain,
     EscalationLink,
@@ -62,6 +63,7 @@ from schedules.model import (
     TriageOptions,
     WallTime,
     WeeklyHours,
+    chatwoot_account,
 )
 from schedules.patterns import pattern_problem
 from schedules.rotation import OnCall, Rotation
@@ -237,14 +239,16 @@ _DURATION_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _TOP_KEYS = ("teams",)
 _TEAM_KEYS = (
     "name", "timezone", "locale", "accounts", "hours", "holidays",
-    "overrides", "on_call", "staff", "triage", "escalation",
+    "overrides", "on_call", "staff", "triage", "escalation", "chatwoot",
 )
+_CHATWOOT_KEYS = ("account", "inboxes")
+_MAX_ID = 2**63 - 1
 _HOLIDAY_KEYS = ("country", "subdivision", "extra", "mode", "ics")
 _OVERRIDE_KEYS = ("from", "to", "mode", "note")
 _ON_CALL_KEYS = ("rotation", "overrides")
 _ROTATION_KEYS = ("members", "start", "every")
 _ON_CALL_OVERRIDE_KEYS = ("from", "to", "member")
-_STAFF_KEYS = ("name", "notify")
+_STAFF_KEYS = ("name", "notify", "chatwoot_agent")
 _TRIAGE_KEYS = (
     "ack_cooldown", "agent_active", "reply_within", "ack_when_open", "reduced_staff",
     "public_reply", "urgent", "templates",
@@ -433,6 +437,15 @@ class _Reader:
         self.problem(node, f"{where} must be true or false{shown}", "write true or false")
         return default
 
+    def positive_id(self, node: Node, where: str, example: str) -> int | None:
+        """A positive whole number of at most 64 bits (a Chatwoot id), written as digits."""
+        value = node.value.strip() if isinstance(node, ScalarNode) and not _is_null(node) else None
+        if value is not None and value.isascii() and value.isdigit() and 0 < int(value) <= _MAX_ID:
+            return int(value)
+        shown = f", not '{value[:40]}'" if value is not None else ""
+        self.problem(node, f"{where} must be a positive whole number{shown}", f"write the id Chatwoot shows, e.g. {example}")
+        return None
+
     def mode(self, node: Node, where: str) -> Mode | None:
         value = self.text(node, where, "open, reduced or closed")
         if value is None:
@@ -548,6 +561,7 @@ class _Reader:
                     continue
                 accounts[account] = (team_id, item)
                 team_accounts.append(account)
+        desk = self.chatwoot(value("chatwoot"), where, team_id, accounts)
         hours = self.hours(value("hours"), where)
         holidays = self.holidays(value("holidays"), where, zone)
         overrides = self.overrides(value("overrides"), where)
@@ -570,7 +584,51 @@ class _Reader:
             staff=staff,
             triage=triage,
             escalation=escalation,
+            chatwoot=desk,
         )
+
+    def chatwoot(
+        self, node: Node | None, where: str, team_id: str, accounts: dict[str, tuple[str, Node]]
+    ) -> ChatwootDesk | None:
+        """The team's ``chatwoot: {account: 1, inboxes: [3, 4]}``; each inbox becomes the
+        account ``chatwoot:1/3``, claimed in ``accounts`` like a listed account."""
+        if node is None:
+            return None
+        where = f"{where}, 'chatwoot'"
+        fields = self.mapping(node, where, _CHATWOOT_KEYS, required=_CHATWOOT_KEYS)
+        if fields is None:
+            return None
+        account = self.positive_id(fields["account"][1], f"{where}, 'account'", "account: 1") if "account" in fields else None
+        inboxes: list[int] = []
+        if "inboxes" in fields:
+            inboxes_node = fields["inboxes"][1]
+            items = self.sequence(inboxes_node, f"{where}, 'inboxes'", "inboxes: [3, 4]") or []
+            if isinstance(inboxes_node, SequenceNode) and not items:
+                self.problem(inboxes_node, f"{where}: 'inboxes' is empty",
+                             "list the ids of the Chatwoot inboxes this team answers, e.g. inboxes: [3, 4]")
+            for index, item in enumerate(items):
+                inbox = self.positive_id(item, f"{where}, 'inboxes'[{index}]", "inboxes: [3, 4]")
+                if inbox is None or account is None:
+                    continue
+                name = chatwoot_account(account, inbox)
+                if name in accounts:
+                    other, other_node = accounts[name]
+                    if other == team_id:
+                        self.problem(item, f"{where}: inbox {inbox} is listed twice (also line {_line(other_node)})",
+                                     "list each inbox once")
+                    else:
+                        self.problem(
+                            item,
+                            f"{where}: Chatwoot inbox {inbox} of account {account} ({name}) is already answered "
+                            f"by team '{other}' (line {_line(other_node)})",
+                            "give each inbox to one team only",
+                        )
+                    continue
+                accounts[name] = (team_id, item)
+                inboxes.append(inbox)
+        if account is None or not inboxes:
+            return None
+        return ChatwootDesk(account, tuple(inboxes))
 
     def zone(self, node: Node | None, where: str) -> ZoneInfo | None:
         if node is None:
@@ -823,6 +881,7 @@ class _Reader:
 
     def staff(self, node: Node | None, where: str) -> dict[str, StaffMember]:
         members: dict[str, StaffMember] = {}
+        agents: dict[int, tuple[str, Node]] = {}
         entries = self.entries(node, f"{where}, 'staff'") if node is not None else []
         for member_id, _, member_node in entries or ():
             member_where = f"{where}, staff '{member_id}'"
@@ -840,7 +899,20 @@ class _Reader:
                 for target, item in self.texts(fields["notify"][1], f"{member_where}, 'notify'", '["mailto:marta@example.com"]'):
                     if self.notify_uri(target, item, f"{member_where}, 'notify'"):
                         notify.append(target)
-            members[member_id] = StaffMember(member_id, name, tuple(notify))
+            agent = None
+            if "chatwoot_agent" in fields and not _is_null(agent_node := fields["chatwoot_agent"][1]):
+                agent = self.positive_id(agent_node, f"{member_where}, 'chatwoot_agent'", "chatwoot_agent: 42")
+                if agent is not None and agent in agents:
+                    other, other_node = agents[agent]
+                    self.problem(
+                        agent_node,
+                        f"{member_where}: chatwoot_agent {agent} is already staff '{other}' (line {_line(other_node)})",
+                        "give each member their own Chatwoot user id (Settings, Agents in Chatwoot)",
+                    )
+                    agent = None
+                elif agent is not None:
+                    agents[agent] = (member_id, agent_node)
+            members[member_id] = StaffMember(member_id, name, tuple(notify), agent)
         return members
 
     def notify_uri(self, target: str, node: Node, where: str) -> bool:

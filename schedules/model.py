@@ -115,11 +115,42 @@ class OnCallOverride:
 
 @dataclass(frozen=True, slots=True)
 class StaffMember:
-    """A person who can be on call; ``notify`` lists their notification targets."""
+    """A person who can be on call; ``notify`` lists their notification targets.
+
+    ``chatwoot_agent`` is their user id in the team's Chatwoot desk (``chatwoot:``), or None.
+    """
 
     id: str
     name: str
     notify: tuple[str, ...] = ()
+    chatwoot_agent: int | None = None
+
+
+CHATWOOT_PREFIX = "chatwoot"
+"""The scheme of the account names a team's ``chatwoot:`` block gives it."""
+
+
+def chatwoot_account(account: int, inbox: int) -> str:
+    """The coverage account of Chatwoot ``inbox`` of ``account``: ``chatwoot:<account>/<inbox>``.
+
+    A team with ``chatwoot: {account: 1, inboxes: [3, 4]}`` answers ``chatwoot:1/3`` and
+    ``chatwoot:1/4`` as if its ``accounts`` listed them; the Chatwoot webhook's events
+    carry these names.
+    """
+    return f"{CHATWOOT_PREFIX}:{account}/{inbox}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatwootDesk:
+    """A team's ``chatwoot:`` block: the Chatwoot ``account`` id and the ``inboxes`` it answers."""
+
+    account: int
+    inboxes: tuple[int, ...]
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        """The coverage account names of the inboxes, in the file's order."""
+        return tuple(chatwoot_account(self.account, inbox) for inbox in self.inboxes)
 
 
 @dataclass(frozen=True, slots=True)
