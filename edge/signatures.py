@@ -4,7 +4,8 @@ Every check HMACs the **raw bytes** of the request (never re-serialised JSON) an
 compares with :func:`hmac.compare_digest`, so the time taken does not reveal how much
 of a forged signature was right. A check returns a :class:`Verdict`: ``MISSING`` when
 the header is absent or not in the platform's form (answer 401), ``FORGED`` when it
-does not match (answer 403), ``VALID`` otherwise. The reason texts never contain a
+does not match (answer 403), ``STALE`` when a signed timestamp is too far from the
+clock (Chatwoot; answer 401), ``VALID`` otherwise. The reason texts never contain a
 secret or the expected signature. An empty secret verifies nothing (``FORGED``) and
 signs nothing (:class:`ValueError`): anyone can compute an HMAC under the empty key.
 """
@@ -16,6 +17,7 @@ import enum
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 
 SHA256_PREFIX = "sha256="
 
@@ -32,6 +34,11 @@ class Verdict(enum.Enum):
     VALID = "valid"
     MISSING = "missing"
     FORGED = "forged"
+    STALE = "stale"
+
+
+CHATWOOT_TOLERANCE = 300
+"""Seconds a Chatwoot ``X-Chatwoot-Timestamp`` may lie before or after the clock."""
 
 
 def _hmac_sha256(secret: str, message: bytes) -> bytes:
@@ -134,3 +141,40 @@ def generic_signature(secret: str, body: bytes) -> str:
 def verify_generic(secret: str, body: bytes, header: str | None) -> Verdict:
     """Check ``X-Offhours-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``."""
     return verify_meta(secret, body, header)
+
+
+def chatwoot_signature(secret: str, body: bytes, timestamp: str) -> str:
+    """The ``X-Chatwoot-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of ``"<timestamp>." + body``."""
+    return SHA256_PREFIX + _hmac_sha256(secret, timestamp.encode("ascii") + b"." + body).hex()
+
+
+def verify_chatwoot(
+    secret: str,
+    body: bytes,
+    signature_header: str | None,
+    timestamp_header: str | None,
+    now: Callable[[], float],
+    *,
+    tolerance: int = CHATWOOT_TOLERANCE,
+) -> Verdict:
+    """Check Chatwoot's ``X-Chatwoot-Signature`` over ``X-Chatwoot-Timestamp``, a dot and ``body``.
+
+    ``MISSING`` when either header is absent or not in its form (the timestamp is whole
+    POSIX seconds, at most 12 digits); ``FORGED`` when the HMAC does not match; ``STALE``
+    when it matches but the timestamp lies more than ``tolerance`` seconds before or
+    after ``now()`` (a replayed delivery). The time is checked after the HMAC, so an
+    unsigned request never learns anything about the clock. Raises :class:`ValueError`
+    for an empty ``secret``.
+    """
+    if not secret:
+        raise ValueError("refusing to sign or verify with an empty secret")
+    given = _prefixed(signature_header)
+    stamp = (timestamp_header or "").strip()
+    if given is None or not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        return Verdict.MISSING
+    verdict = _compare(chatwoot_signature(secret, body, stamp)[len(SHA256_PREFIX):], given.lower())
+    if verdict is not Verdict.VALID:
+        return verdict
+    if abs(now() - int(stamp)) > tolerance:
+        return Verdict.STALE
+    return Verdict.VALID
