@@ -273,11 +273,43 @@ async def post(
     Any outcome is returned as is; an :class:`HttpAnswer` is for the adapter to read.
     Reasons name only ``platform``, the host and the error class: the URL may hold a token.
     """
+    return await _exchange(session, "POST", url, body, headers, settings, platform, egress)
+
+
+async def get(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    settings: ResponderSettings,
+    platform: str,
+    egress: Egress | None = None,
+) -> HttpAnswer | Outcome:
+    """GET ``url`` under exactly the rules of :func:`post` (egress policy, no redirect,
+    capped answer, timeout and connection errors as Retry).
+
+    For adapters that must read before they write (a desk's conversation state, the
+    messages already posted); a 2xx answer over :data:`MAX_ANSWER_BYTES` is an
+    :class:`HttpAnswer` with ``complete`` False, never Delivered.
+    """
+    return await _exchange(session, "GET", url, b"", headers, settings, platform, egress)
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    settings: ResponderSettings,
+    platform: str,
+    egress: Egress | None,
+) -> HttpAnswer | Outcome:
     policy = egress or egress_for(settings.egress_allow)
     try:
         async with asyncio.timeout(settings.http_timeout):
             routes = await policy.routes(url)
-            return await _post_routes(session, routes, body, headers, platform)
+            return await _post_routes(session, routes, body, headers, platform, method)
     except EgressRefused as exc:
         return Permanent(f"{platform}: egress refused: {exc}", alert_operations=True)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -290,15 +322,17 @@ async def _post_routes(
     body: bytes,
     headers: Mapping[str, str],
     platform: str,
+    method: str = "POST",
 ) -> HttpAnswer | Outcome:
     """Try each route in turn until one connects; read its answer (see :func:`post`)."""
     failure: aiohttp.ClientConnectorError | None = None
     for route in routes:
-        sent = {"Content-Type": "application/json", **headers}
+        sent = {"Content-Type": "application/json", **headers} if method == "POST" else dict(headers)
         if route.host_header is not None:
             sent["Host"] = route.host_header
         try:
-            async with session.post(
+            async with session.request(
+                method,
                 route.url,
                 data=body,
                 headers=sent,
@@ -317,7 +351,7 @@ async def _post_routes(
                         "%s: HTTP %d answer over %d bytes, not read",
                         platform, response.status, MAX_ANSWER_BYTES,
                     )
-                    if 200 <= response.status < 300:
+                    if 200 <= response.status < 300 and method == "POST":
                         return Delivered(None)
                     return HttpAnswer(response.status, CIMultiDict(response.headers), b"", False)
                 return HttpAnswer(response.status, CIMultiDict(response.headers), answer)

@@ -98,6 +98,19 @@ class ResponderSettings(BaseModel):
     telegram_notify_token: SecretStr | None = None
     telegram_notify_token_file: Path | None = None
 
+    chatwoot_url: str | None = Field(
+        default=None,
+        description="base URL of the Chatwoot install the teams answer through "
+        "(e.g. https://desk.example.com); unset, no desk is used",
+    )
+    chatwoot_token: SecretStr | None = Field(
+        default=None,
+        description="the api_access_token offhours acts with in Chatwoot: a user's access token "
+        "(Profile settings > Access token) of an administrator, or of an agent who is a member "
+        "of every inbox offhours manages; an agent bot's token cannot read messages or set labels",
+    )
+    chatwoot_token_file: Path | None = None
+
     deliver: bool = Field(
         default=True,
         description="run the acks and routes outboxes against the platforms; "
@@ -121,6 +134,30 @@ class ResponderSettings(BaseModel):
     backoff_max: float = Field(default=120.0, gt=0)
     retry_after_max: float = Field(default=900.0, gt=0)
 
+    @field_validator("chatwoot_url")
+    @classmethod
+    def _valid_chatwoot_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = value.strip().rstrip("/")
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("https", "http") or not rest or "/" in rest or "?" in rest or "@" in rest:
+            raise ValueError(
+                "OFFHOURS_RESPONDERS__CHATWOOT_URL must be the install's base URL, "
+                "https://host[:port] (http only to a host in egress_allow), without a path"
+            )
+        return url
+
+    @field_validator("chatwoot_token")
+    @classmethod
+    def _nonempty_chatwoot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "OFFHOURS_RESPONDERS__CHATWOOT_TOKEN is set but empty: copy the access token "
+                "from the Chatwoot user's profile settings, or unset the variable"
+            )
+        return value
+
     @field_validator("egress_allow")
     @classmethod
     def _valid_allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -135,8 +172,14 @@ class ResponderSettings(BaseModel):
                 ("smtp_password", "smtp_password_file"),
                 ("signing_secret", "signing_secret_file"),
                 ("telegram_notify_token", "telegram_notify_token_file"),
+                ("chatwoot_token", "chatwoot_token_file"),
             ),
         )
+        token = self.chatwoot_token
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError(
+                "chatwoot_token_file: the file is empty: put the Chatwoot user's access token in it"
+            )
         return self
 
     def account(self, name: str) -> AccountCredentials | None:
