@@ -21,7 +21,6 @@ import sys
 import tomllib
 import types
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,81 +32,36 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from streams.settings import Settings
+from tests.support.deployed import (
+    COMPOSE_FILE,
+    DEPLOY,
+    IDEMPOTENT_FLAG,
+    KUSTOMIZE,
+    PIPELINE,
+    base_objects,
+    compose_worker,
+    interpolate,
+    kubernetes_worker,
+    kustomization,
+    load_compose,
+    offhours_services,
+    pod_templates,
+    read_env_file,
+    resource_documents,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 HERE = Path(__file__).resolve().parent
-COMPOSE_FILE = DEPLOY / "compose.yaml"
 COMPOSE_SCHEMA = HERE / "compose-spec.schema.json"
 DOCKERFILE = DEPLOY / "Dockerfile"
 TOPIC_SCRIPT = DEPLOY / "kafka" / "create-topics.sh"
 ENV_EXAMPLES = (DEPLOY / "env" / "offhours.env.example", DEPLOY / "env" / "secrets.env.example")
-KUSTOMIZE = DEPLOY / "kubernetes"
 KUSTOMIZATIONS = (KUSTOMIZE / "base", KUSTOMIZE / "overlays" / "production")
 K8S_VERSION = kubernetes_validate.utils.latest_version()
-INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
 ENV_NAME = re.compile(r"\bOFFHOURS_[A-Z0-9_]+\b")
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def load_compose() -> dict[str, Any]:
-    """The compose file as compose sees it before interpolation (merge keys resolved)."""
-    return yaml.safe_load(COMPOSE_FILE.read_text())
-
-
-def interpolate(value: str) -> str:
-    """``${VAR:-default}`` replaced by its default, as on a host that sets nothing."""
-    return INTERPOLATION.sub(lambda match: match.group("default") or "", value)
-
-
-def offhours_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services that run the offhours image (``offhours`` entrypoint)."""
-    return {
-        name: service
-        for name, service in compose["services"].items()
-        if "offhours" in interpolate(service.get("image", "")).split("/")[-1]
-    }
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """A compose-style env file: ``NAME=value`` lines, ``#`` comments, no quoting."""
-    pairs = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            pairs[name.strip()] = value
-    return pairs
-
-
-def kustomization(directory: Path) -> dict[str, Any]:
-    return yaml.safe_load((directory / "kustomization.yaml").read_text())
-
-
-def resource_documents(directory: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every Kubernetes object in the resource files a kustomization lists itself."""
-    for entry in kustomization(directory).get("resources", []):
-        path = directory / entry
-        if path.is_dir():
-            continue
-        for document in yaml.safe_load_all(path.read_text()):
-            if document:
-                yield f"{directory.name}/{entry}", document
-
-
-def base_objects() -> dict[tuple[str, str], dict[str, Any]]:
-    return {
-        (doc["kind"], doc["metadata"]["name"]): doc
-        for _, doc in resource_documents(KUSTOMIZE / "base")
-    }
-
-
-def pod_templates() -> Iterator[tuple[str, dict[str, Any]]]:
-    for (kind, name), doc in base_objects().items():
-        if kind in {"Deployment", "StatefulSet"}:
-            yield name, doc["spec"]["template"]
 
 
 def render(directory: Path) -> list[dict[str, Any]]:
@@ -671,3 +625,29 @@ class TestDockerfile:
         ]
         expected = ["!pyproject.toml", "!README.md", *[f"!{package}/" for package in packages]]
         assert ("*", []) == (lines[0], [line for line in expected if line not in lines])
+
+
+# --- Workers on Apache Kafka -----------------------------------------------------------
+
+
+class TestWorkersOnKafka:
+    """Compose and Kubernetes run offhours alike; the Kafka cluster rounds run the Kubernetes workers' settings."""
+
+    def test_every_offhours_run_produces_idempotently(self) -> None:
+        commands = {f"compose {name}": service.get("command", []) for name, service in offhours_services(load_compose()).items()}
+        commands |= {f"kubernetes {name}": template["spec"]["containers"][0].get("args", []) for name, template in pod_templates()}
+        runs = {where: args for where, args in commands.items() if args[:1] == ["run"]}
+        assert len(runs) >= 6, f"fewer offhours services than expected: {sorted(commands)}"
+        assert {} == {where: args for where, args in runs.items() if IDEMPOTENT_FLAG not in args}
+
+    def test_compose_and_kubernetes_workers_differ_only_in_replication(self) -> None:
+        """Compose has one Kafka node, so replication 1; everything else about Kafka is the same."""
+        compose, kubernetes = compose_worker().pipeline(), kubernetes_worker().pipeline()
+        assert {"replication": (1, 3)} == {
+            name: (compose[name], kubernetes[name]) for name in PIPELINE if compose[name] != kubernetes[name]
+        }
+
+    def test_workers_run_with_the_apache_kafka_settings(self) -> None:
+        for deployed in (compose_worker(), kubernetes_worker()):
+            settings = deployed.settings()
+            assert (False, "rocksdb://", True) == (settings.on_tansu, settings.store, deployed.idempotent), deployed.where

@@ -1,4 +1,4 @@
-"""Scale-out on the embedded broker (issue 8): one worker, then three, one SIGKILLed, restarted.
+"""Scale-out on both brokers (issues 8 and 17): one worker, then three, one SIGKILLed, restarted.
 
 Events are sent in four phases, one per group shape: one worker; three workers (two
 added, a rebalance); two workers (one SIGKILLed, a failover); three again (the victim
@@ -228,11 +228,12 @@ def rebalance_time(watch: GroupWatch, trigger: float, settled_at: float, what: s
 
 
 class TestScaleOut:
-    async def test_state_follows_partitions_through_scale_up_kill_and_restart(self, broker, tmp_path: Path) -> None:
-        """One worker, then three, one SIGKILLed and restarted: every event decided once in effect, state carried."""
+    async def test_state_follows_partitions_through_scale_up_kill_and_restart(self, any_broker, tmp_path: Path) -> None:
+        """One worker, then three, one SIGKILLed and restarted, on Tansu and on Apache Kafka:
+        every event decided once in effect, state and pending escalations carried."""
         run = f"scale-{time.time_ns() % 10**8}"
         settings = settings_for(
-            broker, run, tmp_path / "data", session_timeout=SESSION_TIMEOUT, reconcile_interval=2.0,
+            any_broker, run, tmp_path / "data", session_timeout=SESSION_TIMEOUT, reconcile_interval=2.0,
             sweep_interval=SWEEP_INTERVAL, coverage_file=coverage_with_chain(tmp_path / "coverage.yaml"),
         )
         batches = phases(run)

@@ -3,19 +3,22 @@
 One ``offhours run`` process starts its own Apache Kafka node with its data under
 ``OFFHOURS_DATA_DIR/kafka``. Stopped and started again, and SIGKILLed and started again,
 it keeps the override made through the API, the conversation state (a platform's
-redelivery gets the same decision and no second acknowledgment) and the events it
-accepted.
+redelivery gets the same decision and no second acknowledgment), the events it
+accepted, and a pending escalation, whose chain walks on from where it was.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import orjson
 import pytest
+import yaml
 
 from records.wire import AckRequest
 from streams.settings import Settings
@@ -45,12 +48,12 @@ def assert_one_acknowledgment(requests: list[AckRequest]) -> None:
 class DurableService:
     """``offhours run`` on its own embedded Apache Kafka, started again as often as needed."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, coverage: Path = EXAMPLE_COVERAGE, sweep_interval: float = 30.0) -> None:
         self.base = base
         name = f"durable-{uuid.uuid4().hex[:8]}"
         self.settings = Settings(
-            coverage_file=EXAMPLE_COVERAGE, app_id=name, data_dir=base / "data", partitions=2,
-            session_timeout=3.0, reconcile_interval=2.0,
+            coverage_file=coverage, app_id=name, data_dir=base / "data", partitions=2,
+            session_timeout=3.0, reconcile_interval=2.0, sweep_interval=sweep_interval,
         )
         self.env = service_env(self.settings)
         self.env.pop("OFFHOURS_BROKER_URL", None)
@@ -103,6 +106,18 @@ class DurableService:
             records = await reader.read_all()
         return [a for r in records if (a := AckRequest.from_json(r.value)).event_id == event_id]
 
+    async def escalation_steps(self, prefix: str, count: int) -> list[str]:
+        """The route ids starting with ``prefix`` on the routes outbox, in order, once ``count`` differ."""
+        assert self.live is not None
+        async with TopicReader(self.live, self.live.routes_topic) as reader:
+
+            async def enough() -> list[str] | None:
+                await reader.poll()
+                ids = [i for r in reader.records if (i := orjson.loads(r.value)["route_id"]).startswith(prefix)]
+                return ids if len(set(ids)) >= count else None
+
+            return await until(enough, f"{count} escalation steps {prefix}*", deadline=90)
+
     async def overrides(self) -> list[dict[str, object]]:
         async with aiohttp.ClientSession(headers=AUTH) as http:
             async with http.get(f"{self.url}/api/v1/teams/care-it/overrides") as answer:
@@ -146,3 +161,56 @@ async def test_a_restart_and_a_crash_lose_nothing(tmp_path: Path) -> None:
     finally:
         if service.process is not None:
             service.process.stop(timeout=60)
+
+
+ROME = ZoneInfo("Europe/Rome")
+CHAIN = ["next_on_call", "lead:luca", "lead:marta"]
+REPEAT = 3
+STEPS = len(CHAIN) * REPEAT
+
+
+def coverage_with_chain(path: Path) -> Path:
+    """The example coverage, with care-it's closed-mode escalation chain set to :data:`CHAIN`."""
+    document = yaml.safe_load(EXAMPLE_COVERAGE.read_text())
+    document["teams"]["care-it"]["escalation"] = {"closed": {"after": "10m", "chain": CHAIN, "repeat": REPEAT}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def urgent_last_sunday(event_id: str) -> dict[str, object]:
+    """An urgent DM to care-it at 08:00 last Sunday (closed): paged, and every step of its chain
+    already due, so the sweep sends one per pass. Relative to now, as the service runs on the
+    real clock, and inside the retention, so no sweep expires the escalation."""
+    day = datetime.now(ROME).date() - timedelta(days=1)
+    day -= timedelta(days=(day.weekday() - 6) % 7)
+    at = datetime(day.year, day.month, day.day, 8, 0, tzinfo=ROME)
+    return event(event_id) | {"text": "il servizio non funziona da stamattina", "at": at.isoformat()}
+
+
+async def test_a_pending_escalation_walks_on_after_a_restart_and_a_crash(tmp_path: Path) -> None:
+    """A paged message nobody claims: its chain goes on after a stop and after a SIGKILL, every
+    step sent, in order, none skipped; a step repeats only after the SIGKILL, with its id."""
+    service = DurableService(tmp_path, coverage_with_chain(tmp_path / "coverage.yaml"), sweep_interval=1.0)
+    paged = f"fb:m_{uuid.uuid4().hex[:10]}"
+    prefix = f"esc:{paged}:"
+    await service.start()
+    try:
+        await service.post(urgent_last_sunday(paged))
+        [decided] = await service.decisions_of(paged, 1)
+        assert "page" == decided["action"], decided
+        await service.escalation_steps(prefix, 2)
+        service.stop()
+
+        await service.start()  # stopped and started again: the chain goes on
+        before_crash = await service.escalation_steps(prefix, 5)
+        service.kill()
+
+        await service.start()  # SIGKILLed and started again
+        steps = await service.escalation_steps(prefix, STEPS)
+    finally:
+        if service.process is not None:
+            service.process.stop(timeout=60)
+    expected = [f"{prefix}{n}" for n in range(STEPS)]
+    assert expected == list(dict.fromkeys(steps)), "steps missing, extra or out of order"
+    # A clean stop keeps the table and the outbox in step: nothing before the crash repeats.
+    assert len(before_crash) == len(set(before_crash)), before_crash

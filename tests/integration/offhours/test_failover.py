@@ -106,10 +106,17 @@ async def where_undecided(settings: Settings, missing: set[str]) -> str:
 
 
 async def wait_for_stable_assignment(workers: list[WorkerProcess], partitions: int, deadline: float) -> None:
-    """Wait until the workers' reported assignments split the input partitions exactly."""
+    """Wait until the workers' reported assignments split the input partitions exactly.
+
+    Exactly: each partition held by one worker, none holding more than its share
+    (``ceil(partitions / workers)``). A worker may hold nothing: Faust's assignor is
+    sticky within that share, so with four partitions a worker that joins after the
+    other two took two each stays idle (tests/unit/streams/test_assignor.py).
+    """
+    share = -(-partitions // len(workers))
     while time.monotonic() < deadline:
         held = [p for w in workers for p in w.partitions]
-        if sorted(held) == list(range(partitions)) and all(w.partitions for w in workers):
+        if sorted(held) == list(range(partitions)) and all(len(w.partitions) <= share for w in workers):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"assignment never settled: {[sorted(w.partitions) for w in workers]}")
@@ -194,7 +201,7 @@ async def run_round(settings: Settings, round_no: int, log_dir: Path) -> dict[st
 
 
 class TestFailover:
-    @pytest.mark.parametrize("flavour", ["tansu", pytest.param("kafka", marks=pytest.mark.kafka_rounds)])
+    @pytest.mark.parametrize("flavour", ["tansu", "kafka"])
     async def test_sigkill_of_a_worker_loses_no_event(self, flavour: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         """Across five SIGKILLs of one of three workers, every event is decided, once in effect,
         on Tansu and on Apache Kafka."""

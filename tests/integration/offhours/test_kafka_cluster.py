@@ -1,26 +1,28 @@
 """Broker failure on a real cluster: three Apache Kafka nodes, one SIGKILLed mid-stream.
 
 One three-node KRaft cluster (:class:`brokers.apache.KafkaCluster`) serves the module.
-Every round runs on fresh topics and a fresh consumer group, set up as production sets
-them up:
+Every round runs on fresh topics and a fresh consumer group, with the settings the
+Kubernetes base passes its workers (:func:`tests.support.deployed.kubernetes_worker`:
+the settings ConfigMap and the StatefulSet's env and arguments; a round sets only where
+and under which names it runs, ``PER_RUN`` there). ``tests/deploy/test_deploy_files.py``
+checks that compose passes the same, but for replication (one Kafka node there):
 
-- topics: the partition count of the deployment (``OFFHOURS_PARTITIONS=6``, the
-  Kubernetes base and ``deploy/env``), replication factor 3 (``OFFHOURS_REPLICATION``,
-  the production overlay), created before any worker starts as
+- topics: the deployment's partitions (``OFFHOURS_PARTITIONS=6``) and replication
+  (``OFFHOURS_REPLICATION=3``), created before any worker starts as
   ``deploy/kafka/create-topics.sh`` does (the config topic compacted), with
   ``min.insync.replicas=2`` on each topic and as the brokers' default (so Faust's
   changelog topics have it too): a write is acknowledged by two replicas, and one
   node may die without the topics refusing writes;
-- producers: the service's own. Ingest is :class:`edge.sink.KafkaEventSink` with
-  ``idempotent=True`` (``offhours run --idempotent-producer``), ``acks="all"``. Faust's
+- producers: the service's own. Ingest is :class:`edge.sink.KafkaEventSink`, idempotent
+  as the deployment's ``offhours run --idempotent-producer`` makes it, ``acks="all"``. Faust's
   producer in the workers has ``producer_acks=-1`` (all) from
   :func:`streams.app.faust_options`, and no idempotence: faust-streaming turns it on
   only with ``processing_guarantee="exactly_once"``, so a producer retry across a
   leader change may write a decision or an outbox record twice (the accounting below
   allows identical copies only);
-- tables in RocksDB (``OFFHOURS_STORE=rocksdb://``), each worker with its own data
-  directory as each compose worker has its own volume; the production session timeout
-  (10 s) and reconciliation interval (5 s), the default watchdog (15 s).
+- tables in RocksDB (``OFFHOURS_STORE=rocksdb://`` of the StatefulSet), each worker with
+  its own data directory as each pod has its own volume; the deployment's session
+  timeout (10 s), reconciliation interval (5 s) and watchdog (the default, 15 s).
 
 Round 1 streams events through three ``python -m streams.worker`` processes and
 SIGKILLs the node leading the busiest events partition, then restarts it. Round 2
@@ -69,14 +71,18 @@ from records.wire import parse_event
 from streams.settings import Settings
 from streams.worker import topic_names
 from tests.conftest import ROOT, settings_for
+from tests.support.deployed import kubernetes_worker
 from tests.support.workers import TopicReader, WorkerProcess
 from triage.state import ConversationState, event_digest
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(420)]
 
 NODES = 3
+DEPLOYED = kubernetes_worker()
 PARTITIONS = 6
+"""The deployment's partitions (``OFFHOURS_PARTITIONS`` of the Kubernetes base and of ``deploy/env``)."""
 REPLICATION = 3
+"""The deployment's replication on a three-node cluster (``OFFHOURS_REPLICATION``)."""
 MIN_INSYNC = 2
 WORKERS = 3
 EVENTS = 1200
@@ -361,16 +367,9 @@ async def run_round(cluster: KafkaCluster, round_no: int, tmp_path: Path, *, kil
     down = [node.node_id for node in cluster.nodes if not node.running]
     assert [] == down, f"nodes down before round {round_no} began"
     name = f"kc-{round_no}-{time.time_ns() % 10**8}"
-    settings = settings_for(
-        cluster,
-        name,
-        tmp_path / name,
-        partitions=PARTITIONS,
-        replication=REPLICATION,
-        store="rocksdb://",
-        session_timeout=10.0,
-        reconcile_interval=5.0,
-    )
+    # The Kubernetes workers' settings, as deploy/ passes them; the round sets only PER_RUN.
+    settings = settings_for(cluster, name, tmp_path / name, **DEPLOYED.pipeline())
+    assert (PARTITIONS, REPLICATION, "rocksdb://") == (settings.partitions, settings.replication, settings.store)
     await create_topics(settings)
     planned = plan(round_no)
     ids = {item.event_id for item in planned}
@@ -394,7 +393,7 @@ async def run_round(cluster: KafkaCluster, round_no: int, tmp_path: Path, *, kil
         async with (
             TopicReader(settings, settings.decisions_topic) as decisions,
             LeaderWatch(settings) as watch,
-            KafkaEventSink(settings.bootstrap_servers, settings.events_topic, idempotent=True) as sink,
+            KafkaEventSink(settings.bootstrap_servers, settings.events_topic, idempotent=DEPLOYED.idempotent) as sink,
         ):
             started = time.monotonic()
             streaming = asyncio.create_task(stream_events(sink, planned, started))
