@@ -4,7 +4,8 @@ Each fake validates requests as the platform would (credentials, required fields
 their types, limits) and answers in the platform's own success and error shapes. Like
 the platform, it only reaches who wrote first: a test tells it the customers, chats,
 messages, comments and posts that exist (``FakeGraph.add_customer``/``add_comment``,
-``FakeTelegram.add_message``, ``FakeX.add_user``/``add_tweet``), and a send to anything
+``FakeTelegram.add_message``, ``FakeX.add_user``/``add_tweet``; the
+Chatwoot desk's accounts, inboxes and conversations, ``FakeChatwoot.add_conversation``), and a send to anything
 else, or outside the platform's reply window, is refused. A test tells it
 to fail the next requests with :meth:`FakePlatform.fail_next` (``rate_limit``,
 ``server_error``, ``permanent``, ``ops_alert``) and waits for requests with
@@ -13,6 +14,7 @@ tests, the benchmark and any test that needs a platform to talk to.
 """
 
 from .base import FAILURE_KINDS, TRANSIENT_KINDS, Answered, FakePlatform, Recorded
+from .chatwoot import FakeChatwoot
 from .meta import CommentReply, FakeGraph
 from .slack import FakeSlack
 from .smtp import FakeSmtp
@@ -26,6 +28,7 @@ __all__ = [
     "TRANSIENT_KINDS",
     "Answered",
     "CommentReply",
+    "FakeChatwoot",
     "FakeGraph",
     "FakePlatform",
     "FakeSlack",

@@ -1,7 +1,8 @@
 """``python -m responders.fakes``: the fake platforms as one local process, to watch acks arrive.
 
 Starts, on 127.0.0.1, the fake Graph API (Messenger, Instagram, WhatsApp), X,
-Telegram, a Slack incoming webhook and an SMTP server, on consecutive ports from
+Telegram, a Slack incoming webhook, an SMTP server and a Chatwoot desk (account 1,
+inbox 3, conversation 10, agents 42 and 43; :data:`CHATWOOT_TOKEN`), on consecutive ports from
 ``--port-base`` (default 8781; 0 picks free ports). It prints each URL, the
 ``OFFHOURS_RESPONDERS__…`` environment that points ``offhours run`` at them and the
 Slack notify URI to put in a coverage file, then logs every request it receives
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from .chatwoot import FakeChatwoot
 from .meta import FakeGraph
 from .slack import FakeSlack
 from .smtp import FakeSmtp
@@ -42,6 +44,7 @@ DEFAULT_PORT_BASE = 8781
 GRAPH_TOKEN = "fake-graph-token"
 X_TOKEN = "fake-x-token"
 TELEGRAM_TOKEN = "123456:fake-telegram-token"
+CHATWOOT_TOKEN = "fake-chatwoot-user-token"
 # Who the docs and examples write as: Messenger PSIDs and a WhatsApp wa_id.
 SAMPLE_CUSTOMERS = (
     "PSID_222", "PSID_555", "PSID_556", "PSID_901", "PSID_903", "PSID_904", "39333000111",
@@ -69,9 +72,13 @@ def accounts() -> dict[str, dict[str, str]]:
     }
 
 
-def environment(graph: str, x: str, telegram: str, smtp_port: int) -> dict[str, str]:
+def environment(graph: str, x: str, telegram: str, smtp_port: int, chatwoot: str | None = None) -> dict[str, str]:
     """The settings that point the responders at the fakes, as environment variables."""
-    return {
+    desk = {} if chatwoot is None else {
+        "OFFHOURS_RESPONDERS__CHATWOOT_URL": chatwoot,
+        "OFFHOURS_RESPONDERS__CHATWOOT_TOKEN": CHATWOOT_TOKEN,
+    }
+    return {**desk,
         "OFFHOURS_RESPONDERS__GRAPH_BASE_URL": graph,
         "OFFHOURS_RESPONDERS__X_BASE_URL": x,
         "OFFHOURS_RESPONDERS__TELEGRAM_BASE_URL": telegram,
@@ -96,6 +103,20 @@ def meet_sample_customers(graph: FakeGraph, x: FakeX, telegram: FakeTelegram, at
         telegram.add_message(chat, message, "private")
 
 
+def sample_desk() -> FakeChatwoot:
+    """The fake Chatwoot desk: account 1 (Acme), inbox 3 (a Facebook Page) with agents 42
+    (Marta, whose token is :data:`CHATWOOT_TOKEN`) and 43 (Luca), the labels offhours
+    uses, and conversation 10 with customer 14 (PSID_222), its reply window open."""
+    desk = FakeChatwoot()
+    desk.add_account(1, "Acme")
+    desk.add_user(42, "Marta Rossi", token=CHATWOOT_TOKEN, accounts=(1,))
+    desk.add_user(43, "Luca Bianchi", accounts=(1,))
+    desk.add_inbox(1, 3, "Acme Facebook", "Channel::FacebookPage", members=(42, 43))
+    desk.add_labels(1, "offhours", "reduced", "closed", "urgent")
+    desk.add_conversation(1, 10, inbox=3, contact=(14, "Ana Lopez"), source_id="PSID_222")
+    return desk
+
+
 def _port(base: int, offset: int) -> int:
     return base + offset if base else 0
 
@@ -112,17 +133,21 @@ async def serve(port_base: int, stopping: asyncio.Event) -> None:
             await fake.start(_port(port_base, offset))
             stack.push_async_callback(fake.stop)
         smtp = await stack.enter_async_context(FakeSmtp(port=_port(port_base, 4)))
+        chatwoot = sample_desk()
+        await chatwoot.start(_port(port_base, 5))
+        stack.push_async_callback(chatwoot.stop)
         print(f"fake Graph API (Messenger, Instagram, WhatsApp)  {graph.url}")
         print(f"fake X API                                        {x.url}")
         print(f"fake Telegram Bot API                             {telegram.url}")
         print(f"fake Slack incoming webhook                       {slack.webhook_url}")
         print(f"fake SMTP server                                  127.0.0.1:{smtp.port}")
+        print(f"fake Chatwoot desk (account 1, conversation 10)   {chatwoot.url}")
         print(f"\n# known customers (last message: now): {', '.join(SAMPLE_CUSTOMERS)}; "
               f"comments: {', '.join(SAMPLE_COMMENTS)}; X users: {', '.join(SAMPLE_X_USERS)}; "
               f"X posts: {', '.join(SAMPLE_X_POSTS)}; Telegram chats: "
               f"{', '.join(str(chat) for chat, _ in SAMPLE_TELEGRAM_MESSAGES)}")
         print("\n# point `offhours run` at the fakes:")
-        for name, value in environment(graph.url, x.url, telegram.url, smtp.port).items():
+        for name, value in environment(graph.url, x.url, telegram.url, smtp.port, chatwoot.url).items():
             print(f"export {name}={shlex.quote(value)}")
         print(f"\n# staff notify URI for the coverage file: slack:{slack.webhook_url}")
         print("# every request received is logged below; Ctrl-C stops\n", flush=True)
@@ -145,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--port-base",
         type=int,
         default=DEFAULT_PORT_BASE,
-        help=f"first of five consecutive ports (default {DEFAULT_PORT_BASE}; 0: free ports)",
+        help=f"first of six consecutive ports (default {DEFAULT_PORT_BASE}; 0: free ports)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
