@@ -19,6 +19,8 @@ retried and dead-lettering the rest. No Faust: :mod:`streams.outbox` feeds it.
 - staff notifiers: :mod:`responders.slack`, :mod:`responders.teams` (both on
   :mod:`responders.incoming_webhook`), :mod:`responders.mail`,
   :mod:`responders.webhook`, :mod:`responders.telegram`;
+- :mod:`responders.chatwoot`: the Chatwoot desk's Application API (acknowledgments and
+  notes posted once, assignment, priority, labels, status);
 - :mod:`responders.fakes`: a local fake of every platform, for tests and demos.
 
 Platform answers and limits: docs/platforms.md. May import: :mod:`promises`,
