@@ -13,6 +13,10 @@ concerns, and one reader applies them: the worker's ``actions`` agent
      "at": "2026-11-23T21:20:00+00:00"}
 
   ``at`` in whole seconds, with the offset it was given; a claim needs a ``member``.
+- The Chatwoot webhook (:mod:`edge.normalize.chatwoot`): a conversation assigned in the
+  desk to a staff member's ``chatwoot_agent`` is their claim, one resolved is answered;
+  the same records with ``"via": "chatwoot"``, ``"by": "chatwoot:agent:<user id>"`` (or
+  ``"chatwoot"`` when the desk names nobody) and ``"action_id": "<action>:chatwoot:<delivery>"``.
 - The worker's sweep (:mod:`streams.sweeps`), ``at`` the sweep's instant in UTC
   (``datetime.isoformat()``, microseconds when there are any):
 
@@ -72,7 +76,7 @@ TICKS = (ESCALATE, REMIND, WINDOW, EXPIRE, EXPIRE_LEDGER)
 """The actions the workers' sweeps post."""
 
 ActionKind = Literal["claim", "answered"]
-ActionVia = Literal["api", "link"]
+ActionVia = Literal["api", "link", "chatwoot"]
 
 
 class ActionInvalid(ValueError):

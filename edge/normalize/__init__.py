@@ -45,6 +45,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from records.actions import StaffAction
 from records.wire import MAX_EVENT_BYTES, MAX_TEXT_CHARS, SocialEvent
 
 # Epoch values above this are milliseconds: as seconds they would lie after the year 5138.
@@ -94,10 +95,16 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """The events a payload yields, in payload order, and what was skipped."""
+    """The events a payload yields, in payload order, and what was skipped.
+
+    ``actions``: staff actions the payload reports (a care desk's assignment or
+    resolution, :mod:`edge.normalize.chatwoot`), for the actions topic; the platforms'
+    own webhooks report none.
+    """
 
     events: list[SocialEvent] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    actions: list[StaffAction] = field(default_factory=list)
 
 
 def resolve_account(accounts: Mapping[str, str], prefix: str, platform_id: str) -> str:
@@ -253,6 +260,7 @@ class Collector:
         self._limits = limits
         self._events: list[SocialEvent] = []
         self._skipped: list[Skipped] = []
+        self._actions: list[StaffAction] = []
 
     def add(self, **fields: Any) -> None:
         """Validate and keep one event (raises on invalid fields or limits; use inside :meth:`item`)."""
@@ -263,6 +271,10 @@ class Collector:
 
     def skip(self, ref: str, reason: str) -> None:
         self._skipped.append(Skipped(ref=ref, reason=reason))
+
+    def act(self, action: StaffAction) -> None:
+        """Keep one staff action the payload reports."""
+        self._actions.append(action)
 
     @contextlib.contextmanager
     def item(self, ref: str) -> Iterator[None]:
@@ -275,7 +287,7 @@ class Collector:
             self.skip(ref, f"malformed: {_reason(exc)}")
 
     def result(self) -> Normalized:
-        return Normalized(events=list(self._events), skipped=list(self._skipped))
+        return Normalized(events=list(self._events), skipped=list(self._skipped), actions=list(self._actions))
 
 
 def as_list(value: Any, what: str) -> list[Any]:
