@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from edge.actions import ActionSink
 from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
 from edge.ratelimit import TokenBuckets, rate_limit_middleware
 from edge.sink import EventSink, ManagedSink
 from edge.webhooks import INGEST, WebhookIngest, add_routes
 from records.wire import SocialEvent
+from schedules import Coverage
 
 
 def _utc_now() -> datetime:
@@ -37,6 +39,8 @@ def build_webhooks(
     prefix: str = "/webhooks",
     on_produced: Callable[[Sequence[SocialEvent]], None] | None = None,
     known_account: Callable[[str], bool | None] | None = None,
+    coverage: Callable[[], Coverage | None] | None = None,
+    actions: ActionSink | None = None,
 ) -> web.Application:
     """The webhook routes of :mod:`edge.webhooks` on a new application.
 
@@ -53,14 +57,19 @@ def build_webhooks(
     an account (None: no coverage known yet); an event for an account no team lists is
     produced anyway (the triage rejects it with the reason), logged and counted in
     ``stats.unknown_accounts``. Without it only an unmapped platform id is reported.
+    ``coverage`` (the coverage in force, None while none is known) and ``actions`` (where
+    claims and answered marks go; the caller starts and stops it) let the Chatwoot
+    webhook turn a desk's assignments and resolutions into staff actions; without them
+    it skips those, with the reason.
 
-    Routes are ``{prefix}/meta``, ``{prefix}/x``, ``{prefix}/telegram`` and
-    ``{prefix}/generic``: serve the app as it is (``offhours ingest``), or mount it in
+    Routes are ``{prefix}/meta``, ``{prefix}/x``, ``{prefix}/telegram``, ``{prefix}/generic``
+    and ``{prefix}/chatwoot``: serve the app as it is (``offhours ingest``), or mount it in
     the service with ``root.add_subapp("/webhooks", build_webhooks(..., prefix=""))``.
     """
     recent = RecentIds(settings.dedupe_ttl, settings.dedupe_capacity, clock)
     ingest = WebhookIngest(
-        settings, sink, recent, now, on_produced=on_produced, clock=clock, known_account=known_account
+        settings, sink, recent, now, on_produced=on_produced, clock=clock, known_account=known_account,
+        coverage=coverage, actions=actions,
     )
     buckets = TokenBuckets(settings.rate_per_second, settings.rate_burst, clock)
     app = web.Application(

@@ -72,6 +72,7 @@ META_VERIFY_TOKEN = _setting("edge", "meta_verify_token")
 X_CONSUMER_SECRET = _setting("edge", "x_consumer_secret")
 TELEGRAM_SECRET_TOKEN = _setting("edge", "telegram_secret_token")
 GENERIC_SECRET = _setting("edge", "generic_secret")
+CHATWOOT_WEBHOOK_SECRET = _setting("edge", "chatwoot_webhook_secret")
 RESPONDER_ACCOUNTS = _setting("responders", "accounts")
 SIGNING_SECRET = _setting("responders", "signing_secret", file=True)
 SMTP_HOST = _setting("responders", "smtp_host", explicit=True)
@@ -85,6 +86,7 @@ WEBHOOK_SECRETS: dict[str, Setting] = {
     "x": X_CONSUMER_SECRET,
     "telegram": TELEGRAM_SECRET_TOKEN,
     "generic": GENERIC_SECRET,
+    "chatwoot": CHATWOOT_WEBHOOK_SECRET,
 }
 """The secret without which each webhook answers ``503`` (the Meta handshake also needs
 :data:`META_VERIFY_TOKEN`)."""
@@ -171,6 +173,10 @@ CAPABILITIES: tuple[Capability, ...] = (
         (Need("receive", (GENERIC_SECRET,)),
          Need("answer", (RESPONDER_ACCOUNTS,), "an account with webhook_url, and signing_secret there or in "
               f"{SIGNING_SECRET.env}", _generic_sender)),
+    ),
+    Capability(
+        "channel", "chatwoot", "receives on /webhooks/chatwoot (a Chatwoot desk's account webhook)",
+        (Need("receive", (CHATWOOT_WEBHOOK_SECRET,), "the secret Chatwoot shows for the webhook"),),
     ),
     Capability("notifier", "slack", "nothing to set; the URL is a staff member's notify in the coverage, slack:https://..."),
     Capability("notifier", "teams", "nothing to set; the URL is a staff member's notify in the coverage, teams:https://..."),

@@ -42,6 +42,7 @@ MIN_SECRET_CHARS = 16
 
 ENV_PREFIX = "OFFHOURS_EDGE__"
 _TELEGRAM_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_DESK_SENDER = re.compile(r"(user|agent_bot):[1-9][0-9]{0,18}")
 _MAKE_ONE = "e.g. the output of `openssl rand -hex 32`"
 
 
@@ -100,6 +101,16 @@ class EdgeSettings(BaseModel):
         description="coverage account of the bot; unset looks telegram_bot up in accounts",
     )
     generic_secret: SecretStr | None = None
+    chatwoot_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="the secret Chatwoot shows for the account webhook pointed at /webhooks/chatwoot "
+        "(X-Chatwoot-Signature; Chatwoot 4.11.2 or later signs its webhooks)",
+    )
+    chatwoot_own_senders: list[str] = Field(
+        default_factory=list,
+        description="the desk identities offhours posts as, 'user:<id>' (the user whose access token it "
+        "uses) or 'agent_bot:<id>': their outgoing messages are offhours' own, never a staff reply",
+    )
     max_body_bytes: int = Field(default=MIB, gt=0)
     max_text_chars: int = Field(
         default=MAX_TEXT_CHARS,
@@ -135,7 +146,7 @@ class EdgeSettings(BaseModel):
     # A refused secret must not reach an error message, however the settings are built.
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    @field_validator("meta_app_secret", "x_consumer_secret")
+    @field_validator("meta_app_secret", "x_consumer_secret", "chatwoot_webhook_secret")
     @classmethod
     def _platform_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         return check_secret(value, ENV_PREFIX + str(info.field_name).upper(), made_by_us=False)
@@ -155,6 +166,17 @@ class EdgeSettings(BaseModel):
                 f"{variable} must be at most 256 characters of A-Z a-z 0-9 _ - (what Telegram's "
                 "setWebhook accepts as secret_token)"
             )
+        return value
+
+    @field_validator("chatwoot_own_senders")
+    @classmethod
+    def _desk_senders(cls, value: list[str]) -> list[str]:
+        for sender in value:
+            if not _DESK_SENDER.fullmatch(sender):
+                raise ValueError(
+                    f"{ENV_PREFIX}CHATWOOT_OWN_SENDERS: {sender[:40]!r} is not 'user:<id>' or 'agent_bot:<id>' "
+                    "(e.g. '[\"agent_bot:3\"]', the id Chatwoot shows for the bot or the user)"
+                )
         return value
 
     @field_validator("dedupe_ttl", mode="before")

@@ -12,16 +12,23 @@ produced:
    message, hold odd values (a time outside 2000-2100, a number beyond 64 bits) or are
    over a limit (``max_text_chars``, ``max_event_bytes``) are skipped and listed in the
    answer). A correctly signed body never gets a 5xx for its content;
-4. drop the events this replica produced within ``dedupe_ttl`` (see :mod:`edge.dedupe`);
-5. publish the rest through the :class:`~edge.sink.EventSink` (a failure: ``503``, and
-   the events are forgotten by the dedupe so the platform's retry produces them);
-6. answer ``200`` with ``{"produced", "duplicates", "skipped": [{"ref", "reason"}]}``.
+4. drop the events this replica produced within ``dedupe_ttl`` (see :mod:`edge.dedupe`),
+   and a whole delivery whose id it has seen (Chatwoot's ``X-Chatwoot-Delivery``);
+5. publish the rest through the :class:`~edge.sink.EventSink`, then record the staff
+   actions a care desk reported through the :class:`~edge.actions.ActionSink` (a
+   failure: ``503``, and the ids are forgotten by the dedupe so the retry produces them);
+6. answer ``200`` with ``{"produced", "duplicates", "skipped": [{"ref", "reason"}]}``
+   (Chatwoot's also with ``"recorded"``, the actions recorded).
 
 Routes: ``GET/POST /webhooks/meta`` (Messenger, Instagram and WhatsApp share the
 handshake and the ``X-Hub-Signature-256``), ``GET/POST /webhooks/x`` (CRC and
 ``x-twitter-webhooks-signature``), ``POST /webhooks/telegram``
-(``X-Telegram-Bot-Api-Secret-Token``) and ``POST /webhooks/generic``
-(``X-Offhours-Signature: sha256=<hex>``; the body is events (README: Events), all or none).
+(``X-Telegram-Bot-Api-Secret-Token``), ``POST /webhooks/generic``
+(``X-Offhours-Signature: sha256=<hex>``; the body is events (README: Events), all or none)
+and ``POST /webhooks/chatwoot`` (a Chatwoot desk's account webhook:
+``X-Chatwoot-Signature`` over ``X-Chatwoot-Timestamp`` and the body, refused when the
+timestamp is over 300 s from the clock; :mod:`edge.normalize.chatwoot`). Every route
+answers from memory and the broker only, well within Chatwoot's 5 s delivery timeout.
 Error answers are ``{"error": reason}``; no reason ever contains a secret.
 """
 
@@ -39,6 +46,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from edge import capabilities, signatures
+from edge.actions import ActionSink
 from edge.capabilities import Setting
 from edge.config import EdgeSettings
 from edge.dedupe import RecentIds
@@ -47,6 +55,7 @@ from edge.normalize import (
     Limits,
     Normalized,
     Skipped,
+    chatwoot,
     generic,
     meta,
     shown,
@@ -58,6 +67,7 @@ from edge.ratelog import RateLimitedLog
 from edge.signatures import Verdict
 from edge.sink import EventSink
 from records.wire import SocialEvent
+from schedules import Coverage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,9 @@ META_SIGNATURE = "X-Hub-Signature-256"
 X_SIGNATURE = "x-twitter-webhooks-signature"
 TELEGRAM_SECRET = "X-Telegram-Bot-Api-Secret-Token"
 GENERIC_SIGNATURE = "X-Offhours-Signature"
+CHATWOOT_SIGNATURE = "X-Chatwoot-Signature"
+CHATWOOT_TIMESTAMP = "X-Chatwoot-Timestamp"
+CHATWOOT_DELIVERY = "X-Chatwoot-Delivery"
 _CHUNK = 64 * 1024
 REFUSAL_LOG_INTERVAL = 60.0
 """Seconds between two log lines about refused requests of one webhook (the rest are counted)."""
@@ -79,10 +92,16 @@ class IngestStats:
     skipped: int = 0
     refused: int = 0
     unknown_accounts: int = 0
+    recorded: int = 0
 
 
 class WebhookIngest:
-    """What the webhook handlers share: settings, sink, the dedupe memory and the clock."""
+    """What the webhook handlers share: settings, sink, the dedupe memory and the clock.
+
+    ``coverage`` gives the coverage in force (None before one is known) and ``actions``
+    where a care desk's staff actions go (claims, answered); without them the Chatwoot
+    webhook skips those, with the reason.
+    """
 
     def __init__(
         self,
@@ -94,9 +113,13 @@ class WebhookIngest:
         on_produced: Callable[[Sequence[SocialEvent]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         known_account: Callable[[str], bool | None] | None = None,
+        coverage: Callable[[], Coverage | None] | None = None,
+        actions: ActionSink | None = None,
     ) -> None:
         self.settings = settings
         self.known_account = known_account
+        self.coverage = coverage
+        self.actions = actions
         self.refusals = RateLimitedLog(log, REFUSAL_LOG_INTERVAL, clock)
         self.on_produced = on_produced
         self.sink = sink
@@ -128,14 +151,38 @@ class WebhookIngest:
         if verdict is Verdict.MISSING:
             self.refusals.warning(name, "%s webhook refused: signature missing", name)
             raise _error(web.HTTPUnauthorized, f"{name} signature missing")
+        if verdict is Verdict.STALE:
+            self.refusals.warning(name, "%s webhook refused: signed timestamp too far from the clock", name)
+            raise _error(
+                web.HTTPUnauthorized,
+                f"{name} signature timestamp is more than {signatures.CHATWOOT_TOLERANCE} s from this "
+                "server's clock: a replayed delivery, or a clock to set right",
+            )
         self.refusals.warning(name, "%s webhook refused: signature does not match", name)
         raise _error(web.HTTPForbidden, f"{name} signature does not match")
 
-    async def accept(self, name: str, normalized: Normalized) -> web.Response:
-        """Dedupe and publish the events of one request and answer with what happened."""
-        fresh = set(self.recent.claim(event.id for event in normalized.events))
-        events = [event for event in normalized.events if event.id in fresh]
-        duplicates = len(normalized.events) - len(events)
+    async def accept(self, name: str, normalized: Normalized, *, delivery: str | None = None) -> web.Response:
+        """Dedupe and publish the events of one request, record its staff actions, and answer
+        with what happened. ``delivery``: the platform's id of the delivery, the same on
+        its retries; a delivery seen within ``dedupe_ttl`` produces nothing again."""
+        skipped = list(normalized.skipped)
+        actions = list(normalized.actions)
+        if actions and self.actions is None:
+            skipped += [Skipped(ref=a.conversation, reason=f"{a.action}: no action sink here to record it")
+                        for a in actions]
+            actions = []
+        delivery_key = f"delivery:{name}:{delivery}" if delivery else None
+        if delivery_key is not None and not self.recent.claim([delivery_key]):
+            duplicates = len(normalized.events) + len(actions)
+            self._count(name, [], duplicates, normalized)
+            return self._answer(name, 0, duplicates, skipped, 0)
+        fresh_events = set(self.recent.claim(event.id for event in normalized.events))
+        fresh_actions = set(self.recent.claim(a.action_id for a in actions if a.action_id))
+        fresh = fresh_events | fresh_actions | ({delivery_key} if delivery_key else set())
+        events = [event for event in normalized.events if event.id in fresh_events]
+        offered = len(actions)
+        actions = [a for a in actions if not a.action_id or a.action_id in fresh_actions]
+        duplicates = len(normalized.events) - len(events) + offered - len(actions)
         if events:
             try:
                 await self.sink.publish(events)
@@ -143,16 +190,31 @@ class WebhookIngest:
                 self.recent.release(fresh)
                 log.error("%s webhook: publishing %d events failed: %r", name, len(events), exc)
                 raise _error(web.HTTPServiceUnavailable, "events could not be stored, retry") from None
+        if actions:
+            assert self.actions is not None
+            try:
+                for action in actions:
+                    await self.actions.record(action)
+            except Exception as exc:
+                self.recent.release(fresh)
+                log.error("%s webhook: recording %d actions failed: %r", name, len(actions), exc)
+                raise _error(web.HTTPServiceUnavailable, "actions could not be stored, retry") from None
+        self.stats.recorded += len(actions)
         self._count(name, events, duplicates, normalized)
         if events and self.on_produced is not None:
             self.on_produced(events)
-        return web.json_response(
-            {
-                "produced": len(events),
-                "duplicates": duplicates,
-                "skipped": [{"ref": s.ref, "reason": s.reason} for s in normalized.skipped],
-            }
-        )
+        return self._answer(name, len(events), duplicates, skipped, len(actions))
+
+    @staticmethod
+    def _answer(name: str, produced: int, duplicates: int, skipped: list[Skipped], recorded: int) -> web.Response:
+        answer: dict[str, Any] = {
+            "produced": produced,
+            "duplicates": duplicates,
+            "skipped": [{"ref": s.ref, "reason": s.reason} for s in skipped],
+        }
+        if name == "chatwoot":
+            answer["recorded"] = recorded
+        return web.json_response(answer)
 
     def _unknown_account(self, name: str, account: str) -> bool:
         """Whether no team will answer ``account`` (the triage will reject its events).
@@ -167,7 +229,8 @@ class WebhookIngest:
             known = self.known_account(account)
             if known is not None:
                 return not known
-        return name != "generic" and account not in self._known_accounts
+        # The generic and Chatwoot webhooks' events name their coverage account themselves.
+        return name not in ("generic", "chatwoot") and account not in self._known_accounts
 
     def _count(self, name: str, events: list[SocialEvent], duplicates: int, normalized: Normalized) -> None:
         self.stats.produced += len(events)
@@ -354,6 +417,32 @@ async def generic_post(request: web.Request) -> web.Response:
     return await ingest.accept("generic", normalized)
 
 
+async def chatwoot_post(request: web.Request) -> web.Response:
+    """A Chatwoot desk's account webhook: customer messages, staff replies, assignments, resolutions."""
+    ingest = request.app[INGEST]
+    secret = _secret(ingest.settings, "chatwoot")
+    body = await ingest.read_body(request)
+    headers = request.headers
+    ingest.check("chatwoot", signatures.verify_chatwoot(
+        secret, body, headers.get(CHATWOOT_SIGNATURE), headers.get(CHATWOOT_TIMESTAMP),
+        lambda: ingest.now().timestamp(),
+    ))
+    payload = _json(body)
+    delivery = headers.get(CHATWOOT_DELIVERY, "").strip()[:64] or None
+    try:
+        normalized = chatwoot.normalize(
+            payload,
+            received_at=ingest.now(),
+            coverage=ingest.coverage() if ingest.coverage is not None else None,
+            delivery=delivery,
+            own_senders=ingest.settings.chatwoot_own_senders,
+            limits=ingest.limits,
+        )
+    except InvalidPayload as exc:
+        raise _error(web.HTTPBadRequest, exc.reason) from None
+    return await ingest.accept("chatwoot", normalized, delivery=delivery)
+
+
 def add_routes(app: web.Application, prefix: str = "/webhooks") -> None:
     """Register the webhook routes under ``prefix`` on ``app`` (which must hold :data:`INGEST`)."""
     app.router.add_get(f"{prefix}/meta", meta_handshake, allow_head=False)
@@ -362,3 +451,4 @@ def add_routes(app: web.Application, prefix: str = "/webhooks") -> None:
     app.router.add_post(f"{prefix}/x", x_post)
     app.router.add_post(f"{prefix}/telegram", telegram_post)
     app.router.add_post(f"{prefix}/generic", generic_post)
+    app.router.add_post(f"{prefix}/chatwoot", chatwoot_post)

@@ -236,7 +236,7 @@ def mount_edge(
     sink = KafkaEventSink(servers, settings.events_topic, idempotent=idempotent)
     webhooks = build_webhooks(
         settings.edge, sink, now=clock, prefix="", on_produced=metrics.count_events_in,
-        known_account=_known_account(store),
+        known_account=_known_account(store), coverage=_coverage_in_force(store), actions=actions,
     )
     root.add_subapp(WEBHOOKS_PREFIX, webhooks)
 
@@ -259,6 +259,19 @@ def _known_account(store: KafkaConfigStore) -> Callable[[str], bool | None]:
         return coverage.team_for_account(account) is not None
 
     return known
+
+
+def _coverage_in_force(store: KafkaConfigStore) -> Callable[[], Coverage | None]:
+    """The coverage in force (the config topic's), None before the store holds one: the
+    Chatwoot webhook finds the team of an inbox and the member of an agent in it."""
+
+    def coverage() -> Coverage | None:
+        try:
+            return store.coverage()
+        except NoCoverage:
+            return None
+
+    return coverage
 
 
 def _lifetime(resource: KafkaActionSink | BrokerProbe) -> Callable[[web.Application], AsyncIterator[None]]:
