@@ -34,27 +34,6 @@ EXAMPLE_COVERAGE = ROOT / "examples" / "coverage.yaml"
 EXAMPLE_EVENTS = ROOT / "examples" / "events.jsonl"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--kafka-rounds",
-        action="store_true",
-        help="also run the SIGKILL rounds on Apache Kafka (marker 'kafka_rounds': the three-worker "
-        "failover rounds on one Kafka node and the three-node cluster rounds). They are deselected "
-        "by default, not skipped: on Kafka a three-worker group sometimes settles with one worker "
-        "holding no partition (and the cluster rounds are new), open findings, and a test that "
-        "fails at random would keep every change from landing.",
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--kafka-rounds"):
-        return
-    opted = [item for item in items if item.get_closest_marker("kafka_rounds") is not None]
-    if opted:
-        config.hook.pytest_deselected(items=opted)
-        items[:] = [item for item in items if item.get_closest_marker("kafka_rounds") is None]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["TZ"] = TEST_ZONE
     time.tzset()

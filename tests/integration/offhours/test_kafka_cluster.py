@@ -512,12 +512,10 @@ def report(round_no: int, what: str, r: dict[str, object]) -> None:
 
 
 class TestKafkaCluster:
-    @pytest.mark.kafka_rounds
     async def test_sigkill_of_the_busiest_partitions_leader_loses_nothing(self, cluster: KafkaCluster, tmp_path: Path) -> None:
         """Round 1: the leader of the busiest events partition dies mid-stream and comes back."""
         report(1, "leader killed", await run_round(cluster, 1, tmp_path, kill_worker=False))
 
-    @pytest.mark.kafka_rounds
     async def test_sigkill_of_the_leader_and_a_worker_together_loses_nothing(self, cluster: KafkaCluster, tmp_path: Path) -> None:
         """Round 2: the partition's leader and the worker holding it die at the same moment."""
         report(2, "leader and worker killed", await run_round(cluster, 2, tmp_path, kill_worker=True))
