@@ -100,3 +100,9 @@ def settings_for(broker: EmbeddedBroker | KafkaServer, name: str, data_dir: Path
 def stream_settings(broker: EmbeddedBroker, unique_name: str, tmp_path: Path) -> Settings:
     """Settings for one test: the session broker, its own app id and topics."""
     return settings_for(broker, unique_name, tmp_path / "data")
+
+
+@pytest.fixture
+def any_stream_settings(any_broker: EmbeddedBroker | KafkaServer, unique_name: str, tmp_path: Path) -> Settings:
+    """:func:`stream_settings` on Tansu, then on Apache Kafka: the test runs on both."""
+    return settings_for(any_broker, unique_name, tmp_path / "data")

@@ -181,9 +181,9 @@ class TestTriageAgent:
 
 @pytest.mark.broker
 class TestReconciliation:
-    async def test_events_skipped_by_a_commit_are_decided(self, stream_settings, coverage) -> None:
-        """Input below the committed offset without a decision is re-issued and decided."""
-        settings = stream_settings.with_overrides(partitions=1, reconcile_interval=0.5)
+    async def test_events_skipped_by_a_commit_are_decided(self, any_stream_settings, coverage) -> None:
+        """Input below the committed offset without a decision is re-issued and decided (both brokers)."""
+        settings = any_stream_settings.with_overrides(partitions=1, reconcile_interval=0.5)
         tp = TopicPartition(settings.events_topic, 0)
         await create_topics(settings)
         raws = [event(f"fb:lost_{n}", MONDAY_MORNING, conversation=f"c{n}") for n in range(5)]
@@ -204,11 +204,11 @@ class TestReconciliation:
         assert {b"0:0", b"0:1", b"0:2"} == {header_value(r.headers, HEADER_ORIGIN) for r in reissued}
 
 
-    async def test_a_record_skipped_above_the_committed_offset_is_decided(self, stream_settings) -> None:
+    async def test_a_record_skipped_above_the_committed_offset_is_decided(self, any_stream_settings) -> None:
         """A hole: an input without a decision below decided ones of its partition, while the
         group's offset stays below it (nothing committed), is re-issued once, after
-        HOLE_PASSES passes."""
-        settings = stream_settings.with_overrides(partitions=1)
+        HOLE_PASSES passes (both brokers)."""
+        settings = any_stream_settings.with_overrides(partitions=1)
         await create_topics(settings)
         raws = [event(f"fb:hole_{n}", MONDAY_MORNING, conversation=f"c{n}") for n in range(5)]
         await send(settings, *[(f"c{n}".encode(), raw, []) for n, raw in enumerate(raws)])
