@@ -111,6 +111,7 @@ def pending_from_route(route: RouteRequest) -> PendingEscalation:
         text=route.text,
         window_closes=route.window_closes,
         kind=route.kind,
+        desk=route.desk,
     )
 
 
@@ -147,6 +148,7 @@ def escalation_route(step: EscalationStep, pending: PendingEscalation, team: Tea
         kind=pending.kind,
         waiting_since=pending.routed_at.astimezone(team.timezone).isoformat(timespec="seconds"),
         keep_null=_PROMISE_NOTES,
+        desk=pending.desk,
     )
 
 
@@ -158,7 +160,8 @@ def digest_route(digest: Digest, team: Team, held: Collection[int]) -> RouteRequ
     """
     members = team.on_call_at(digest.opening_at) or tuple(team.staff)
     to = [
-        Notify(member=member, name=team.staff[member].name, uris=list(team.staff[member].notify))
+        Notify(member=member, name=team.staff[member].name, uris=list(team.staff[member].notify),
+               chatwoot_agent=team.staff[member].chatwoot_agent)
         for member in members
         if member in team.staff
     ]

@@ -24,7 +24,7 @@ from bisect import insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -57,7 +57,9 @@ class PendingEscalation:
     claimer was reminded); ``mode`` picks the team's chain; ``sent`` counts the steps
     already sent, so the next one is step ``sent``. ``claimed`` ends the escalation.
     ``channel``, ``kind``, ``account``, ``author_name``, ``text`` and ``window_closes``
-    repeat the routed message, so an escalation tells the next person what is waiting.
+    repeat the routed message, so an escalation tells the next person what is waiting;
+    ``desk`` is its care desk's conversation (the event's ``desk`` block), so each step
+    acts in the desk too (None: none; rows written before it read as None).
     """
 
     event_id: str
@@ -74,22 +76,24 @@ class PendingEscalation:
     text: str | None = None
     window_closes: str | None = None
     kind: str | None = None
+    desk: dict[str, Any] | None = None
 
     def after_sent(self, step: EscalationStep) -> PendingEscalation:
         """This escalation with ``step`` recorded as sent (the next step follows it)."""
         return replace(self, sent=max(self.sent, step.n + 1))
 
     def to_bytes(self) -> bytes:
-        """The table's wire form (JSON; ``routed_at`` in ISO 8601)."""
-        return orjson.dumps(
-            {
-                "event_id": self.event_id, "team": self.team, "conversation": self.conversation,
-                "mode": self.mode, "routed_at": self.routed_at.isoformat(),
-                "routed_to": list(self.routed_to), "sent": self.sent, "claimed": self.claimed,
-                "channel": self.channel, "account": self.account, "author_name": self.author_name,
-                "text": self.text, "window_closes": self.window_closes, "kind": self.kind,
-            }
-        )
+        """The table's wire form (JSON; ``routed_at`` in ISO 8601; ``desk`` only when set)."""
+        data: dict[str, Any] = {
+            "event_id": self.event_id, "team": self.team, "conversation": self.conversation,
+            "mode": self.mode, "routed_at": self.routed_at.isoformat(),
+            "routed_to": list(self.routed_to), "sent": self.sent, "claimed": self.claimed,
+            "channel": self.channel, "account": self.account, "author_name": self.author_name,
+            "text": self.text, "window_closes": self.window_closes, "kind": self.kind,
+        }
+        if self.desk is not None:
+            data["desk"] = self.desk
+        return orjson.dumps(data)
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> PendingEscalation:
@@ -101,7 +105,7 @@ class PendingEscalation:
             routed_to=tuple(data.get("routed_to", ())), sent=data.get("sent", 0),
             claimed=data.get("claimed", False), channel=data.get("channel", "generic"),
             account=data.get("account", ""), author_name=data.get("author_name"), text=data.get("text"),
-            window_closes=data.get("window_closes"), kind=data.get("kind"),
+            window_closes=data.get("window_closes"), kind=data.get("kind"), desk=data.get("desk"),
         )
 
 
@@ -182,7 +186,7 @@ def member_notify(team: Team, member: str) -> Notify | None:
     staff = team.staff.get(member)
     if staff is None or not staff.notify:
         return None
-    return Notify(member=member, name=staff.name, uris=list(staff.notify))
+    return Notify(member=member, name=staff.name, uris=list(staff.notify), chatwoot_agent=staff.chatwoot_agent)
 
 
 def _reach(link: EscalationLink, walk: int, pending: PendingEscalation, team: Team, now: datetime) -> tuple[Notify, ...]:

@@ -13,7 +13,7 @@ The responders' delivery ledger is keyed by those ids.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -182,6 +182,11 @@ class AckRequest:
     ``private_text`` is the private reply's text for a Facebook/Instagram comment whose
     team also wants a public reply (``text`` is then the public reply); None otherwise.
     The responders deliver such a request as two replies, the private one first.
+    ``desk`` is the event's ``desk`` block when the message came through a care desk
+    (``{"kind": "chatwoot", "account": 7, "conversation": 4821, ...}``, README "Events"):
+    the responders then act through the desk instead of the platform. ``mode`` is the
+    decision's mode (the desk labels the conversation with it). Both are None in
+    records written before they existed, and for messages that came straight from a platform.
     """
 
     ack_id: str
@@ -201,9 +206,16 @@ class AckRequest:
     author_name: str | None = None
     customer_text: str | None = None
     private_text: str | None = None
+    desk: dict[str, Any] | None = None
+    mode: str | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self)
+        """The wire form; ``desk`` and ``mode`` only when set (records without them stay as they were)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("desk", "mode"):
+            if data[name] is None:
+                del data[name]
+        return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> AckRequest:
@@ -212,11 +224,22 @@ class AckRequest:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """A staff member to notify and the ``notify`` URIs (README "The coverage file") to use."""
+    """A staff member to notify and the ``notify`` URIs (README "The coverage file") to use.
+
+    ``chatwoot_agent`` is the member's user id in the team's Chatwoot desk (the coverage
+    file's ``chatwoot_agent``), or None; on the wire only when set.
+    """
 
     member: str
     name: str
     uris: list[str]
+    chatwoot_agent: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"member": self.member, "name": self.name, "uris": list(self.uris)}
+        if self.chatwoot_agent is not None:
+            data["chatwoot_agent"] = self.chatwoot_agent
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +294,7 @@ class HandoverItem:
 
 _NOTES: dict[str, type] = {"escalation": EscalationNote, "reminder": ReminderNote, "window": WindowNote}
 _TEXT_NOTES = ("reply_to", "ack_id", "ack_text")
-_TRAILING_NOTES = ("kind", "urgent_rule", "waiting_since")
+_TRAILING_NOTES = ("kind", "urgent_rule", "waiting_since", "promised")
 EXTRA_KEYS = (*_TEXT_NOTES, "escalation", "reminder", "window", "handover", "partitions", *_TRAILING_NOTES)
 """The keys of a route's ``extra`` object that :class:`RouteRequest` types, in the order it writes them."""
 
@@ -320,6 +343,7 @@ class RouteRequest:
     - ``kind``: the message's kind (``dm``, ``comment``, ...), so a notice names the channel;
     - ``urgent_rule``: the urgency rule that paged;
     - ``waiting_since``: since when the customer waits (ISO 8601), for the promise rules' routes;
+    - ``promised``: the acknowledgment the customer is sent with the triage's route, if any;
     - ``ack_id`` and ``ack_text``: the acknowledgment that could not be delivered (a page
       ``escalation:<ack id>``);
     - ``escalation``, ``reminder``, ``window``: the promise rules' notes
@@ -335,6 +359,10 @@ class RouteRequest:
     the dict is read as :meth:`from_json` reads it and replaces all the typed keys.
     ``keep_null`` names typed keys written as null when None (kept in ``more``), for
     writers whose routes always carried them.
+
+    ``desk`` is the routed event's ``desk`` block (a care desk's conversation, see
+    :class:`AckRequest`), or None; on the wire a top-level key, only when set. The
+    responders then also act in the desk (assign, note, priority).
     """
 
     route_id: str
@@ -358,12 +386,14 @@ class RouteRequest:
     waiting_since: str | None
     ack_id: str | None
     ack_text: str | None
+    promised: str | None
     escalation: EscalationNote | None
     reminder: ReminderNote | None
     window: WindowNote | None
     handover: tuple[HandoverItem, ...] | None
     partitions: tuple[int, ...] | None
     more: dict[str, Any]
+    desk: dict[str, Any] | None
 
     def __init__(
         self,
@@ -390,6 +420,7 @@ class RouteRequest:
         waiting_since: str | None = None,
         ack_id: str | None = None,
         ack_text: str | None = None,
+        promised: str | None = None,
         escalation: EscalationNote | None = None,
         reminder: ReminderNote | None = None,
         window: WindowNote | None = None,
@@ -397,10 +428,11 @@ class RouteRequest:
         partitions: tuple[int, ...] | None = None,
         more: dict[str, Any] | None = None,
         keep_null: Iterable[str] = (),
+        desk: dict[str, Any] | None = None,
     ) -> None:
         notes: dict[str, Any] = {
             "reply_to": reply_to, "kind": kind, "urgent_rule": urgent_rule, "waiting_since": waiting_since,
-            "ack_id": ack_id, "ack_text": ack_text, "escalation": escalation, "reminder": reminder,
+            "ack_id": ack_id, "ack_text": ack_text, "promised": promised, "escalation": escalation, "reminder": reminder,
             "window": window, "handover": None if handover is None else tuple(handover),
             "partitions": None if partitions is None else tuple(partitions), "more": dict(more or {}),
         }
@@ -413,7 +445,7 @@ class RouteRequest:
             "route_id": route_id, "event_id": event_id, "team": team, "action": action, "mode": mode, "to": to,
             "channel": channel, "account": account, "conversation": conversation, "author_name": author_name,
             "text": text, "at": at, "next_open": next_open, "window_closes": window_closes, "reason": reason,
-            **notes,
+            **notes, "desk": desk,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -442,19 +474,22 @@ class RouteRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire object (notify URIs as they are; :meth:`to_json` masks them)."""
-        return {
+        data = {
             "route_id": self.route_id, "event_id": self.event_id, "team": self.team, "action": self.action,
-            "mode": self.mode, "to": [asdict(notify) for notify in self.to], "channel": self.channel,
+            "mode": self.mode, "to": [notify.to_dict() for notify in self.to], "channel": self.channel,
             "account": self.account, "conversation": self.conversation, "author_name": self.author_name,
             "text": self.text, "at": self.at, "next_open": self.next_open, "window_closes": self.window_closes,
             "reason": self.reason, "extra": self.extra,
         }
+        if self.desk is not None:
+            data["desk"] = self.desk
+        return data
 
     def to_json(self) -> bytes:
         """The wire form, with the notify URIs masked: a topic never carries a webhook URL
         (:mod:`records.secrets`); the responders find the URI again in the coverage."""
-        masked = [Notify(n.member, n.name, [mask_value(uri) for uri in n.uris]) for n in self.to]
-        return orjson.dumps({**self.to_dict(), "to": [asdict(notify) for notify in masked]})
+        masked = [replace(n, uris=[mask_value(uri) for uri in n.uris]) for n in self.to]
+        return orjson.dumps({**self.to_dict(), "to": [notify.to_dict() for notify in masked]})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> RouteRequest:

@@ -35,6 +35,13 @@ the caller falls back to a private note and a route to staff. An assignment to a
 that is not a user of the account would make Chatwoot *unassign* the conversation and
 answer ``null``; :meth:`ChatwootDesk.assign` therefore checks the inbox's assignable
 agents first.
+
+Chatwoot's ``conversation_updated`` webhook does not say who assigned a conversation,
+and offhours reads an assignment to a staff member as their claim
+(:mod:`edge.normalize.chatwoot`). So before it assigns, :meth:`ChatwootDesk.assign`
+writes the agent's id in the conversation's custom attribute
+:data:`ASSIGNEE_MARK` (keeping the others: Chatwoot's ``POST .../custom_attributes``
+replaces them); the webhook of that assignment carries it and is not read as a claim.
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ log = logging.getLogger(__name__)
 PLATFORM = "chatwoot"
 MARKER = "offhours_id"
 """The ``content_attributes`` key that marks a message offhours posted (its action id)."""
+ASSIGNEE_MARK = "offhours_assignee"
+"""The conversation custom attribute that holds the agent offhours itself assigned."""
 
 CONTENT_MAX_CHARS = 150_000
 """The longest message content Chatwoot's model accepts."""
@@ -327,6 +336,15 @@ class ChatwootDesk:
                 f"account {conversation.account} (nor an administrator): check chatwoot_agent in "
                 "the coverage file; the conversation was not assigned"
             )
+        attributes = state.get("custom_attributes")
+        attributes = dict(attributes) if isinstance(attributes, dict) else {}
+        if attributes.get(ASSIGNEE_MARK) != agent_id:
+            marked = await self._send(
+                session, "POST", self._path(conversation, "custom_attributes"),
+                {"custom_attributes": {**attributes, ASSIGNEE_MARK: agent_id}}, "marking the assignment",
+            )
+            if not isinstance(marked, HttpAnswer):
+                return marked
         answer = await self._send(
             session, "POST", self._path(conversation, "assignments"), {"assignee_id": agent_id}, "assign"
         )

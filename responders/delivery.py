@@ -71,6 +71,7 @@ from .base import (
 )
 from .buckets import TokenBuckets
 from .config import ResponderSettings
+from .desk import DeskWrite, desk_kind
 from .notice import Notice
 from .registry import Registry
 
@@ -358,7 +359,12 @@ class Responders:
         the customer got the private reply, or staff were already asked to answer.
         The report returned is the private reply's (the acknowledgment proper), so the
         caller counts one acknowledgment per customer message.
+
+        A request with a ``desk`` block is acknowledged through that desk instead
+        (:meth:`_desk_acknowledge`, :mod:`responders.desk`).
         """
+        if request.desk is not None:
+            return await self._desk_acknowledge(request)
         if request.private_text is None:
             return await self._acknowledge_once(request, request.ack_id, escalate=True)
         private, public = split_comment_replies(request)
@@ -395,8 +401,79 @@ class Responders:
                 await self._escalate(request, report.reason)
         return report
 
+    async def _desk_acknowledge(self, request: AckRequest) -> Report:
+        """An acknowledgment through the request's desk (:mod:`responders.desk`).
+
+        The message is posted under the ack id (so the ledger counts it as the
+        acknowledgment); a key left ``sending`` by a crash is tried again, since the desk
+        finds the earlier attempt by its marker and never posts twice. Once delivered, the
+        conversation is labelled. Given up, it is dead-lettered and escalated as any
+        acknowledgment; when the desk could not reply on the channel, a private note says
+        what would have been sent and why not, first.
+        """
+        actions = self.registry.desks.get(desk_kind(request.desk) or "")
+        observe = self._observer(
+            request.ack_id, "ack", request.channel, request.event_id, request.team, request.conversation
+        )
+        if actions is None:
+            reason = f"no desk for desk kind {desk_kind(request.desk)!r}"
+            report = await self.loop.deliver(
+                request.ack_id, (), lambda: _refuse(reason), repeat_unknown=False, observe=observe
+            )
+        else:
+            write = actions.acknowledgment(request)
+            report = await self.loop.deliver(
+                write.key, write.limits, lambda: write.send(self._session), repeat_unknown=True, observe=observe
+            )
+            if report.status == "delivered":
+                await self._desk_write(actions.labels(request), request.to_json(), "acks", request)
+            elif report.status == "dead" and actions.window_closed(report.outcome):
+                await self._desk_write(
+                    actions.window_closed_note(request, report.reason), request.to_json(), "acks", request
+                )
+        if report.status == "dead":
+            await self._given_up(observe, report)
+            await self._dead_letter(request.to_json(), "acks", report.reason)
+            if self._escalate is not None:
+                await self._escalate(request, report.reason)
+        return report
+
+    async def _desk_write(
+        self, write: DeskWrite, raw: bytes, source: str, request: AckRequest | RouteRequest
+    ) -> Report:
+        """One desk write other than the acknowledgment, delivered on its own key; a write
+        given up is dead-lettered (``desk <what>: <reason>``). Staff-facing: ``notice`` outcomes."""
+        observe = self._observer(
+            write.key, "notice", "chatwoot", request.event_id, request.team, request.conversation
+        )
+        report = await self.loop.deliver(
+            write.key, write.limits, lambda: write.send(self._session), repeat_unknown=True, observe=observe
+        )
+        if report.status == "dead":
+            await self._given_up(observe, report)
+            await self._dead_letter(raw, source, f"desk {write.what}: {report.reason}")
+        return report
+
+    async def _desk_route(self, request: RouteRequest) -> list[Report]:
+        """A route's desk writes (note, assignment, priority), one after the other."""
+        actions = self.registry.desks.get(desk_kind(request.desk) or "")
+        if actions is None:
+            return []
+        raw = request.to_json()
+        return [await self._desk_write(write, raw, "routes", request) for write in actions.route(request)]
+
     async def route(self, request: RouteRequest) -> list[Report]:
-        """Notify every ``notify`` URI of every member in ``to``, each delivered on its own."""
+        """Notify every ``notify`` URI of every member in ``to``, each delivered on its own.
+
+        A route with a ``desk`` block also acts in that desk (:mod:`responders.desk`),
+        beside the notices; its reports come first.
+        """
+        if request.desk is None:
+            return await self._notify_all(request)
+        desk, notices = await asyncio.gather(self._desk_route(request), self._notify_all(request))
+        return [*desk, *notices]
+
+    async def _notify_all(self, request: RouteRequest) -> list[Report]:
         if not request.to:
             await self._dead_letter(request.to_json(), "routes", "no staff to notify")
             return [Report(request.route_id, "dead", 0, "no staff to notify")]

@@ -344,6 +344,7 @@ def failed_ack_route(request: AckRequest, staff: list[Notify], mode: str, reason
         window_closes=request.window_closes,
         reason=failed_ack_reason(reason),
         extra={"ack_id": request.ack_id, "ack_text": request.text, "kind": request.kind},
+        desk=request.desk,
     )
 
 
@@ -397,7 +398,7 @@ def unmasked(request: RouteRequest, secrets: NotifySecrets | None) -> RouteReque
                 log.error("route %s: a notify target of %s is %s in the coverage (%s); not sent there",
                           request.route_id, member.member or "the escalation channel",
                           "no longer" if not alike else "ambiguous", uri)
-        to.append(Notify(member.member, member.name, uris))
+        to.append(replace(member, uris=uris))
     return replace(request, to=to)
 
 
@@ -425,7 +426,8 @@ def on_call_from(coverage: Callable[[], Coverage]) -> OnCall:
         if found is None:
             return []
         return [
-            Notify(member=member, name=found.staff[member].name, uris=list(found.staff[member].notify))
+            Notify(member=member, name=found.staff[member].name, uris=list(found.staff[member].notify),
+                   chatwoot_agent=found.staff[member].chatwoot_agent)
             for member in found.on_call_at(now)
             if member in found.staff
         ]

@@ -18,7 +18,8 @@ step to the routes outbox and records it as sent. So every read and write of a r
 happens inside the agent that owns its partition (Faust's stores write only from a
 stream event), a claim and an escalation of one conversation are applied in order, and
 a tick that is swept twice, or redelivered, finds the step already sent and does
-nothing. A crash between the route and the table write makes the tick apply again with
+nothing. A conversation a staff member answered since (an ``agent_reply``, e.g. from a
+care desk, marks it ``answered``) gets no escalation tick: someone has it. A crash between the route and the table write makes the tick apply again with
 the same ``route_id`` (``esc:<event_id>:<n>``), which the delivery ledger sends once.
 
 Follow-through and reply windows. The same sweep reads the ``conversations`` rows of
@@ -207,7 +208,8 @@ async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
     escalations = list(held_rows(list(app.escalations.items()), held, partitions))
     expiring = expired_conversations(app, conversations, escalations, now)
     gone = {key for key, _ in expiring}
-    count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone], teams, now))
+    answered = {key for key, state in conversations if state.status == "answered"}
+    count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone | answered], teams, now))
     count += await _send_ticks(app, promise_ticks([row for row in conversations if row[0] not in gone], teams, now))
     count += await send_expiries(app, expiring, now)
     return count + await sweep_ledger(app, now, held)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from promises.rules import FirstResponseStats, promised_reply_within
 from promises.sla import FirstResponse
@@ -327,7 +327,7 @@ def _customer_message(
         reason="; ".join(reasons),
     )
     routed_now = plan.action == "page" or (plan.action == "route" and not route_held)
-    ack_request = _ack_request(event, team.id, ack, private_text) if ack is not None else None
+    ack_request = _ack_request(event, team.id, ack, private_text, mode) if ack is not None else None
     route_request = _route_request(event, team, decision, rule) if routed_now else None
     if processed is not None:
         # A redelivery: no state change, and the same outbox records again. The state
@@ -452,7 +452,15 @@ def _window_closes(event: SocialEvent) -> str | None:
     return None if closes is None else closes.isoformat(timespec="seconds")
 
 
-def _ack_request(event: SocialEvent, team_id: str, ack: Ack, private_text: str | None = None) -> AckRequest:
+def desk_of(event: SocialEvent) -> dict[str, Any] | None:
+    """The event's ``desk`` block (a care desk's conversation, README "Events"), or None."""
+    desk = (event.model_extra or {}).get("desk")
+    return dict(desk) if isinstance(desk, dict) else None
+
+
+def _ack_request(
+    event: SocialEvent, team_id: str, ack: Ack, private_text: str | None = None, mode: str | None = None
+) -> AckRequest:
     """The outbox record of ``ack``; ``private_text`` is the private reply sent beside a public one."""
     target = reply_target(event)
     return AckRequest(
@@ -473,6 +481,8 @@ def _ack_request(event: SocialEvent, team_id: str, ack: Ack, private_text: str |
         author_name=event.author.name,
         customer_text=event.text,
         private_text=private_text,
+        desk=desk_of(event),
+        mode=mode,
     )
 
 
@@ -482,6 +492,7 @@ def _route_request(event: SocialEvent, team: Team, decision: Decision, rule: str
             member=member,
             name=_staff_name(team, member),
             uris=list(team.staff[member].notify) if member in team.staff else [],
+            chatwoot_agent=team.staff[member].chatwoot_agent if member in team.staff else None,
         )
         for member in decision.route_to
     ]
@@ -489,6 +500,8 @@ def _route_request(event: SocialEvent, team: Team, decision: Decision, rule: str
     extra: dict[str, object] = {"reply_to": reply_target(event).message_id, "kind": event.kind}
     if rule is not None:
         extra["urgent_rule"] = rule
+    if decision.ack is not None:
+        extra["promised"] = decision.ack.text
     return RouteRequest(
         route_id=f"route:{event.id}",
         event_id=event.id,
@@ -506,4 +519,5 @@ def _route_request(event: SocialEvent, team: Team, decision: Decision, rule: str
         window_closes=_window_closes(event),
         reason=decision.reason,
         extra=extra,
+        desk=desk_of(event),
     )

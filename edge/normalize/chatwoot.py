@@ -29,7 +29,9 @@ one JSON object per change, its kind in ``event``:
   agent, in the team that answers the inbox; one resolved is answered
   (:mod:`records.actions`, ``via: chatwoot``). ``conversation_updated`` is read for
   assignments only (its ``changed_attributes``): a resolution also arrives as
-  ``conversation_status_changed``, which is read for it.
+  ``conversation_status_changed``, which is read for it. An assignment to the agent
+  the conversation's custom attribute ``offhours_assignee`` names is offhours' own
+  (it writes that attribute before it assigns): skipped, no claim.
 - ``message_updated``, ``contact_created``, ``contact_updated``, ``webwidget_triggered``
   and anything else are skipped with the reason.
 
@@ -84,6 +86,9 @@ OWN_MARK = "offhours_id"
 """The ``content_attributes`` key offhours writes on every message it posts to the desk."""
 
 OWN_MESSAGE = "offhours' own message"
+
+OWN_ASSIGNEE = "offhours_assignee"
+"""The conversation custom attribute in which offhours names the agent it assigns."""
 
 _MAX_ID = 2**63 - 1
 _MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
@@ -326,6 +331,10 @@ class _Context:
             agent = _optional_id(changes["assignee_id"])
             if agent is None:
                 self.collector.skip(ref, "unassigned: nothing to record")
+                return
+            custom = body.get("custom_attributes")
+            if isinstance(custom, dict) and _optional_id(custom.get(OWN_ASSIGNEE)) == agent:
+                self.collector.skip(ref, f"offhours' own assignment to agent {agent}: no claim")
                 return
             self.signal(ref, "claim", body, display, inbox, agent)
         elif event == "conversation_created":

@@ -17,6 +17,8 @@ display id):
   keeping only titles the account defines (others are dropped without an error);
 - ``POST /toggle_status`` ``{"status": "open"|"pending"|"resolved"|"snoozed"}``;
 - ``POST /toggle_priority`` ``{"priority": "urgent"|"high"|"medium"|"low"}`` or null;
+- ``POST /custom_attributes`` ``{"custom_attributes": {...}}``: **replaces** the
+  conversation's custom attributes (shown in the conversation and its webhooks);
 
 and ``GET /api/v1/accounts/{account}/assignable_agents?inbox_ids[]=<inbox>``: the members
 of the inbox and the account's administrators, ``{"payload": [agent, ...]}``.
@@ -98,6 +100,7 @@ BOT_ROUTES = frozenset({"messages.create", "assignments.create", "toggle_status"
 ROUTES = (
     "conversation.show", "messages.index", "messages.create", "assignments.create",
     "labels.index", "labels.create", "toggle_status", "toggle_priority", "assignable_agents",
+    "custom_attributes",
 )
 
 RouteFailure = Literal["unauthorized", "not_found", "unprocessable", "rate_limit", "server_error",
@@ -224,6 +227,7 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
     created_at: float = 0.0
     last_activity_at: float = 0.0
+    custom_attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +398,7 @@ class FakeChatwoot(FakePlatform):
         app.router.add_post(base + "/labels", self._route("labels.create", self._labels_create))
         app.router.add_post(base + "/toggle_status", self._route("toggle_status", self._toggle_status))
         app.router.add_post(base + "/toggle_priority", self._route("toggle_priority", self._toggle_priority))
+        app.router.add_post(base + "/custom_attributes", self._route("custom_attributes", self._custom_attributes))
         app.router.add_get("/api/v1/accounts/{account}/assignable_agents", self._assignable_agents)
 
     async def _assignable_agents(self, request: web.Request) -> web.Response:
@@ -596,6 +601,16 @@ class FakeChatwoot(FakePlatform):
             self._queue_updated(conversation, {"priority": (previous, priority)})
         return web.Response(status=200)
 
+    def _custom_attributes(self, call: _Call, request: web.Request) -> web.Response:
+        posted = call.body.get("custom_attributes")
+        attributes = dict(posted) if isinstance(posted, dict) else {}
+        conversation = call.conversation
+        if attributes != conversation.custom_attributes:
+            previous = dict(conversation.custom_attributes)
+            conversation.custom_attributes = attributes
+            self._queue_updated(conversation, {"custom_attributes": (previous, attributes)})
+        return json_response({"custom_attributes": dict(conversation.custom_attributes)})
+
     # -- state changes -------------------------------------------------------------------
 
     def _add_message(
@@ -768,7 +783,7 @@ class FakeChatwoot(FakePlatform):
             "assignee_last_seen_at": 0,
             "can_reply": conversation.can_reply,
             "contact_last_seen_at": 0,
-            "custom_attributes": {},
+            "custom_attributes": dict(conversation.custom_attributes),
             "inbox_id": conversation.inbox.id,
             "labels": list(conversation.labels),
             "muted": False,
@@ -855,7 +870,7 @@ class FakeChatwoot(FakePlatform):
                 "hmac_verified": False,
             },
             "status": conversation.status,
-            "custom_attributes": {},
+            "custom_attributes": dict(conversation.custom_attributes),
             "snoozed_until": None,
             "unread_count": 0,
             "first_reply_created_at": None,

@@ -1,0 +1,217 @@
+"""What offhours does in a team's care desk when a message came through it.
+
+An acknowledgment or a route whose ``desk`` block names a Chatwoot conversation
+(``{"kind": "chatwoot", "account": 7, "conversation": 4821, ...}``, the event's, README
+"Events") is acted on through the desk (:class:`~responders.chatwoot.ChatwootDesk`)
+instead of the platform, which the desk owns:
+
+- an acknowledgment is posted as a public message of the conversation (Chatwoot sends
+  it to the customer), then the conversation is labelled ``offhours`` and
+  ``offhours-<mode>``; when Chatwoot cannot reply on the channel now
+  (:class:`~responders.chatwoot.ReplyWindowClosed`) a private note says what would have
+  been sent and why not, and the acknowledgment fails like any other (the failed
+  acknowledgment's page routes the customer to staff);
+- a route or a page posts a private note (who it went to, the decision's reason, what
+  the customer was promised) and assigns the conversation to the first routed member
+  with a ``chatwoot_agent``; a page also sets the priority ``urgent``;
+- an escalation step (``esc:<event>:<n>``) reassigns the conversation to the step's
+  member, with a note ``escalated: nobody claimed it in N minutes``.
+
+Staff still get their ``notify`` notices as for any route. Each write is one keyed
+delivery of :class:`~responders.delivery.DeliveryLoop` (its ledger, rate limits and
+retries) under its own key (:class:`DeskWrite`): the acknowledgment under its ack id,
+the rest under ``<ack or route id>|desk:<what>``; every message posted carries that key
+as its ``content_attributes.offhours_id`` marker, so a retry or a redelivered record
+never posts twice (:mod:`responders.chatwoot`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+
+from records.wire import AckRequest, RouteRequest
+
+from .base import Clock, Limit, Outcome, Permanent
+from .chatwoot import ChatwootDesk, DeskConversation, ReplyWindowClosed
+from .config import ResponderSettings
+
+CHATWOOT = "chatwoot"
+LABEL = "offhours"
+"""The label on every conversation offhours acknowledged in the desk (with ``offhours-<mode>``)."""
+
+Send = Callable[[aiohttp.ClientSession], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeskWrite:
+    """One write in the desk, delivered on its own: its ledger key (and marker), what it
+    is (``acknowledgment``, ``labels``, ``note``, ``assign``, ``priority``), the rate
+    limits it counts against, and the one attempt."""
+
+    key: str
+    what: str
+    limits: Sequence[Limit]
+    send: Send
+
+
+def desk_kind(desk: Mapping[str, Any] | None) -> str | None:
+    """The kind of desk a request's ``desk`` block names (``chatwoot``), or None."""
+    if not isinstance(desk, Mapping):
+        return None
+    kind = desk.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
+def acts_in_desk(desk: Mapping[str, Any] | None) -> bool:
+    """True when a request with this ``desk`` block is acted on through a desk offhours drives."""
+    return desk_kind(desk) == CHATWOOT
+
+
+def desk_key(request_id: str, what: str) -> str:
+    """The ledger key (and marker) of a desk write about ``request_id`` other than the acknowledgment."""
+    return f"{request_id}|desk:{what}"
+
+
+def window_note(request: AckRequest, reason: str) -> str:
+    """The private note when the acknowledgment could not be sent: what it said and why not."""
+    return (
+        "offhours did not send its acknowledgment to the customer: Chatwoot cannot reply on this "
+        f"channel now ({reason}). A person must answer. It would have said:\n\n{request.text}"
+    )
+
+
+def route_note(request: RouteRequest) -> str:
+    """The private note of a route, a page or an escalation step (see the module doc)."""
+    names = ", ".join(notify.name or notify.member for notify in request.to) or "nobody (no staff to notify)"
+    if request.escalation is not None:
+        minutes = _minutes_between(request.escalation.routed_at, request.at)
+        waited = f" in {minutes} minute{'s' if minutes != 1 else ''}" if minutes is not None else ""
+        return f"escalated: nobody claimed it{waited}; now with {names}."
+    verb = "paged" if request.action == "page" else "routed"
+    lines = [f"offhours {verb} this conversation to {names}" + (f" ({request.mode} hours)" if request.mode else "")]
+    if request.reason:
+        lines.append(f"Why: {request.reason}")
+    if request.ack_text is not None:
+        lines.append(f"Not delivered to the customer: {request.ack_text}")
+    elif request.promised is not None:
+        lines.append(f"The customer was promised: {request.promised}")
+    else:
+        lines.append("The customer got no acknowledgment from offhours.")
+    return "\n".join(lines)
+
+
+def _minutes_between(start: str, end: str) -> int | None:
+    try:
+        delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    except ValueError:
+        return None
+    return max(0, int(delta.total_seconds() // 60))
+
+
+def assignee_of(request: RouteRequest) -> tuple[str, int] | None:
+    """The first member of the route with a ``chatwoot_agent``: ``(name, agent id)``, or None."""
+    for notify in request.to:
+        if notify.chatwoot_agent is not None:
+            return notify.name or notify.member, notify.chatwoot_agent
+    return None
+
+
+class DeskActions:
+    """The desk writes of acknowledgments and routes (see the module doc); one per service."""
+
+    def __init__(self, desk: ChatwootDesk) -> None:
+        self.desk = desk
+
+    @classmethod
+    def build(cls, settings: ResponderSettings, clock: Clock) -> DeskActions:
+        return cls(ChatwootDesk(settings, clock))
+
+    def _conversation(self, desk: Mapping[str, Any] | None) -> DeskConversation | Permanent:
+        try:
+            return DeskConversation.from_desk(desk or {})
+        except ValueError as exc:
+            return Permanent(f"{CHATWOOT}: unusable desk block: {exc}")
+
+    def _write(self, key: str, what: str, desk: Mapping[str, Any] | None,
+               act: Callable[[aiohttp.ClientSession, DeskConversation], Awaitable[Outcome]]) -> DeskWrite:
+        conversation = self._conversation(desk)
+        if isinstance(conversation, Permanent):
+            refusal = conversation
+
+            async def refuse(session: aiohttp.ClientSession) -> Outcome:
+                return refusal
+
+            return DeskWrite(key, what, (), refuse)
+        found = conversation
+
+        async def send(session: aiohttp.ClientSession) -> Outcome:
+            return await act(session, found)
+
+        return DeskWrite(key, what, self.desk.limits(found), send)
+
+    # -- acknowledgments -------------------------------------------------------------
+
+    def acknowledgment(self, request: AckRequest) -> DeskWrite:
+        """The acknowledgment, a public message in the conversation, under the ack id."""
+        text = request.private_text or request.text
+        return self._write(
+            request.ack_id, "acknowledgment", request.desk,
+            lambda session, conversation: self.desk.post_ack(session, conversation, text, request.ack_id),
+        )
+
+    def labels(self, request: AckRequest) -> DeskWrite:
+        """``offhours`` and ``offhours-<mode>`` added to the conversation's labels."""
+        labels = [LABEL] + ([f"{LABEL}-{request.mode}"] if request.mode else [])
+        return self._write(
+            desk_key(request.ack_id, "labels"), "labels", request.desk,
+            lambda session, conversation: self.desk.merge_labels(session, conversation, labels),
+        )
+
+    def window_closed_note(self, request: AckRequest, reason: str) -> DeskWrite:
+        """The private note that says the acknowledgment could not be sent, and what it said."""
+        key = desk_key(request.ack_id, "note")
+        text = window_note(request, reason)
+        return self._write(
+            key, "note", request.desk,
+            lambda session, conversation: self.desk.post_note(session, conversation, text, key),
+        )
+
+    @staticmethod
+    def window_closed(outcome: Outcome | None) -> bool:
+        """True when an acknowledgment's last outcome says the desk cannot reply on the channel now."""
+        return isinstance(outcome, ReplyWindowClosed)
+
+    # -- routes ----------------------------------------------------------------------
+
+    def route(self, request: RouteRequest) -> list[DeskWrite]:
+        """A route's writes, in order: the note, the assignment (when a routed member has a
+        ``chatwoot_agent``) and, for a page, the priority ``urgent``."""
+        note_key = desk_key(request.route_id, "note")
+        text = route_note(request)
+        writes = [self._write(
+            note_key, "note", request.desk,
+            lambda session, conversation: self.desk.post_note(session, conversation, text, note_key),
+        )]
+        assignee = assignee_of(request)
+        if assignee is not None:
+            agent = assignee[1]
+            writes.append(self._write(
+                desk_key(request.route_id, "assign"), "assign", request.desk,
+                lambda session, conversation: self.desk.assign(session, conversation, agent),
+            ))
+        if request.action == "page":
+            writes.append(self._write(
+                desk_key(request.route_id, "priority"), "priority", request.desk,
+                lambda session, conversation: self.desk.set_priority(session, conversation, "urgent"),
+            ))
+        return writes
+
+
+def build_desks(settings: ResponderSettings, clock: Clock) -> Mapping[str, DeskActions]:
+    """The desks offhours can act through, by ``desk.kind``."""
+    return {CHATWOOT: DeskActions.build(settings, clock)}
