@@ -54,7 +54,9 @@ only wires them to the topics, the table and the responders.
 ``on_call``, ``notify_secrets`` and ``claim_link`` arguments from the coverage in use
 and the operations settings. Route records carry their notify URIs masked
 (:meth:`RouteRequest.to_json`); the routes agent finds each secret again among
-``notify_secrets(team)`` before it delivers (:func:`unmasked`).
+``notify_secrets(team)`` before it delivers (:func:`unmasked`). An app with a
+``delivery_guard`` (:data:`DeliveryGuard`; the service's stop sets one) has every delivery
+awaited through it.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -102,6 +104,12 @@ ModeAt = Callable[[str, datetime], str]
 """``(team, now) -> mode``: the team's mode (open, reduced, closed) at ``now``."""
 NotifySecrets = Callable[[str, str], list[str]]
 """``(team, member) -> notify URIs`` of the coverage in use (see :func:`unmasked`)."""
+DeliveryGuard = Callable[[str, bytes, Coroutine[Any, Any, Any]], Awaitable[Any]]
+"""``guard(source, raw, delivery)``: how an outbox agent awaits one delivery when its app has
+one as ``app.delivery_guard`` (``offhours.drain`` counts the deliveries in flight and, at the
+stop's deadline, hands them back instead of waiting for their retries). ``source`` is
+``acks`` or ``routes``, ``raw`` the outbox record; returns the delivery's result, or None
+when the delivery was handed back."""
 
 
 RAW = faust.Schema(key_serializer="raw", value_serializer="raw")
@@ -288,8 +296,9 @@ def install(
             async for value in stream:
                 request = await decoded(value, AckRequest, "acks")
                 if request is not None:
-                    report = await outbox.acknowledge(request)
-                    count_ack(request, report.status)
+                    report = await _guarded(app, "acks", _raw(value, request), outbox.acknowledge(request))
+                    if report is not None:
+                        count_ack(request, report.status)
 
     async def deliver_routes(stream: Any) -> None:
         async with aiohttp.ClientSession() as session:
@@ -297,12 +306,23 @@ def install(
             async for value in stream:
                 request = await decoded(value, RouteRequest, "routes")
                 if request is not None:
-                    await outbox.route(unmasked(request, notify_secrets))
+                    await _guarded(app, "routes", _raw(value, request), outbox.route(unmasked(request, notify_secrets)))
 
     concurrency = responder_settings.concurrency
     acks_agent = app.agent(acks, name=f"{ledger_table_name}.acks", concurrency=concurrency)(deliver_acks)
     routes_agent = app.agent(routes, name=f"{ledger_table_name}.routes", concurrency=concurrency)(deliver_routes)
     return Outbox(table, acks, routes, dead_letters, deliveries, acks_agent, routes_agent)
+
+
+async def _guarded(app: faust.App, source: str, raw: bytes, delivery: Coroutine[Any, Any, Any]) -> Any:
+    guard: DeliveryGuard | None = getattr(app, "delivery_guard", None)
+    if guard is None:
+        return await delivery
+    return await guard(source, raw, delivery)
+
+
+def _raw(value: Any, request: AckRequest | RouteRequest) -> bytes:
+    return value if isinstance(value, bytes) else request.to_json()
 
 
 def notification_counter(metrics: Metrics) -> Callable[[Notice, Report], None]:

@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         "(escalations due, follow-through reminders, reply windows closing)",
     )
 
+    drain_timeout: float = Field(
+        default=20.0, gt=0,
+        description="seconds a stop (SIGTERM, SIGINT) waits for the work accepted before it (events, "
+        "acknowledgments and staff notifications, retries included) before handing back what is left "
+        "(README: Stopping: a stop loses nothing)",
+    )
+
     retention: timedelta = Field(
         default=timedelta(days=14),
         description="how long a conversation's state, its pending escalation and a delivery-ledger entry "
