@@ -77,6 +77,8 @@ RESPONDER_ACCOUNTS = _setting("responders", "accounts")
 SIGNING_SECRET = _setting("responders", "signing_secret", file=True)
 SMTP_HOST = _setting("responders", "smtp_host", explicit=True)
 TELEGRAM_NOTIFY_TOKEN = _setting("responders", "telegram_notify_token", file=True)
+CHATWOOT_URL = _setting("responders", "chatwoot_url")
+CHATWOOT_TOKEN = _setting("responders", "chatwoot_token", file=True)
 OPS_TOKENS = _setting("ops", "tokens")
 LINK_SECRET = _setting("ops", "link_secret", explicit=True)
 BROKER_URL = _setting("broker_url")
@@ -152,6 +154,10 @@ def _generic_sender(settings: Settings) -> bool:
 
 
 _META_RECEIVE = Need("receive", (META_APP_SECRET, META_VERIFY_TOKEN))
+_DESK_ANSWER = Need(
+    "answer", (CHATWOOT_URL, CHATWOOT_TOKEN),
+    "the install's base URL and the access token of the Chatwoot user offhours acts as",
+)
 _TOKEN_ANSWER = Need("answer", (RESPONDER_ACCOUNTS,), "an account with an access_token", _account_with("access_token"))
 
 CAPABILITIES: tuple[Capability, ...] = (
@@ -175,8 +181,9 @@ CAPABILITIES: tuple[Capability, ...] = (
               f"{SIGNING_SECRET.env}", _generic_sender)),
     ),
     Capability(
-        "channel", "chatwoot", "receives on /webhooks/chatwoot (a Chatwoot desk's account webhook)",
-        (Need("receive", (CHATWOOT_WEBHOOK_SECRET,), "the secret Chatwoot shows for the webhook"),),
+        "channel", "chatwoot",
+        "receives on /webhooks/chatwoot (a Chatwoot desk's account webhook), answers through the desk",
+        (Need("receive", (CHATWOOT_WEBHOOK_SECRET,), "the secret Chatwoot shows for the webhook"), _DESK_ANSWER),
     ),
     Capability("notifier", "slack", "nothing to set; the URL is a staff member's notify in the coverage, slack:https://..."),
     Capability("notifier", "teams", "nothing to set; the URL is a staff member's notify in the coverage, teams:https://..."),
@@ -240,14 +247,47 @@ def status_lines(settings: Settings) -> list[str]:
     return lines
 
 
+DESK_ACCOUNT_PREFIX = "chatwoot:"
+"""How a coverage account answered through a Chatwoot desk begins (``chatwoot:<account>/<inbox>``,
+``schedules.chatwoot_account``)."""
+
+
+def is_desk_account(account: str) -> bool:
+    """Whether ``account`` is a Chatwoot desk's inbox (answered through the desk, not a platform)."""
+    return account.startswith(DESK_ACCOUNT_PREFIX)
+
+
 def accounts_without_credentials(settings: Settings, accounts: Iterable[str]) -> list[str]:
-    """The coverage ``accounts`` that ``OFFHOURS_RESPONDERS__ACCOUNTS`` gives nothing to answer with."""
+    """The coverage ``accounts`` offhours has nothing to answer with: a platform account that
+    ``OFFHOURS_RESPONDERS__ACCOUNTS`` gives no token or ``webhook_url``, a Chatwoot desk's
+    inbox (``chatwoot:<account>/<inbox>``) while the desk's URL or token is unset."""
+    desk = _DESK_ANSWER.met(settings)
     return sorted(
         account
         for account in set(accounts)
-        if (credentials := settings.responders.accounts.get(account)) is None
-        or (credentials.access_token is None and not credentials.webhook_url)
+        if (not desk if is_desk_account(account) else (
+            (credentials := settings.responders.accounts.get(account)) is None
+            or (credentials.access_token is None and not credentials.webhook_url)
+        ))
     )
+
+
+def credential_advice(settings: Settings, accounts: Iterable[str]) -> list[str]:
+    """What to set for :func:`accounts_without_credentials`: one sentence for the platform
+    accounts (``OFFHOURS_RESPONDERS__ACCOUNTS``), one for the desk's inboxes (the desk's URL
+    and token); empty when every account can be answered."""
+    missing = accounts_without_credentials(settings, accounts)
+    platform = [account for account in missing if not is_desk_account(account)]
+    desk = [account for account in missing if is_desk_account(account)]
+    advice = []
+    if platform:
+        advice.append(f"no credentials to answer as {', '.join(platform)}: add them to {RESPONDER_ACCOUNTS.env}")
+    if desk:
+        advice.append(
+            f"no credentials to answer as {', '.join(desk)} (Chatwoot desk inboxes): set "
+            f"{CHATWOOT_URL.env} and {CHATWOOT_TOKEN.named}"
+        )
+    return advice
 
 
 EMBEDDED_BROKER = _setting("embedded_broker")

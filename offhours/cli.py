@@ -40,7 +40,7 @@ EXIT_INVALID = 2
 _CONFIG_CHECK_DESCRIPTION = """\
 Says what 'offhours run' would be able to do with the settings of this environment
 (OFFHOURS_* variables), without starting anything: for each channel (facebook,
-instagram, whatsapp, x, telegram, generic webhook), each staff notifier (slack,
+instagram, whatsapp, x, telegram, generic webhook, chatwoot desk), each staff notifier (slack,
 teams, e-mail, webhook, telegram) and the operations API, whether it is configured
 and, when not, which variable to set. The start banner of 'offhours run' prints the
 same lines. Values are never printed, only the names of the variables.
@@ -50,7 +50,8 @@ not an error. Its webhook answers 503 naming the variable until it is set.
 
 With --coverage (or OFFHOURS_COVERAGE_FILE) the coverage file is checked as
 'offhours run' checks it, and the accounts it lists that have no credentials in
-OFFHOURS_RESPONDERS__ACCOUNTS are named.
+OFFHOURS_RESPONDERS__ACCOUNTS are named; a Chatwoot desk's inboxes (chatwoot:1/3)
+need OFFHOURS_RESPONDERS__CHATWOOT_URL and OFFHOURS_RESPONDERS__CHATWOOT_TOKEN instead.
 
 Settings are read from the environment only, not from a .env file; load one with
   set -a; . examples/local.env; set +a

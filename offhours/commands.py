@@ -66,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve the webhooks and the operations API only (no stream worker)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Serves the webhooks (/webhooks/generic, /meta, /x, /telegram), the operations API\n"
-            "(/api/v1), /healthz, /readyz and /metrics, with no stream worker: it holds no\n"
-            "partitions and no state, so run as many replicas as needed behind a balancer,\n"
+            "Serves the webhooks (/webhooks/generic, /meta, /x, /telegram, /chatwoot), the\n"
+            "operations API (/api/v1), /healthz, /readyz and /metrics, with no stream worker:\n"
+            "it holds no partitions and no state, so run as many replicas as needed behind a balancer,\n"
             "beside 'offhours run' (or 'python -m streams.worker') processes that decide the\n"
             "events. It needs the broker those workers use (--broker or OFFHOURS_BROKER_URL);\n"
             "without one it starts an embedded broker, which is only good for a demo: nothing\n"

@@ -420,7 +420,7 @@ def route_lines(base: str, settings: Settings) -> list[str]:
     api = f"{base}{settings.ops.api_prefix}"
     return [
         f"web:      {base} (/healthz, /readyz, /metrics)",
-        f"webhooks: {base}{WEBHOOKS_PREFIX}/generic, /meta, /x, /telegram",
+        f"webhooks: {base}{WEBHOOKS_PREFIX}/generic, /meta, /x, /telegram, /chatwoot",
         f"api:      {api} (OpenAPI: {api}/openapi.json; Authorization: Bearer <token>)",
     ]
 
@@ -439,12 +439,10 @@ def configuration_lines(settings: Settings, coverage: Coverage | None = None, *,
     lines += [BANNER_INDENT + line for line in capabilities.status_lines(settings)]
     if coverage is not None:
         accounts = [account for team in coverage.teams.values() for account in team.accounts]
-        missing = capabilities.accounts_without_credentials(settings, accounts)
-        if missing:
-            lines.append(
-                f"{BANNER_INDENT}{'accounts:':<18} no credentials to answer as {', '.join(missing)}: "
-                f"add them to {capabilities.RESPONDER_ACCOUNTS.env}"
-            )
+        lines += [
+            f"{BANNER_INDENT}{'accounts:':<18} {advice}"
+            for advice in capabilities.credential_advice(settings, accounts)
+        ]
     warning = capabilities.restart_warning(settings)
     if warning is not None:
         lines += textwrap.wrap(

@@ -2,12 +2,18 @@
 
 Starts, on 127.0.0.1, the fake Graph API (Messenger, Instagram, WhatsApp), X,
 Telegram, a Slack incoming webhook, an SMTP server and a Chatwoot desk (account 1,
-inbox 3, conversation 10, agents 42 and 43; :data:`CHATWOOT_TOKEN`), on consecutive ports from
+inbox 3, conversation 10, agents 42 and 43, offhours acting as user 41 with
+:data:`CHATWOOT_TOKEN`), on consecutive ports from
 ``--port-base`` (default 8781; 0 picks free ports). It prints each URL, the
 ``OFFHOURS_RESPONDERS__…`` environment that points ``offhours run`` at them and the
 Slack notify URI to put in a coverage file, then logs every request it receives
 (method, route, status, body) until interrupted. The tokens are fixed demo values
 that only these fakes accept.
+
+``python -m responders.fakes customer-writes TEXT`` (another terminal) makes the
+running desk's customer write in conversation 10: the desk posts the signed
+``message_created`` webhook to offhours (docs/chatwoot.md, "Watch it work against the
+fake desk").
 
 Like the real platforms, the fakes only answer customers who wrote first. They start
 knowing the sample customers of ``docs/fakes.md`` and ``examples/events.jsonl``
@@ -25,15 +31,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import shlex
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import aiohttp
 import orjson
 
-from .chatwoot import FakeChatwoot
+from .chatwoot import CONTROL_ROUTE, CONTROL_SECRET_HEADER, FakeChatwoot
 from .meta import FakeGraph
 from .slack import FakeSlack
 from .smtp import FakeSmtp
@@ -103,16 +111,24 @@ def meet_sample_customers(graph: FakeGraph, x: FakeX, telegram: FakeTelegram, at
         telegram.add_message(chat, message, "private")
 
 
+CHATWOOT_USER = 41
+"""The fake desk's user offhours acts as (the holder of :data:`CHATWOOT_TOKEN`): a user of
+its own, so that ``OFFHOURS_EDGE__CHATWOOT_OWN_SENDERS='["user:41"]'`` never hides a
+person's reply."""
+
+
 def sample_desk() -> FakeChatwoot:
-    """The fake Chatwoot desk: account 1 (Acme), inbox 3 (a Facebook Page) with agents 42
-    (Marta, whose token is :data:`CHATWOOT_TOKEN`) and 43 (Luca), the labels offhours
-    uses, and conversation 10 with customer 14 (PSID_222), its reply window open."""
+    """The fake Chatwoot desk: account 1 (Acme), inbox 3 (a Facebook Page) with the user
+    offhours acts as (41, whose token is :data:`CHATWOOT_TOKEN`) and agents 42 (Marta) and
+    43 (Luca), the labels offhours uses, and conversation 10 with customer 14 (PSID_222),
+    its reply window open."""
     desk = FakeChatwoot()
     desk.add_account(1, "Acme")
-    desk.add_user(42, "Marta Rossi", token=CHATWOOT_TOKEN, accounts=(1,))
+    desk.add_user(CHATWOOT_USER, "offhours", token=CHATWOOT_TOKEN, accounts=(1,))
+    desk.add_user(42, "Marta Rossi", accounts=(1,))
     desk.add_user(43, "Luca Bianchi", accounts=(1,))
-    desk.add_inbox(1, 3, "Acme Facebook", "Channel::FacebookPage", members=(42, 43))
-    desk.add_labels(1, "offhours", "reduced", "closed", "urgent")
+    desk.add_inbox(1, 3, "Acme Facebook", "Channel::FacebookPage", members=(CHATWOOT_USER, 42, 43))
+    desk.add_labels(1, "offhours", "offhours-closed", "offhours-reduced", "offhours-open", "reduced", "closed", "urgent")
     desk.add_conversation(1, 10, inbox=3, contact=(14, "Ana Lopez"), source_id="PSID_222")
     return desk
 
@@ -150,8 +166,61 @@ async def serve(port_base: int, stopping: asyncio.Event) -> None:
         for name, value in environment(graph.url, x.url, telegram.url, smtp.port, chatwoot.url).items():
             print(f"export {name}={shlex.quote(value)}")
         print(f"\n# staff notify URI for the coverage file: slack:{slack.webhook_url}")
+        desk = "" if chatwoot.port == DEFAULT_PORT_BASE + 5 else f" --desk {chatwoot.url}"
+        print(f"# the desk's customer writes (signed webhook to offhours): "
+              f"python -m responders.fakes customer-writes{desk} 'Hi, where is my order?'")
         print("# every request received is logged below; Ctrl-C stops\n", flush=True)
         await stopping.wait()
+
+
+WEBHOOK_SECRET_ENV = "OFFHOURS_EDGE__CHATWOOT_WEBHOOK_SECRET"
+DEFAULT_WEBHOOK = "http://127.0.0.1:8080/webhooks/chatwoot"
+
+
+async def _customer_writes(desk: str, account: int, conversation: int, text: str, webhook: str,
+                           secret: str) -> tuple[int, bytes]:
+    path = CONTROL_ROUTE.format(account=account, conversation=conversation)
+    async with aiohttp.ClientSession() as session, session.post(
+        desk.rstrip("/") + path, json={"content": text, "webhook": webhook},
+        headers={CONTROL_SECRET_HEADER: secret}, timeout=aiohttp.ClientTimeout(total=30),
+    ) as answer:
+        return answer.status, await answer.read()
+
+
+def customer_writes(args: argparse.Namespace) -> int:
+    """``customer-writes``: the running fake desk's customer writes; print each webhook delivery.
+
+    Exit 0 when every delivery was answered 2xx, 1 when one was not (or the desk could not
+    be reached), 2 without a webhook secret.
+    """
+    secret = args.secret or os.environ.get(WEBHOOK_SECRET_ENV, "")
+    if not secret:
+        print(f"customer-writes: no webhook secret: set {WEBHOOK_SECRET_ENV} (load examples/local.env) "
+              "or pass --secret", file=sys.stderr)
+        return 2
+    try:
+        status, body = asyncio.run(_customer_writes(
+            args.desk, args.account, args.conversation, args.text, args.webhook, secret))
+    except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+        print(f"customer-writes: cannot reach the fake desk at {args.desk} ({type(exc).__name__}): "
+              "is `python -m responders.fakes` running?", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"customer-writes: the fake desk answered {status}: {body.decode('utf-8', 'replace')}",
+              file=sys.stderr)
+        return 1
+    answer = orjson.loads(body)
+    print(f"message {answer['message']} written by the customer of conversation {args.conversation} "
+          f"(account {args.account})")
+    ok = True
+    for delivery in answer["deliveries"]:
+        status = delivery["status"]
+        ok = ok and status is not None and 200 <= status < 300
+        said = f"{status} {delivery['answer']}" if status is not None else "no answer"
+        print(f"{delivery['event']} -> {delivery['url']}: {said}")
+    if not answer["deliveries"]:
+        print("no webhook delivery (no --webhook?)")
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,7 +241,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PORT_BASE,
         help=f"first of six consecutive ports (default {DEFAULT_PORT_BASE}; 0: free ports)",
     )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    writes = commands.add_parser(
+        "customer-writes",
+        help="make the running fake Chatwoot desk's customer write; it posts the signed webhook",
+        description=(
+            "The customer of a conversation of the running fake Chatwoot desk writes TEXT. The desk "
+            "then posts message_created (and any webhook queued since the last one, e.g. offhours' "
+            "own messages and assignments) to --webhook, signed X-Chatwoot-Signature with the "
+            f"secret, and this prints what offhours answered. The secret is ${WEBHOOK_SECRET_ENV} "
+            "unless --secret is given. Exit 0 when every delivery got a 2xx answer, else 1."
+        ),
+    )
+    writes.add_argument("text", help="what the customer writes")
+    writes.add_argument("--desk", default=f"http://127.0.0.1:{DEFAULT_PORT_BASE + 5}",
+                        help="the fake desk's URL, as printed at its start (default %(default)s)")
+    writes.add_argument("--account", type=int, default=1, help="Chatwoot account (default %(default)s)")
+    writes.add_argument("--conversation", type=int, default=10, help="conversation display id (default %(default)s)")
+    writes.add_argument("--webhook", default=DEFAULT_WEBHOOK, help="offhours' Chatwoot webhook (default %(default)s)")
+    writes.add_argument("--secret", default=None, help=f"the webhook secret (default: ${WEBHOOK_SECRET_ENV})")
     args = parser.parse_args(argv)
+    if args.command == "customer-writes":
+        return customer_writes(args)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(message)s")
     logging.getLogger("responders.fakes").setLevel(logging.INFO)
 

@@ -61,6 +61,11 @@ conversation's state, signed ``X-Chatwoot-Signature: sha256=<hex HMAC-SHA256(sec
 and sent by :meth:`FakeChatwoot.deliver_pending`; the desk-side helpers
 (:meth:`FakeChatwoot.customer_writes`, :meth:`FakeChatwoot.agent_replies`,
 :meth:`FakeChatwoot.agent_assigns`, :meth:`FakeChatwoot.agent_sets_status`) send at once.
+For a person watching a demo, ``POST /fake/accounts/{account}/conversations/{id}/customer_writes``
+(:data:`CONTROL_ROUTE`, not a Chatwoot route) does what ``customer_writes`` does, from
+another process: ``python -m responders.fakes customer-writes`` calls it (docs/chatwoot.md).
+The webhook it names becomes the account's, and from then on the desk is *live*: what
+an API call changes is sent to it at once, after the call's answer, as Chatwoot does.
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .base import FailureKind, FakePlatform, json_response, parse_json
+from .base import FailureKind, FakePlatform, json_response, log, parse_json
 
 CONTENT_MAX_CHARS = 150_000
 MESSAGES_PAGE = 20
@@ -95,6 +100,10 @@ WEBHOOK_EVENTS = (
     "message_created", "message_updated", "webwidget_triggered", "contact_created",
     "contact_updated",
 )
+CONTROL_ROUTE = "/fake/accounts/{account}/conversations/{conversation}/customer_writes"
+"""Not Chatwoot's: the demo's way to make the conversation's customer write (see
+``python -m responders.fakes customer-writes --help``)."""
+CONTROL_SECRET_HEADER = "X-Fake-Webhook-Secret"
 # The Application API routes a bot token may call (Chatwoot's BOT_ACCESSIBLE_ENDPOINTS).
 BOT_ROUTES = frozenset({"messages.create", "assignments.create", "toggle_status", "toggle_priority"})
 ROUTES = (
@@ -239,6 +248,7 @@ class WebhookDelivery:
     event: str
     body: bytes
     statuses: list[int | None] = field(default_factory=list)
+    answers: list[bytes | None] = field(default_factory=list)
 
     def json(self) -> dict[str, Any]:
         return orjson.loads(self.body)
@@ -283,6 +293,11 @@ class FakeChatwoot(FakePlatform):
         self._route_failures: dict[str, deque[RouteFailure]] = {}
         self._next_message = 1000
         self._released = asyncio.Event()
+        # Live (a webhook set through the control route): what the API changes is sent at
+        # once, in order, as Chatwoot sends it; tests deliver with deliver_pending instead.
+        self._live = False
+        self._delivering = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- seeding -------------------------------------------------------------------------
 
@@ -384,6 +399,8 @@ class FakeChatwoot(FakePlatform):
 
     async def stop(self) -> None:
         self._released.set()
+        for task in list(self._tasks):
+            task.cancel()
         await super().stop()
 
     # -- routes --------------------------------------------------------------------------
@@ -400,6 +417,36 @@ class FakeChatwoot(FakePlatform):
         app.router.add_post(base + "/toggle_priority", self._route("toggle_priority", self._toggle_priority))
         app.router.add_post(base + "/custom_attributes", self._route("custom_attributes", self._custom_attributes))
         app.router.add_get("/api/v1/accounts/{account}/assignable_agents", self._assignable_agents)
+        app.router.add_post(CONTROL_ROUTE, self._control_customer_writes)
+
+    async def _control_customer_writes(self, request: web.Request) -> web.Response:
+        """The demo's control route (not Chatwoot's): the conversation's customer writes
+        ``content``; with ``webhook`` (and the secret in :data:`CONTROL_SECRET_HEADER`, never
+        in the logged body) that URL becomes the account webhook first. Answers the message
+        id and each delivery made: event, delivery id, URL, the status and body answered."""
+        body = parse_json(await request.read())
+        if body is None or not isinstance(body.get("content"), str) or not body["content"]:
+            return error(422, 'the body must be {"content": "<text>", "webhook": "<URL>"}')
+        account_id = _int_or_none(request.match_info["account"])
+        number = _int_or_none(request.match_info["conversation"])
+        account = self.accounts.get(account_id) if account_id is not None else None
+        if account is None or number is None or number not in account.conversations:
+            return not_found()
+        webhook = body.get("webhook")
+        if isinstance(webhook, str) and webhook:
+            secret = request.headers.get(CONTROL_SECRET_HEADER, "")
+            if not secret:
+                return error(422, f"a webhook needs its secret in the {CONTROL_SECRET_HEADER} header")
+            self.use_webhook(webhook, secret)
+        async with self._delivering:
+            first = len(self.webhook_deliveries)
+            message = await self.customer_writes(account.id, number, body["content"])
+        deliveries = [
+            {"event": d.event, "delivery": d.delivery_id, "url": d.url, "status": d.statuses[-1],
+             "answer": (d.answers[-1] or b"").decode("utf-8", "replace")[:2000]}
+            for d in self.webhook_deliveries[first:]
+        ]
+        return json_response({"message": message.id, "deliveries": deliveries})
 
     async def _assignable_agents(self, request: web.Request) -> web.Response:
         """``GET /api/v1/accounts/{a}/assignable_agents?inbox_ids[]=n``: the agents every listed
@@ -457,6 +504,7 @@ class FakeChatwoot(FakePlatform):
             if isinstance(call, web.Response):
                 return call
             answer = handler(call, request)
+            self._deliver_soon()
             if failure == "timeout_after":
                 return await self._hang()
             return answer
@@ -702,6 +750,24 @@ class FakeChatwoot(FakePlatform):
             raise ValueError(f"unknown webhook events: {sorted(unknown)}")
         self._webhooks.append(_Webhook(url, secret.encode(), frozenset(subscriptions)))
 
+    def use_webhook(self, url: str, secret: str) -> None:
+        """Subscribe ``url`` to every event signed with ``secret``, replacing an earlier
+        webhook of the same ``url`` (the demo's control route, :data:`CONTROL_ROUTE`)."""
+        self._webhooks = [hook for hook in self._webhooks if hook.url != url]
+        self.add_webhook(url, secret)
+        self._live = True
+
+    def _deliver_soon(self) -> None:
+        """Live only: send what the API call queued, after its answer, in order."""
+        if self._live and self._pending:
+            task = asyncio.get_running_loop().create_task(self._deliver_in_order())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_in_order(self) -> None:
+        async with self._delivering:
+            await self.deliver_pending()
+
     @property
     def pending_events(self) -> list[dict[str, Any]]:
         """The webhook payloads queued by API calls and not yet delivered."""
@@ -749,14 +815,18 @@ class FakeChatwoot(FakePlatform):
             async with client.post(
                 hook.url, data=delivery.body, headers=headers, timeout=aiohttp.ClientTimeout(total=5)
             ) as answer:
-                await answer.read()
+                text: bytes | None = await answer.read()
                 status: int | None = answer.status
         except (TimeoutError, aiohttp.ClientError):
-            status = None
+            status, text = None, None
         finally:
             if own:
                 await client.close()
         delivery.statuses.append(status)
+        delivery.answers.append(text)
+        if self._live:
+            log.info("FakeChatwoot webhook %s -> %s %s", delivery.event, status if status is not None else "no answer",
+                     (text or b"").decode("utf-8", "replace")[:2000])
         return status
 
     # -- wire shapes ---------------------------------------------------------------------

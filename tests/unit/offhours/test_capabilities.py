@@ -10,7 +10,7 @@ import pytest
 from edge import capabilities
 from offhours.cli import main
 from offhours.service import configuration_lines, run_banner
-from schedules import load_coverage
+from schedules import chatwoot_account, load_coverage
 from streams.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -110,6 +110,43 @@ class TestConfigured:
             False, True, True,
         )
 
+    def test_desk_inboxes_need_the_desk_url_and_token_not_accounts(self) -> None:
+        """A Chatwoot team's accounts (chatwoot:7/12, ...) are answered through the desk: named with
+        the desk's two variables while either is unset, never sent to OFFHOURS_RESPONDERS__ACCOUNTS."""
+        coverage = load_coverage(EXAMPLES / "coverage-chatwoot.yaml")
+        desk = {"chatwoot_url": "https://desk.example.com", "chatwoot_token": TOKEN}
+        said = {
+            name: [line.strip() for line in configuration_lines(Settings.model_validate({"responders": responders}),
+                                                                   coverage) if "accounts:" in line]
+            for name, responders in (("none", {}), ("url only", {"chatwoot_url": desk["chatwoot_url"]}),
+                                     ("both", desk))
+        }
+        expected = ("accounts:          no credentials to answer as chatwoot:7/12, chatwoot:7/13, chatwoot:7/15 "
+                    "(Chatwoot desk inboxes): set OFFHOURS_RESPONDERS__CHATWOOT_URL and "
+                    "OFFHOURS_RESPONDERS__CHATWOOT_TOKEN or OFFHOURS_RESPONDERS__CHATWOOT_TOKEN_FILE")
+        assert {"none": [expected], "url only": [expected], "both": []} == said
+        assert TOKEN not in " ".join(configuration_lines(Settings.model_validate({"responders": desk}), coverage))
+
+    def test_desk_and_platform_accounts_are_advised_apart(self) -> None:
+        """Both kinds missing: one sentence each, each naming its own variables."""
+        settings = Settings.model_validate({"responders": {"accounts": {"acme.it.facebook": {"access_token": TOKEN}}}})
+        assert [
+            "no credentials to answer as acme_it_x: add them to OFFHOURS_RESPONDERS__ACCOUNTS",
+            "no credentials to answer as chatwoot:1/3 (Chatwoot desk inboxes): set OFFHOURS_RESPONDERS__CHATWOOT_URL "
+            "and OFFHOURS_RESPONDERS__CHATWOOT_TOKEN or OFFHOURS_RESPONDERS__CHATWOOT_TOKEN_FILE",
+        ] == capabilities.credential_advice(settings, ["chatwoot:1/3", "acme.it.facebook", "acme_it_x"])
+
+    def test_the_desk_prefix_is_the_coverage_s(self) -> None:
+        assert capabilities.is_desk_account(chatwoot_account(1, 3)) and not capabilities.is_desk_account("acme_it_x")
+
+    def test_the_chatwoot_channel_answers_once_the_desk_is_set(self) -> None:
+        settings = Settings.model_validate({"edge": {"chatwoot_webhook_secret": GENERIC_SECRET}})
+        line = line_of("\n".join(configuration_lines(settings)), "channel chatwoot:")
+        assert line.startswith(
+            "channel chatwoot:  partly configured (can receive): to answer set OFFHOURS_RESPONDERS__CHATWOOT_URL and "
+            "OFFHOURS_RESPONDERS__CHATWOOT_TOKEN or OFFHOURS_RESPONDERS__CHATWOOT_TOKEN_FILE"
+        ), line
+
     def test_every_webhook_secret_is_a_receive_need_of_the_table(self) -> None:
         receive = {
             setting for capability in capabilities.CAPABILITIES for need in capability.needs
@@ -144,14 +181,14 @@ class TestConfigCheck:
         states = {
             label: line_of(out, label).removeprefix(label).strip().split(":")[0]
             for label in ("channel facebook:", "channel x:", "channel generic:", "notifier e-mail:",
-                          "notifier webhook:", "operations API:", "notifier telegram:")
+                          "notifier webhook:", "operations API:", "notifier telegram:", "channel chatwoot:")
         }
         assert (0, False) == (code, "accounts:" in out), out
         assert {
             "channel facebook:": "configured", "channel x:": "configured",
             "channel generic:": "partly configured (can receive)",
             "notifier e-mail:": "configured", "notifier webhook:": "configured", "operations API:": "configured",
-            "notifier telegram:": "not configured",
+            "notifier telegram:": "not configured", "channel chatwoot:": "configured",
         } == states
 
     def test_the_local_example_points_at_the_fakes_as_they_say(self) -> None:
@@ -160,7 +197,7 @@ class TestConfigCheck:
 
         base = DEFAULT_PORT_BASE
         printed = environment(f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}",
-                              f"http://127.0.0.1:{base + 2}", base + 4)
+                              f"http://127.0.0.1:{base + 2}", base + 4, f"http://127.0.0.1:{base + 5}")
         example = read_env_file(EXAMPLES / "local.env")
         assert printed == {name: example.get(name) for name in printed}
 
