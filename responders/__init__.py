@@ -21,6 +21,8 @@ retried and dead-lettering the rest. No Faust: :mod:`streams.outbox` feeds it.
   :mod:`responders.webhook`, :mod:`responders.telegram`;
 - :mod:`responders.chatwoot`: the Chatwoot desk's Application API (acknowledgments and
   notes posted once, assignment, priority, labels, status);
+- :mod:`responders.desk`: what an acknowledgment or a route of a desk's conversation does
+  in that desk (which writes, in which order, each under its own ledger key);
 - :mod:`responders.fakes`: a local fake of every platform, for tests and demos.
 
 Platform answers and limits: docs/platforms.md. May import: :mod:`promises`,

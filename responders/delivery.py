@@ -71,7 +71,7 @@ from .base import (
 )
 from .buckets import TokenBuckets
 from .config import ResponderSettings
-from .desk import DeskWrite, desk_kind
+from .desk import DeskWrite, acts_in_desk, desk_kind
 from .notice import Notice
 from .registry import Registry
 
@@ -360,10 +360,11 @@ class Responders:
         The report returned is the private reply's (the acknowledgment proper), so the
         caller counts one acknowledgment per customer message.
 
-        A request with a ``desk`` block is acknowledged through that desk instead
-        (:meth:`_desk_acknowledge`, :mod:`responders.desk`).
+        A request whose ``desk`` block names a desk offhours drives (Chatwoot) is
+        acknowledged through that desk instead (:meth:`_desk_acknowledge`,
+        :mod:`responders.desk`); any other ``desk`` key is ignored.
         """
-        if request.desk is not None:
+        if acts_in_desk(request.desk):
             return await self._desk_acknowledge(request)
         if request.private_text is None:
             return await self._acknowledge_once(request, request.ack_id, escalate=True)
@@ -415,7 +416,7 @@ class Responders:
         observe = self._observer(
             request.ack_id, "ack", request.channel, request.event_id, request.team, request.conversation
         )
-        if actions is None:
+        if actions is None:  # a registry built without its desks
             reason = f"no desk for desk kind {desk_kind(request.desk)!r}"
             report = await self.loop.deliver(
                 request.ack_id, (), lambda: _refuse(reason), repeat_unknown=False, observe=observe
@@ -468,7 +469,7 @@ class Responders:
         A route with a ``desk`` block also acts in that desk (:mod:`responders.desk`),
         beside the notices; its reports come first.
         """
-        if request.desk is None:
+        if not acts_in_desk(request.desk):
             return await self._notify_all(request)
         desk, notices = await asyncio.gather(self._desk_route(request), self._notify_all(request))
         return [*desk, *notices]

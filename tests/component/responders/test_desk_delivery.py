@@ -190,6 +190,15 @@ class TestAcknowledgment:
         assert "desk block without 'conversation'" in report.reason
 
 
+    async def test_another_desk_kind_takes_the_platform_path(self, cw: FakeChatwoot,
+                                                             session: aiohttp.ClientSession) -> None:
+        """A ``desk`` key offhours does not drive (an event's own extra key) changes nothing: the platform sender."""
+        h = harness(cw, session)
+        report = await h.responders.acknowledge(desk_ack(desk={"kind": "helpdesk", "ticket": 9}))
+        assert ([], "facebook") == (cw.requests, h.escalations[0][0].channel)
+        assert report.reason.startswith("facebook: ")
+
+
 class TestRoute:
     async def test_note_then_assignment_to_the_first_agent_and_the_notice(
         self, cw: FakeChatwoot, hook: FakeWebhook, session: aiohttp.ClientSession
