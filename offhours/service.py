@@ -21,7 +21,8 @@ Web routes, composed in :func:`build_web` and :func:`mount_edge`:
   holds its partitions with its table recovered; 503 with what is missing otherwise;
 - ``/metrics``: the Prometheus text of the process's :class:`~streams.metrics.Metrics`;
 - ``/webhooks/...``: the webhook ingest (:func:`edge.app.build_webhooks`);
-- ``settings.ops.api_prefix`` (``/api/v1``): the operations API (:mod:`edge.ops`).
+- ``settings.ops.api_prefix`` (``/api/v1``): the operations API (:mod:`edge.ops`);
+- ``/console``: the operations console (:mod:`console`, docs/console.md).
 
 Coverage in the service comes from the config topic: the config store reads it at
 start (seeding it with the coverage file's text when it is empty) and follows it; each
@@ -48,6 +49,8 @@ from aiokafka import AIOKafkaClient
 from brokers.apache import KafkaServer, kafka_version
 from brokers.client import KafkaConnection, client_options, connection_options
 from brokers.tansu import EmbeddedBroker
+from console.feed import Topics
+from console.web import mount_service_console
 from edge import capabilities
 from edge.access_log import RedactingAccessLogger
 from edge.actions import KafkaActionSink
@@ -245,6 +248,7 @@ def mount_edge(
     )
     api = build_operations_api(store, actions, ops.bearer_tokens(), signer, clock, **ops.api_options())
     root.add_subapp(ops.api_prefix, api)
+    mount_service_console(root, store, ops, servers, Topics(settings.events_topic, ops.actions_topic, settings.routes_topic), clock=clock, signer=signer)
 
 
 def _known_account(store: KafkaConfigStore) -> Callable[[str], bool | None]:
@@ -422,6 +426,7 @@ def route_lines(base: str, settings: Settings) -> list[str]:
         f"web:      {base} (/healthz, /readyz, /metrics)",
         f"webhooks: {base}{WEBHOOKS_PREFIX}/generic, /meta, /x, /telegram, /chatwoot",
         f"api:      {api} (OpenAPI: {api}/openapi.json; Authorization: Bearer <token>)",
+        f"console:  {base}/console (sign in with a token of OFFHOURS_OPS__TOKENS)",
     ]
 
 
