@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from promises.rules import (
     Digest,
@@ -86,6 +86,8 @@ class ConversationView(Protocol):
     def reminded(self) -> tuple[str, ...]: ...
     @property
     def window_routed(self) -> int | None: ...
+    @property
+    def desk(self) -> dict[str, Any] | None: ...
 
     def waiting(self) -> bool: ...
 
@@ -257,6 +259,7 @@ def _customer_route(state: ConversationView, team: Team, conversation: str, rout
         kind=state.kind,
         waiting_since=_waiting_since(state, zone),
         keep_null=_PROMISE_NOTES,
+        desk=state.desk,
     )
 
 

@@ -212,7 +212,7 @@ def reminder_on_tick(
         return None
     escalation = None if reminder.escalation is None else replace(
         reminder.escalation, channel=state.channel or "generic", kind=state.kind, account=state.account or "",
-        author_name=state.author_name, text=state.text,
+        author_name=state.author_name, text=state.text, desk=state.desk,
     )
     return ReminderTickResult(reminder, reminder_route(reminder, state, team), escalation)
 

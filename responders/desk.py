@@ -13,7 +13,9 @@ instead of the platform, which the desk owns:
   acknowledgment's page routes the customer to staff);
 - a route or a page posts a private note (who it went to, the decision's reason, what
   the customer was promised) and assigns the conversation to the first routed member
-  with a ``chatwoot_agent``; a page also sets the priority ``urgent``;
+  with a ``chatwoot_agent``; a page also sets the priority ``urgent``; so do the promise
+  rules' routes about the conversation (a reply-by or claim reminder, a route before its
+  reply window closes) and the page of a failed acknowledgment;
 - an escalation step (``esc:<event>:<n>``) reassigns the conversation to the step's
   member, with a note ``escalated: nobody claimed it in N minutes``.
 
@@ -92,15 +94,24 @@ def route_note(request: RouteRequest) -> str:
         minutes = _minutes_between(request.escalation.routed_at, request.at)
         waited = f" in {minutes} minute{'s' if minutes != 1 else ''}" if minutes is not None else ""
         return f"escalated: nobody claimed it{waited}; now with {names}."
-    verb = "paged" if request.action == "page" else "routed"
-    lines = [f"offhours {verb} this conversation to {names}" + (f" ({request.mode} hours)" if request.mode else "")]
+    mode = f" ({request.mode} hours)" if request.mode else ""
+    if request.reminder is not None:
+        first = f"offhours reminded {names} of this conversation{mode}"
+    elif request.window is not None:
+        first = f"offhours routed this conversation to {names} before its reply window closes{mode}"
+    else:
+        verb = "paged" if request.action == "page" else "routed"
+        first = f"offhours {verb} this conversation to {names}{mode}"
+    lines = [first]
     if request.reason:
         lines.append(f"Why: {request.reason}")
+    promised = request.promised or next(
+        (note.promised for note in (request.reminder, request.window) if note is not None and note.promised), None)
     if request.ack_text is not None:
         lines.append(f"Not delivered to the customer: {request.ack_text}")
-    elif request.promised is not None:
-        lines.append(f"The customer was promised: {request.promised}")
-    else:
+    elif promised is not None:
+        lines.append(f"The customer was promised: {promised}")
+    elif request.reminder is None and request.window is None:
         lines.append("The customer got no acknowledgment from offhours.")
     return "\n".join(lines)
 

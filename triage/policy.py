@@ -347,6 +347,7 @@ def _customer_message(
         reply_by=_seconds(promised_by) if ack is not None and promised_by is not None else current.reply_by,
         routed_to=plan.route_to if routed_now else current.routed_to,
         routed_at=at if routed_now else current.routed_at,
+        desk=desk_of(event) or current.desk,
     ).remember(event.id, suppressed=suppressed, route_held=route_held)
     if updated.customer_at == at:
         # The conversation's latest customer message: what reminders, early routes and

@@ -86,7 +86,11 @@ class Processed:
 
 @dataclass(frozen=True, slots=True)
 class ConversationState:
-    """What the policy knows about one conversation (all instants in POSIX seconds)."""
+    """What the policy knows about one conversation (all instants in POSIX seconds).
+
+    ``desk`` is the latest customer message's ``desk`` block when the conversation is a
+    care desk's (README "Events"): the promise rules' routes about it act in the desk too.
+    """
 
     team: str
     status: Status = "open"
@@ -111,6 +115,7 @@ class ConversationState:
     author_name: str | None = None
     text: str | None = None
     account: str | None = None
+    desk: dict[str, Any] | None = None
 
     def processed(self, event_id: str) -> Processed | None:
         """The record of ``event_id`` when it was processed recently, else None."""
@@ -154,6 +159,7 @@ class ConversationState:
             "an": self.author_name,
             "tx": self.text,
             "ac": self.account,
+            "dk": self.desk,
         }
         data.update({key: value for key, value in optional.items() if value is not None})
         if self.urgent:
@@ -194,6 +200,7 @@ class ConversationState:
             author_name=data.get("an"),
             text=data.get("tx"),
             account=data.get("ac"),
+            desk=data.get("dk"),
         )
 
     def claimed(self, member: str, at: int) -> ConversationState:

@@ -10,14 +10,20 @@ and write as before.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from promises.routes import pending_from_route
 from promises.rules import PendingEscalation
-from promises.ticks import escalation_on_tick
-from records.actions import EscalationTick
+from promises.ticks import (
+    escalation_on_tick,
+    reminder_on_tick,
+    reminders_due,
+    window_on_tick,
+)
+from records.actions import EscalationTick, ReminderTick, WindowTick
 from records.wire import AckRequest, Notify, RouteRequest
 from responders.fakes.samples import ack_request
 from streams.outbox import failed_ack_route, unmasked
@@ -102,3 +108,22 @@ def test_failed_ack_page_keeps_the_block_and_agents() -> None:
     assert (DESK, "page") == (page.desk, page.action)
     back = unmasked(RouteRequest.from_json(page.to_json()), lambda team, member: ["mailto:pablo@example.com"])
     assert [pablo] == back.to
+
+
+def test_the_promise_rules_routes_act_in_the_desk_too() -> None:
+    """The conversation's state keeps the block: a reply-window route (Friday night: the window
+    closes Saturday, the team opens Monday) and a reply-by reminder carry it."""
+    friday = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)  # 21:00 in Madrid, reduced
+    team = coverage().teams["care-es"]
+    state = Triage(coverage()).decide(desk_event(at=friday.isoformat()), None).state
+    state = replace(type(state).from_bytes(state.to_bytes()), channel="facebook")  # the triage agent adds it
+    assert DESK == state.desk
+    conversation = f"cw:{ACCOUNT}:{CONVERSATION}"
+    window = window_on_tick(WindowTick(conversation=conversation, customer_at=state.customer_at,
+                                       at=friday + timedelta(hours=22)), state, coverage().teams)
+    assert (DESK, DESK) == (window.route.desk, window.escalation.desk)
+    later = friday + timedelta(hours=2)
+    [reminder] = reminders_due(conversation, state, team, later)
+    result = reminder_on_tick(ReminderTick(conversation=conversation, reminder_id=reminder.id, at=later),
+                              state, coverage().teams)
+    assert DESK == result.route.desk
