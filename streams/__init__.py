@@ -17,7 +17,8 @@ piece of state lives in Kafka-backed tables, so a restart or a rebalance moves i
 - :mod:`streams.retention`: what the workers forget, and when;
 - :mod:`streams.settings`: the one settings object of the service (``OFFHOURS_...``);
 - :mod:`streams.metrics`: the Prometheus metrics of one process;
-- :mod:`streams.transport`: Faust's aiokafka transport with a short fetch wait;
+- :mod:`streams.transport`: Faust's aiokafka transport with a safe fetch hand-off (and a
+  short fetch wait on Tansu);
 - :mod:`streams.worker`: running the app inside an asyncio program, and
   ``python -m streams.worker``.
 

@@ -234,17 +234,22 @@ def faust_options(settings: Settings) -> dict[str, Any]:
     Three options accommodate Tansu and apply only there (``settings.on_tansu``; the
     deploy README's "Settings on Apache Kafka vs the embedded broker" says why): the
     transport with a 25 ms fetch wait, the recovery consistency check off and one record
-    per produce batch. On Apache Kafka they are Faust's own: the ``kafka://`` transport
-    (1.5 s fetch wait, answered as soon as records arrive), the check on, 16 KiB batches.
+    per produce batch. On Apache Kafka they are Faust's own: its 1.5 s fetch wait
+    (answered as soon as records arrive), the check on, 16 KiB batches.
+
+    On every broker the transport is Faust's aiokafka transport with the safe fetch
+    hand-off of :mod:`streams.transport` (``offhours+apache://`` on Kafka,
+    ``offhours+kafka://`` on Tansu): Faust's stock hand-off loses the records of a
+    partition taken over with no committed offset (issue 17, the takeover stall).
     """
     tansu = settings.on_tansu
     broker: str | None = settings.broker_url
-    if broker is not None and tansu:
-        from streams.transport import transport_url
+    if broker is not None:
+        from streams.transport import APACHE_SCHEME, SCHEME, transport_url
 
         # Faust's own kafka:// transport parks idle fetches for 1.5 s, which Tansu holds
-        # in full on every hop (see streams.transport).
-        broker = transport_url(broker)
+        # in full on every hop; and its fetch hand-off loses records (see streams.transport).
+        broker = transport_url(broker, SCHEME if tansu else APACHE_SCHEME)
     session = settings.session_timeout
     return {
         "broker": broker,

@@ -1,10 +1,10 @@
 """The stalled-partition watchdog: an input partition a live worker holds but no longer reads.
 
-Seen on the embedded broker in the failover test (CI, 2026-11-23): after a clean
-rebalance, the survivor that took over a partition decided nothing more from it, with
-no error logged, while the partition kept records above the last one decided; the
-group had never committed that partition. Reconciliation cannot see those records
-(they are above the committed offset), so each worker watches its own partitions:
+Seen in the failover test (CI, 2026-11-23, on Tansu and on Apache Kafka): after a
+clean rebalance, the survivor that took over a partition decided nothing more from
+it, with no error logged, while the partition kept records above the last one
+decided. Reconciliation cannot see those records (they are above the committed
+offset), so each worker watches its own partitions:
 
     a held events partition whose reported end is beyond the last offset decided,
     and whose last decided offset has not moved for ``after`` seconds.
@@ -14,11 +14,26 @@ when nothing was ever committed): Faust's seek resets both the fetch position an
 own record of what was read. Records decided twice get the same decision (the
 conversation state remembers processed ids) and the delivery ledger sends nothing twice.
 
+Causes found (issue 17):
+
+- fixed, :mod:`streams.transport`: during table recovery aiokafka handed Faust the
+  records of a paused input partition, which Faust dropped, and a partition nobody had
+  committed was never sought back (the stall with ``last decided: None``);
+- open: recovery seeks the input partitions to their committed offsets while the
+  fetcher is still delivering a batch fetched before the seek, so Faust's record of
+  what was read can end above the new position, and every record up to it is then
+  skipped ("DROPPED MESSAGE ROFF", logged only in Faust's dev log), while records
+  delivered during the seek may be cleared from the stream buffers when recovery
+  resumes the flow. Seen after the fix in the failover rounds (read offset 549 after a
+  seek to 14; nothing was lost in those rounds); it matches the stall seen on Apache
+  Kafka (``last decided: 57`` with records up to 284, committed 58). The watchdog
+  stays on every broker for it.
+
 :class:`Progress` is the pure part (it takes the clock as a parameter);
 :func:`streams.worker.attach_watchdog` runs it on a timer, on every broker: unlike
 the Tansu accommodations of :func:`streams.app.faust_options` it is needed on Apache
-Kafka too, where it fired in the same failover rounds (deploy/README.md, "Settings on
-Apache Kafka vs the embedded broker", gives the counts).
+Kafka too (deploy/README.md, "Settings on Apache Kafka vs the embedded broker", gives
+the counts).
 """
 
 from __future__ import annotations

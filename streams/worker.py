@@ -27,7 +27,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 from faust.types import TP
 
 from brokers.client import client_options
@@ -68,16 +76,90 @@ def topic_names(settings: Settings) -> list[str]:
     ]
 
 
-async def create_topics(settings: Settings) -> None:
+TOPIC_CREATION_DEADLINE = 60.0
+"""Seconds :func:`create_topics` keeps trying while the broker answers with transient errors."""
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaConnectionError,  # the broker is not listening yet (or went away), also from admin.start()
+    NodeNotReadyError,
+    RequestTimedOutError,
+    KafkaTimeoutError,
+    TimeoutError,  # the admin client's wait for a ready node (async_timeout)
+)
+"""Errors of a broker that is starting or electing a controller: worth another try.
+
+Besides these, every broker error aiokafka marks ``retriable`` (e.g. no controller or
+leader yet) counts as transient.
+"""
+
+
+class TopicCreationError(RuntimeError):
+    """The pipeline's topics could not be created: a lasting broker error, or transient ones past the deadline."""
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` (aiokafka's errors name their type in their text already)."""
+    name, text = type(exc).__name__, str(exc)
+    if not text:
+        return name
+    return text if name in text else f"{name}: {text}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` may pass if topic creation is tried again."""
+    return isinstance(exc, TRANSIENT_ERRORS) or (isinstance(exc, KafkaError) and bool(exc.retriable))
+
+
+async def create_topics(
+    settings: Settings,
+    *,
+    deadline: float = TOPIC_CREATION_DEADLINE,
+    admin: Callable[[], AIOKafkaAdminClient] | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Create the pipeline's topics with the configured partitions; existing ones are kept.
 
     Faust creates the topics it consumes, but a topic it only writes would be created
     by the broker on first use with the broker's default partition count; creating all
     of them first keeps every topic co-partitioned with the input.
+
+    A broker that is starting (not listening yet, no controller, a node not ready, a
+    request timing out: :func:`is_transient`) is tried again, with a growing pause of
+    at most 2 s, until ``deadline`` seconds have passed; then, or at once on any other
+    error (also one the broker reports for a topic, e.g. an invalid replication factor),
+    :class:`TopicCreationError` says which broker, for how long, and the last error.
+    ``admin`` makes the admin client of one attempt (default: one for ``settings``).
     """
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
+    make_admin = admin or (lambda: AIOKafkaAdminClient(**client_options(settings)))
+    where = ", ".join(settings.bootstrap_servers)
+    give_up = clock() + deadline
+    pause = 0.25
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            await _create_topics_once(settings, make_admin())
+            return
+        except TopicCreationError:
+            raise
+        except Exception as exc:
+            if not is_transient(exc):
+                raise TopicCreationError(f"cannot create the pipeline's topics on {where}: {_describe(exc)}") from exc
+            left = give_up - clock()
+            if left <= 0:
+                raise TopicCreationError(
+                    f"cannot create the pipeline's topics on {where}: the broker still failed after "
+                    f"{deadline:g} s ({attempts} attempts); last error: {_describe(exc)}"
+                ) from exc
+            log.warning("creating topics on %s: %s; trying again in %.2f s", where, _describe(exc), min(pause, left))
+            await sleep(min(pause, left))
+            pause = min(pause * 2, 2.0)
+
+
+async def _create_topics_once(settings: Settings, admin: AIOKafkaAdminClient) -> None:
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication)
@@ -86,11 +168,26 @@ async def create_topics(settings: Settings) -> None:
         ]
         if wanted:
             try:
-                await admin.create_topics(wanted)
+                response = await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
-                pass  # another worker created them first
+                return  # another worker created them first
+            _check_created(response)
     finally:
-        await admin.close()
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+def _check_created(response: object) -> None:
+    """Raise the first error the broker reports for a topic (one that exists already is no error)."""
+    for entry in getattr(response, "topic_errors", ()):
+        name, code = entry[0], entry[1]
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        error = for_code(code)
+        message = entry[2] if len(entry) > 2 and entry[2] else error.description
+        if error.retriable:
+            raise error(f"topic {name}: {message}")
+        raise TopicCreationError(f"the broker refused to create topic {name}: {error.__name__}: {message}")
 
 
 def attach_reconciler(app: OffhoursApp) -> Callable[[], Awaitable[None]]:

@@ -1,10 +1,11 @@
 """Issue 17: the Tansu accommodations apply on Tansu only (``Settings.broker_flavour``).
 
-On Apache Kafka :func:`streams.app.faust_options` gives Faust's stock ``kafka://``
-transport (its own fetch wait), the recovery consistency check on and normal produce
+On Apache Kafka :func:`streams.app.faust_options` gives Faust's aiokafka transport
+with its own fetch wait, the recovery consistency check on and normal produce
 batches; on Tansu (embedded, or named by ``broker_flavour=tansu`` or, as before, by
 ``one_record_batches``) the short-fetch transport, the check off and one record per
-batch. Pure: no broker, no app.
+batch. On both the transport hands fetches over safely (``streams.transport``, the
+takeover stall): that is a fix of Faust, not a Tansu accommodation. Pure: no broker, no app.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from streams.app import faust_options
 from streams.settings import Settings
 
 BROKERS = "kafka://k1:9092,kafka://k2:9092"
+ON_KAFKA = "offhours+apache://k1:9092,offhours+apache://k2:9092"
 
 
 def options(**changes: object) -> dict[str, object]:
@@ -28,18 +30,23 @@ class TestOnApacheKafka:
     @pytest.mark.parametrize("changes", [{}, {"broker_flavour": "kafka"}], ids=["default", "explicit"])
     def test_the_stock_kafka_transport_and_faust_defaults(self, changes: dict[str, object]) -> None:
         got = options(**changes)
-        assert BROKERS == got["broker"]
+        assert ON_KAFKA == got["broker"]
         assert got["recovery_consistency_check"] is True
         assert 16384 == got["producer_max_batch_size"]
 
-    def test_the_url_selects_faust_own_transport(self) -> None:
-        """``kafka://`` is Faust's aiokafka transport, whose consumer fetch wait is its own (1.5 s)."""
-        assert stock.Transport is by_url(str(options()["broker"]).split(",")[0])
+    def test_the_url_selects_faust_own_transport_with_the_safe_fetch_hand_off(self) -> None:
+        """Faust's aiokafka transport, whose consumer fetch wait is its own (1.5 s)."""
+        transport = by_url(str(options()["broker"]).split(",")[0])
+        assert tansu_transport.ApacheTransport is transport
+        assert issubclass(transport, stock.Transport)
+        assert tansu_transport.ApacheConsumer is transport.Consumer
+        # Faust's own fetch wait: only the Tansu thread changes how the consumer is built.
+        assert "_create_worker_consumer" not in vars(tansu_transport.SafeFetchConsumerThread)
 
     def test_one_record_batches_can_still_be_asked_for_on_kafka(self) -> None:
         got = options(broker_flavour="kafka", one_record_batches=True)
         assert 1 == got["producer_max_batch_size"]
-        assert BROKERS == got["broker"]
+        assert ON_KAFKA == got["broker"]
         assert got["recovery_consistency_check"] is True
 
     def test_settings_say_kafka(self) -> None:
@@ -62,6 +69,7 @@ class TestOnTansu:
     def test_the_url_selects_the_short_fetch_transport(self) -> None:
         assert tansu_transport.Transport is by_url(str(options(broker_flavour="tansu")["broker"]).split(",")[0])
         assert 25 == tansu_transport.FETCH_MAX_WAIT_MS
+        assert issubclass(tansu_transport.ConsumerThread, tansu_transport.SafeFetchConsumerThread)
 
     def test_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("OFFHOURS_BROKER_URL", BROKERS)
