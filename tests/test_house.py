@@ -19,7 +19,7 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("offhours", "streams", "edge", "responders", "triage", "promises", "brokers", "schedules", "records")
+PACKAGES = ("offhours", "console", "streams", "edge", "responders", "triage", "promises", "brokers", "schedules", "records")
 BIN = Path(sys.executable).parent
 
 
