@@ -15,7 +15,10 @@ on any date.
   customer's webhook (same ``X-Chatwoot-Delivery``), post nothing more;
 - the on-call agent replies in the desk: no escalation follows;
 - a second conversation nobody answers walks the escalation chain: reassigned to the next
-  on call, then to the lead, each with its note.
+  on call, then to the lead, each with its note;
+- a conversation Chatwoot cannot reply to now (``can_reply`` false): no public message, a
+  note saying what would have been sent and why not, and the failed acknowledgment's page
+  (a note, the on-call agent, priority urgent).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ START = datetime(2026, 11, 23, 21, 0, tzinfo=MADRID)  # Monday, reduced 18:00-22
 SECRET = "e2e-chatwoot-webhook-secret"
 TOKEN = "e2e-chatwoot-user-token-0123456789"
 ACCOUNT, INBOX = 7, 12
-ANSWERED, UNANSWERED = 4821, 4822
+ANSWERED, UNANSWERED, WINDOW_CLOSED = 4821, 4822, 4823
 OFFHOURS_USER, LUCIA, PABLO = 5, 31, 32
 WAIT = 60.0
 
@@ -104,6 +107,8 @@ def the_desk(clock: Callable[[], float]) -> FakeChatwoot:
     desk.add_labels(ACCOUNT, "offhours", "offhours-reduced", "offhours-closed")
     desk.add_conversation(ACCOUNT, ANSWERED, inbox=INBOX, contact=(88213, "Ana López"), source_id="PSID_1")
     desk.add_conversation(ACCOUNT, UNANSWERED, inbox=INBOX, contact=(88214, "Sam Lee"), source_id="PSID_2")
+    desk.add_conversation(ACCOUNT, WINDOW_CLOSED, inbox=INBOX, contact=(88215, "Kim Park"), source_id="PSID_3",
+                          can_reply=False)
     return desk
 
 
@@ -255,3 +260,16 @@ class TestChatwootDeskEndToEnd:
         assert [PABLO] == running.assignments(ANSWERED)
         # Exactly one acknowledgment in each conversation, whatever was redelivered.
         assert (1, 1) == (len(running.acknowledgments(ANSWERED)), len(running.acknowledgments(UNANSWERED)))
+
+    async def test_a_closed_reply_window_leaves_a_note_and_pages_the_on_call_agent(self, running: Running) -> None:
+        await customer_writes(running, WINDOW_CLOSED, "¿Siguen ahí?")
+        conversation = running.desk.conversation(ACCOUNT, WINDOW_CLOSED)
+        await running.desk.wait_until(
+            lambda _: conversation.priority == "urgent" and running.assignee(WINDOW_CLOSED) == PABLO
+            and any("Not delivered to the customer" in note for note in running.notes(WINDOW_CLOSED)), timeout=WAIT)
+        notes = running.notes(WINDOW_CLOSED)
+        assert [] == [m for m in running.messages(WINDOW_CLOSED) if m.message_type == "outgoing" and not m.private]
+        assert any(note.startswith("offhours did not send its acknowledgment") and "can_reply false" in note
+                   for note in notes)
+        assert any(note.startswith("offhours paged this conversation to Pablo Ruiz") for note in notes)
+        await running.flush()
