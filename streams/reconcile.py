@@ -35,6 +35,7 @@ leader resumes from it) and the records above it still waiting for a decision. O
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -139,13 +140,15 @@ class Reconciler:
         await self._seek_decisions(decision_tps)
 
     async def stop(self) -> None:
-        for consumer in (self._input, self._decisions, self._watermarks):
-            if consumer is not None:
-                await consumer.stop()
+        """Close every client, each even when another fails to close (a broker gone)."""
+        clients = [c.stop for c in (self._input, self._decisions, self._watermarks) if c is not None]
         if self._admin is not None:
-            await self._admin.close()
+            clients.append(self._admin.close)
         self._input = self._decisions = self._watermarks = None
         self._admin = None
+        failures = [r for r in await asyncio.gather(*(close() for close in clients), return_exceptions=True) if r is not None]
+        if failures:
+            raise failures[0]
 
     def _tps(self, topic: str) -> list[TopicPartition]:
         return [TopicPartition(topic, p) for p in range(self.settings.partitions)]

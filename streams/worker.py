@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    ConsumerStoppedError,
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
@@ -209,9 +210,16 @@ def attach_reconciler(app: OffhoursApp) -> Callable[[], Awaitable[None]]:
                 reconciler = holder["active"] = Reconciler(settings, reissue)
                 await reconciler.start()
             await reconciler.run_pass()
+        except (KafkaConnectionError, NodeNotReadyError, KafkaTimeoutError, ConsumerStoppedError) as exc:
+            # A broker node down or moving (a cluster losing a node): expected, one line.
+            log.warning("reconcile: pass failed (%s: %s); retrying in %s s", type(exc).__name__, exc, settings.reconcile_interval)
+            holder.pop("active", None)
+            if reconciler is not None:
+                with contextlib.suppress(Exception):
+                    await reconciler.stop()
         except Exception:
-            # A broker hiccup must not stop the worker; the next pass starts afresh from
-            # the stored watermark.
+            # Anything else must not stop the worker either; the next pass starts afresh
+            # from the stored watermark.
             log.exception("reconcile: pass failed; retrying in %s s", settings.reconcile_interval)
             holder.pop("active", None)
             if reconciler is not None:
