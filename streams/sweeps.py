@@ -18,9 +18,11 @@ step to the routes outbox and records it as sent. So every read and write of a r
 happens inside the agent that owns its partition (Faust's stores write only from a
 stream event), a claim and an escalation of one conversation are applied in order, and
 a tick that is swept twice, or redelivered, finds the step already sent and does
-nothing. A conversation a staff member answered since (an ``agent_reply``, e.g. from a
-care desk, marks it ``answered``) gets no escalation tick: someone has it. A crash between the route and the table write makes the tick apply again with
+nothing. A crash between the route and the table write makes the tick apply again with
 the same ``route_id`` (``esc:<event_id>:<n>``), which the delivery ledger sends once.
+A pending escalation whose conversation got a staff reply (an ``agent_reply``, e.g. from
+a care desk) at or after the message it escalates gets no tick
+(:func:`replied_since_routed`): someone has it.
 
 Follow-through and reply windows. The same sweep reads the ``conversations`` rows of
 the held partitions (:func:`sweep_promises`, :func:`promise_ticks`): a promised reply-by
@@ -50,7 +52,7 @@ from typing import TYPE_CHECKING
 
 from brokers.client import partition_of
 from promises.routes import digest_route
-from promises.rules import BacklogItem, handover_digest
+from promises.rules import BacklogItem, PendingEscalation, handover_digest
 from promises.ticks import due_ticks, reminders_due, utc_instant, window_route_due
 from records.actions import EscalationTick, ReminderTick, WindowTick
 from records.wire import RouteRequest
@@ -126,6 +128,18 @@ def held_partitions(app: OffhoursApp) -> set[int]:
     """The partitions of the events topic (and so of the tables) this worker holds now."""
     topic = app.settings.events_topic
     return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
+
+
+def replied_since_routed(
+    escalations: Iterable[tuple[bytes, bytes]], conversations: Iterable[tuple[bytes, ConversationState]]
+) -> set[bytes]:
+    """The keys of the pending escalations whose conversation got a staff reply at or after
+    the message they escalate (its ``routed_at``): they need no further step."""
+    staff_at = {key: state.staff_at for key, state in conversations if state.staff_at is not None}
+    return {
+        key for key, value in escalations
+        if key in staff_at and staff_at[key] >= PendingEscalation.from_bytes(value).routed_at.timestamp()
+    }
 
 
 async def sweep_escalations(app: OffhoursApp, now: datetime, held: Collection[int] | None = None) -> int:
@@ -208,8 +222,8 @@ async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
     escalations = list(held_rows(list(app.escalations.items()), held, partitions))
     expiring = expired_conversations(app, conversations, escalations, now)
     gone = {key for key, _ in expiring}
-    answered = {key for key, state in conversations if state.status == "answered"}
-    count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone | answered], teams, now))
+    replied = replied_since_routed(escalations, conversations)
+    count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone | replied], teams, now))
     count += await _send_ticks(app, promise_ticks([row for row in conversations if row[0] not in gone], teams, now))
     count += await send_expiries(app, expiring, now)
     return count + await sweep_ledger(app, now, held)
