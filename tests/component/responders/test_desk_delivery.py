@@ -233,6 +233,13 @@ class TestRoute:
         await harness(cw, session).responders.route(desk_route([Notify("marta", "Marta Rossi", [])]))
         assert (["messages"], None) == (writes(cw), cw.conversation(ACCOUNT, CONVERSATION).assignee)
 
+    async def test_the_assignment_mark_keeps_other_custom_attributes(self, cw: FakeChatwoot,
+                                                                      session: aiohttp.ClientSession) -> None:
+        """Chatwoot's custom_attributes POST replaces them: the mark is merged into those the conversation has."""
+        cw.conversation(ACCOUNT, CONVERSATION).custom_attributes = {"tier": "gold"}
+        await harness(cw, session).responders.route(desk_route([PABLO_NOTIFY]))
+        assert {"tier": "gold", "offhours_assignee": PABLO} == cw.conversation(ACCOUNT, CONVERSATION).custom_attributes
+
     async def test_escalation_step_reassigns_with_its_note(self, cw: FakeChatwoot,
                                                            session: aiohttp.ClientSession) -> None:
         """Step 0 after 15 minutes: reassigned from Pablo to Lucía, ``escalated: nobody claimed it in 15 minutes``."""

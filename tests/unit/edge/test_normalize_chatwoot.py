@@ -245,6 +245,17 @@ class TestDeskSignals:
             "at": "2026-11-27T21:02:49+00:00",
         } == action.to_dict()
 
+    def test_offhours_own_assignment_is_no_claim(self) -> None:
+        """offhours names the agent it assigns in the custom attribute offhours_assignee first:
+        that assignment's webhook is skipped; a later one to another agent is a claim."""
+        body = conversation_event("conversation_updated", assignee=PABLO, changed={"assignee_id": (None, PABLO)})
+        result = run({**body, "custom_attributes": {"offhours_assignee": PABLO}}, delivery=DELIVERY)
+        assert ([], [f"offhours' own assignment to agent {PABLO}: no claim"]) == (
+            result.actions, [skip.reason for skip in result.skipped])
+        other = conversation_event("conversation_updated", assignee=LUCIA, changed={"assignee_id": (PABLO, LUCIA)})
+        claim = only_action(run({**other, "custom_attributes": {"offhours_assignee": PABLO}}, delivery=DELIVERY))
+        assert "lucia" == claim.member
+
     def test_the_record_reads_back(self) -> None:
         """What the worker's actions agent reads is the claim written."""
         body = conversation_event("conversation_updated", assignee=LUCIA, changed={"assignee_id": (PABLO, LUCIA)})
