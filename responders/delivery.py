@@ -40,6 +40,9 @@ was not yet durable, absent) and the outbox record is redelivered:
   by a human follow-up. If the crash also lost the ``sending`` mark (it is written
   just before the request, but the changelog write is asynchronous), the send is
   repeated: that narrower window is the one left open.
+- **acknowledgments through a care desk** (:mod:`responders.desk`) close that window:
+  a key found ``sending`` is sent again, and the desk finds the earlier attempt by the
+  marker it carries, so it is posted once either way.
 - **staff notifications choose at least once**: a key found ``sending`` is sent again.
   A duplicate page is a nuisance; a lost one leaves a customer unanswered. Generic
   webhooks carry a stable ``Idempotency-Key`` so receivers can drop the repeat.
