@@ -258,8 +258,11 @@ class TestChatwootDeskEndToEnd:
         assert [f"esc:cw:{ACCOUNT}:{written}:0", f"esc:cw:{ACCOUNT}:{written}:1"] == [
             rid for rid in route_ids if rid.startswith("esc:")]
         assert [PABLO] == running.assignments(ANSWERED)
-        # Exactly one acknowledgment in each conversation, whatever was redelivered.
+        # Exactly one acknowledgment in each conversation, whatever was redelivered; in the answered
+        # one nothing but the customer's message, the acknowledgment, the note and the agent's reply.
         assert (1, 1) == (len(running.acknowledgments(ANSWERED)), len(running.acknowledgments(UNANSWERED)))
+        assert sorted([("incoming", False), ("outgoing", False), ("outgoing", True), ("outgoing", False)]) == sorted(
+            (m.message_type, m.private) for m in running.messages(ANSWERED))
 
     async def test_a_closed_reply_window_leaves_a_note_and_pages_the_on_call_agent(self, running: Running) -> None:
         await customer_writes(running, WINDOW_CLOSED, "¿Siguen ahí?")
