@@ -13,6 +13,9 @@ delivery ledger sends each route once:
   (:func:`window_route`);
 * a handover digest: ``handover:<team>:<opening>:p<partitions>`` (:func:`digest_route`).
 
+A handover's conversations that came through a care desk are also assigned in the desk,
+in the digest's order (:func:`handover_assignments`).
+
 A conversation's state is read through :class:`ConversationView`, the fields these
 rules read of :class:`triage.state.ConversationState` (:mod:`triage` sits above this
 package, so the rules name the fields, not the class).
@@ -21,12 +24,13 @@ package, so the rules name the fields, not the class).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
 from promises.rules import (
     Digest,
+    DigestItem,
     EscalationStep,
     PendingEscalation,
     Reminder,
@@ -200,11 +204,57 @@ def digest_route(digest: Digest, team: Team, held: Collection[int]) -> RouteRequ
                 reply_by=None if item.reply_by is None else item.reply_by.isoformat(timespec="seconds"),
                 link=item.link,
                 action=item.action,
+                desk=_held(item, team),
             )
             for item in digest.items
         ),
         partitions=tuple(sorted(held)),
     )
+
+
+def _held(item: DigestItem, team: Team) -> dict[str, Any] | None:
+    """The item's desk block, with ``hold: true`` when its team holds its Chatwoot inbox
+    (``chatwoot: {hold: true}``: the conversation waits ``pending`` and is released at the opening)."""
+    if item.desk is None:
+        return None
+    desk = team.chatwoot
+    if desk is not None and desk.hold and item.desk.get("kind") == "chatwoot" and item.desk.get("inbox") in desk.inboxes:
+        return {**item.desk, "hold": True}
+    return dict(item.desk)
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverAssignment:
+    """One backlog conversation of a handover assigned in its desk: the digest's item, its
+    place in the handover (``position`` of ``total``, 1-based) and the member it goes to."""
+
+    item: HandoverItem
+    position: int
+    total: int
+    member: Notify
+
+
+def handover_assignments(route: RouteRequest) -> list[HandoverAssignment]:
+    """The desk assignments of a handover digest's route (docs/chatwoot.md, "The handover at the opening").
+
+    The conversations with a ``desk`` block, in the digest's order (urgent first, then
+    longest waiting; never by followers), go round-robin to the route's members (those
+    on call at the opening, else all the team's staff) who have a ``chatwoot_agent``, in
+    the route's order: the first to the first member, the second to the second, ...
+    and all to the one member when only one has an agent. ``position`` and ``total``
+    count every conversation of the digest, so the desk's note matches the staff's
+    digest. None when no member has an agent, or no conversation came through a desk.
+    """
+    items = route.handover or ()
+    agents = [notify for notify in route.to if notify.chatwoot_agent is not None]
+    if not agents:
+        return []
+    assignments: list[HandoverAssignment] = []
+    for position, item in enumerate(items, start=1):
+        if item.desk is None:
+            continue
+        assignments.append(HandoverAssignment(item, position, len(items), agents[len(assignments) % len(agents)]))
+    return assignments
 
 
 def _staff_or_team(team: Team, members: Iterable[str]) -> list[Notify]:

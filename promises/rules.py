@@ -288,7 +288,8 @@ class BacklogItem:
     they started waiting). ``kind``, ``account``, ``author_name`` and ``text`` are the
     latest message's (None when unknown). ``link`` is a ready link to the conversation,
     None when the notifier makes it (the claim link). ``followers`` is carried from the
-    event but never used to order or select.
+    event but never used to order or select. ``desk`` is the conversation's care-desk
+    block (README "Events"), None for a platform's conversation.
     """
 
     conversation: str
@@ -303,6 +304,7 @@ class BacklogItem:
     account: str | None = None
     author_name: str | None = None
     text: str | None = None
+    desk: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +324,7 @@ class DigestItem:
     account: str | None = None
     author_name: str | None = None
     text: str | None = None
+    desk: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +380,7 @@ def handover_digest(team: Team, backlog_items: Iterable[BacklogItem], opening_at
                 account=item.account,
                 author_name=item.author_name,
                 text=item.text,
+                desk=item.desk,
             )
             for item in ordered
         ),

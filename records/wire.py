@@ -275,7 +275,13 @@ class WindowNote:
 
 @dataclass(frozen=True, slots=True)
 class HandoverItem:
-    """One waiting conversation of a handover digest (``extra.handover``); instants ISO 8601."""
+    """One waiting conversation of a handover digest (``extra.handover``); instants ISO 8601.
+
+    ``desk`` is the conversation's ``desk`` block when it came through a care desk (see
+    :class:`AckRequest`; ``hold: true`` added when its team holds the inbox, docs/chatwoot.md):
+    the responders then assign it in the desk (:mod:`responders.desk`). On the wire only
+    when set, so items without it stay as they were.
+    """
 
     conversation: str
     channel: str
@@ -290,6 +296,14 @@ class HandoverItem:
     reply_by: str | None
     link: str | None
     action: str
+    desk: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire object: every field, ``desk`` only when set."""
+        data = asdict(self)
+        if self.desk is None:
+            del data["desk"]
+        return data
 
 
 _NOTES: dict[str, type] = {"escalation": EscalationNote, "reminder": ReminderNote, "window": WindowNote}
@@ -307,10 +321,24 @@ def _note_of(kind: type, value: object) -> Any:
     return None
 
 
+_ITEM_KEYS = sorted(f.name for f in fields(HandoverItem) if f.name != "desk")
+
+
+def _item_of(value: object) -> HandoverItem | None:
+    """``value`` as a :class:`HandoverItem` when it has exactly its keys (``desk`` optional,
+    an object or null), else None."""
+    if not isinstance(value, dict):
+        return None
+    desk = value.get("desk")
+    if sorted(k for k in value if k != "desk") != _ITEM_KEYS or not (desk is None or isinstance(desk, dict)):
+        return None
+    return HandoverItem(**value)
+
+
 def _items_of(value: object) -> tuple[HandoverItem, ...] | None:
     if not isinstance(value, list):
         return None
-    items = [_note_of(HandoverItem, item) for item in value]
+    items = [_item_of(item) for item in value]
     return None if any(item is None for item in items) else tuple(items)
 
 
@@ -462,7 +490,7 @@ class RouteRequest:
                     extra[name] = self.more[name]
                 continue
             if name == "handover":
-                value = [asdict(item) for item in value]
+                value = [item.to_dict() for item in value]
             elif name == "partitions":
                 value = list(value)
             elif name in _NOTES:

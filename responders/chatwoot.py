@@ -310,16 +310,27 @@ class ChatwootDesk:
         return data
 
     async def assign(
-        self, session: aiohttp.ClientSession, conversation: DeskConversation, agent_id: int
+        self, session: aiohttp.ClientSession, conversation: DeskConversation, agent_id: int,
+        *, keep_claim: bool = False,
     ) -> Outcome:
         """Assign the conversation to the Chatwoot user ``agent_id`` (a coverage file's
-        ``chatwoot_agent``), who must be an agent of its inbox or an administrator."""
+        ``chatwoot_agent``), who must be an agent of its inbox or an administrator.
+
+        With ``keep_claim`` (the handover at the opening) a conversation assigned to someone
+        other than the agent offhours itself assigned (:data:`ASSIGNEE_MARK`) is left
+        with them: a person took it, which is their claim.
+        """
         state = await self.conversation(session, conversation)
         if not isinstance(state, dict):
             return state
         assignee = (state.get("meta") or {}).get("assignee")
-        if isinstance(assignee, dict) and assignee.get("id") == agent_id:
+        current = assignee.get("id") if isinstance(assignee, dict) else None
+        if current == agent_id:
             return Delivered(str(agent_id))
+        own = state.get("custom_attributes")
+        if keep_claim and current is not None and not (isinstance(own, dict) and own.get(ASSIGNEE_MARK) == current):
+            log.info("%s: %s is assigned to user %s, not by offhours: left with them", PLATFORM, conversation, current)
+            return Delivered(str(current))
         inbox = conversation.inbox or state.get("inbox_id")
         agents = await self._send(
             session, "GET", f"/api/v1/accounts/{conversation.account}/assignable_agents?inbox_ids[]={inbox}",

@@ -74,7 +74,7 @@ from .base import (
 )
 from .buckets import TokenBuckets
 from .config import ResponderSettings
-from .desk import DeskWrite, acts_in_desk, desk_kind
+from .desk import DeskWrite, acts_in_desk, desk_kind, hands_over_in_desk
 from .notice import Notice
 from .registry import Registry
 
@@ -448,7 +448,8 @@ class Responders:
         """One desk write other than the acknowledgment, delivered on its own key; a write
         given up is dead-lettered (``desk <what>: <reason>``). Staff-facing: ``notice`` outcomes."""
         observe = self._observer(
-            write.key, "notice", "chatwoot", request.event_id, request.team, request.conversation
+            write.key, "notice", "chatwoot", request.event_id, request.team,
+            request.conversation if write.conversation is None else write.conversation,
         )
         report = await self.loop.deliver(
             write.key, write.limits, lambda: write.send(self._session), repeat_unknown=True, observe=observe
@@ -459,20 +460,24 @@ class Responders:
         return report
 
     async def _desk_route(self, request: RouteRequest) -> list[Report]:
-        """A route's desk writes (note, assignment, priority), one after the other."""
-        actions = self.registry.desks.get(desk_kind(request.desk) or "")
-        if actions is None:
-            return []
+        """A route's desk writes (note, assignment, priority), one after the other; a
+        handover digest's, conversation after conversation in the digest's order."""
         raw = request.to_json()
-        return [await self._desk_write(write, raw, "routes", request) for write in actions.route(request)]
+        if request.handover:
+            writes = [write for actions in self.registry.desks.values() for write in actions.handover(request)]
+        else:
+            actions = self.registry.desks.get(desk_kind(request.desk) or "")
+            writes = [] if actions is None else actions.route(request)
+        return [await self._desk_write(write, raw, "routes", request) for write in writes]
 
     async def route(self, request: RouteRequest) -> list[Report]:
         """Notify every ``notify`` URI of every member in ``to``, each delivered on its own.
 
         A route with a ``desk`` block also acts in that desk (:mod:`responders.desk`),
-        beside the notices; its reports come first.
+        beside the notices; so does a handover digest with desk conversations (it assigns
+        them). The desk's reports come first.
         """
-        if not acts_in_desk(request.desk):
+        if not acts_in_desk(request.desk) and not hands_over_in_desk(request):
             return await self._notify_all(request)
         desk, notices = await asyncio.gather(self._desk_route(request), self._notify_all(request))
         return [*desk, *notices]

@@ -17,7 +17,15 @@ instead of the platform, which the desk owns:
   rules' routes about the conversation (a reply-by or claim reminder, a route before its
   reply window closes) and the page of a failed acknowledgment;
 - an escalation step (``esc:<event>:<n>``) reassigns the conversation to the step's
-  member, with a note ``escalated: nobody claimed it in N minutes``.
+  member, with a note ``escalated: nobody claimed it in N minutes``;
+- a handover digest (``handover:<team>:<opening>:p<partitions>``) assigns each of its
+  desk conversations, in the digest's order, round-robin to the members on duty at the
+  opening who have a ``chatwoot_agent`` (:func:`promises.routes.handover_assignments`),
+  each with a note ``overnight backlog, n of N, waiting since ..., promised ...``; a
+  conversation of a held inbox (``chatwoot: {hold: true}``) is first set ``open``. A
+  conversation a person assigned meanwhile keeps its assignee (their claim). Keys:
+  ``handover:<team>:<opening>|<conversation>|desk:<what>``, one per conversation and
+  handover whichever worker's digest carries it.
 
 Staff still get their ``notify`` notices as for any route. Each write is one keyed
 delivery of :class:`~responders.delivery.DeliveryLoop` (its ledger, rate limits and
@@ -36,6 +44,7 @@ from typing import Any
 
 import aiohttp
 
+from promises.routes import HandoverAssignment, handover_assignments
 from records.wire import AckRequest, RouteRequest
 
 from .base import Clock, Limit, Outcome, Permanent
@@ -59,6 +68,8 @@ class DeskWrite:
     what: str
     limits: Sequence[Limit]
     send: Send
+    conversation: str | None = None
+    """The conversation it is about when not the request's own (a handover's item)."""
 
 
 def desk_kind(desk: Mapping[str, Any] | None) -> str | None:
@@ -116,6 +127,41 @@ def route_note(request: RouteRequest) -> str:
     return "\n".join(lines)
 
 
+def _local(instant: str | None) -> str | None:
+    """An ISO 8601 instant (in the team's zone) as staff read it: ``Mon 30 Nov 02:14``."""
+    if instant is None:
+        return None
+    try:
+        return datetime.fromisoformat(instant).strftime("%a %d %b %H:%M")
+    except ValueError:
+        return instant
+
+
+def handover_note(request: RouteRequest, assignment: HandoverAssignment) -> str:
+    """The private note of a handover's assignment (see the module doc)::
+
+        offhours handover at the opening (Mon 30 Nov 09:00): overnight backlog, 2 of 5,
+        waiting since Sun 29 Nov 22:14, promised a reply by Mon 30 Nov 09:40 ("...").
+        For Lucía Fernández.
+    """
+    item = assignment.item
+    urgent = " (urgent)" if item.urgent else ""
+    since = _local(item.waiting_since)
+    waiting = f", waiting since {since}" if since else ""
+    by = _local(item.reply_by)
+    if item.promised and by:
+        promised = f'promised a reply by {by} ("{item.promised}")'
+    elif item.promised:
+        promised = f'promised "{item.promised}"'
+    elif by:
+        promised = f"promised a reply by {by}"
+    else:
+        promised = "promised nothing (no acknowledgment from offhours)"
+    name = assignment.member.name or assignment.member.member
+    return (f"offhours handover at the opening ({_local(request.at)}): overnight backlog, "
+            f"{assignment.position} of {assignment.total}{urgent}{waiting}, {promised}. For {name}.")
+
+
 def _minutes_between(start: str, end: str) -> int | None:
     try:
         delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
@@ -149,7 +195,8 @@ class DeskActions:
             return Permanent(f"{CHATWOOT}: unusable desk block: {exc}")
 
     def _write(self, key: str, what: str, desk: Mapping[str, Any] | None,
-               act: Callable[[aiohttp.ClientSession, DeskConversation], Awaitable[Outcome]]) -> DeskWrite:
+               act: Callable[[aiohttp.ClientSession, DeskConversation], Awaitable[Outcome]],
+               about: str | None = None) -> DeskWrite:
         conversation = self._conversation(desk)
         if isinstance(conversation, Permanent):
             refusal = conversation
@@ -157,13 +204,13 @@ class DeskActions:
             async def refuse(session: aiohttp.ClientSession) -> Outcome:
                 return refusal
 
-            return DeskWrite(key, what, (), refuse)
+            return DeskWrite(key, what, (), refuse, about)
         found = conversation
 
         async def send(session: aiohttp.ClientSession) -> Outcome:
             return await act(session, found)
 
-        return DeskWrite(key, what, self.desk.limits(found), send)
+        return DeskWrite(key, what, self.desk.limits(found), send, about)
 
     # -- acknowledgments -------------------------------------------------------------
 
@@ -221,6 +268,43 @@ class DeskActions:
                 lambda session, conversation: self.desk.set_priority(session, conversation, "urgent"),
             ))
         return writes
+
+
+    # -- the handover at the opening ----------------------------------------------------
+
+    def handover(self, request: RouteRequest) -> list[DeskWrite]:
+        """A handover digest's writes, conversation after conversation in the digest's order:
+        the note, the release (``open``) of a held conversation, the assignment."""
+        writes: list[DeskWrite] = []
+        for assignment in handover_assignments(request):
+            item = assignment.item
+            if desk_kind(item.desk) != CHATWOOT:
+                continue
+            base = f"{request.event_id}|{item.conversation}"
+            note_key, text, agent = desk_key(base, "note"), handover_note(request, assignment), assignment.member.chatwoot_agent
+            assert agent is not None
+            writes.append(self._write(
+                note_key, "note", item.desk,
+                lambda session, conversation, key=note_key, text=text: self.desk.post_note(session, conversation, text, key),
+                item.conversation,
+            ))
+            if (item.desk or {}).get("hold") is True:
+                writes.append(self._write(
+                    desk_key(base, "status"), "status", item.desk,
+                    lambda session, conversation: self.desk.set_status(session, conversation, "open"),
+                    item.conversation,
+                ))
+            writes.append(self._write(
+                desk_key(base, "assign"), "assign", item.desk,
+                lambda session, conversation, agent=agent: self.desk.assign(session, conversation, agent, keep_claim=True),
+                item.conversation,
+            ))
+        return writes
+
+
+def hands_over_in_desk(request: RouteRequest) -> bool:
+    """True when ``request`` is a handover digest with a conversation of a desk offhours drives."""
+    return any(acts_in_desk(item.desk) for item in request.handover or ())
 
 
 def build_desks(settings: ResponderSettings, clock: Clock) -> Mapping[str, DeskActions]:

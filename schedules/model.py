@@ -142,10 +142,16 @@ def chatwoot_account(account: int, inbox: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ChatwootDesk:
-    """A team's ``chatwoot:`` block: the Chatwoot ``account`` id and the ``inboxes`` it answers."""
+    """A team's ``chatwoot:`` block: the Chatwoot ``account`` id and the ``inboxes`` it answers.
+
+    ``hold``: offhours is the inboxes' agent bot, so their conversations start
+    ``pending`` (hidden from the agents' default view); offhours releases them (status
+    ``open``) at the opening, and at once during open hours (docs/chatwoot.md, "Hold mode").
+    """
 
     account: int
     inboxes: tuple[int, ...]
+    hold: bool = False
 
     @property
     def accounts(self) -> tuple[str, ...]:

@@ -40,7 +40,9 @@ Handover. At each opening (:class:`~streams.timers.PromiseTimers`) each worker s
 the digest of the backlog held in *its own* partitions of the ``conversations`` table
 (:func:`hand_over`): one route per team, opening and worker partitions, with the
 deterministic id ``handover:<team>:<opening>:p<partitions>``. With several workers the
-team gets one digest per worker that holds part of its backlog.
+team gets one digest per worker that holds part of its backlog. The backlog's care-desk
+conversations carry their ``desk`` block, and the responders assign them in the desk in
+the digest's order (:func:`promises.routes.handover_assignments`).
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def backlog_of(rows: Iterable[tuple[bytes, bytes]], team: Team, opening_at: date
                 account=state.account,
                 author_name=state.author_name,
                 text=state.text,
+                desk=state.desk,
             )
         )
     return items
