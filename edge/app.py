@@ -10,7 +10,7 @@ needed (see :mod:`edge.dedupe` for what that means for redeliveries).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -41,6 +41,7 @@ def build_webhooks(
     known_account: Callable[[str], bool | None] | None = None,
     coverage: Callable[[], Coverage | None] | None = None,
     actions: ActionSink | None = None,
+    draining: Callable[[], bool] | None = None,
 ) -> web.Application:
     """The webhook routes of :mod:`edge.webhooks` on a new application.
 
@@ -60,7 +61,9 @@ def build_webhooks(
     ``coverage`` (the coverage in force, None while none is known) and ``actions`` (where
     claims and answered marks go; the caller starts and stops it) let the Chatwoot
     webhook turn a desk's assignments and resolutions into staff actions; without them
-    it skips those, with the reason.
+    it skips those, with the reason. ``draining``, when given and true, refuses every
+    request with 503 and ``Retry-After`` before anything else (:func:`draining_middleware`:
+    the service is stopping; the platforms send again later, so nothing is lost).
 
     Routes are ``{prefix}/meta``, ``{prefix}/x``, ``{prefix}/telegram``, ``{prefix}/generic``
     and ``{prefix}/chatwoot``: serve the app as it is (``offhours ingest``), or mount it in
@@ -72,15 +75,37 @@ def build_webhooks(
         coverage=coverage, actions=actions,
     )
     buckets = TokenBuckets(settings.rate_per_second, settings.rate_burst, clock)
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[rate_limit_middleware(buckets, ingest.refusals)],
-    )
+    middlewares = [rate_limit_middleware(buckets, ingest.refusals)]
+    if draining is not None:
+        middlewares.insert(0, draining_middleware(draining))
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[INGEST] = ingest
     if manage_sink and isinstance(sink, ManagedSink):
         app.cleanup_ctx.append(_sink_context(sink))
     add_routes(app, prefix)
     return app
+
+
+DRAINING_RETRY_AFTER = 5
+"""Seconds a webhook refused during a stop asks the platform to wait before sending again."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def draining_middleware(draining: Callable[[], bool], retry_after: int = DRAINING_RETRY_AFTER) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """503 with ``Retry-After`` for every request while ``draining()`` (a stop under way):
+    nothing new is accepted, and the platform retries later, on this or another process."""
+
+    @web.middleware
+    async def refuse_while_draining(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if draining():
+            return web.json_response(
+                {"error": "stopping: not accepting webhooks; send again later"},
+                status=503, headers={"Retry-After": str(retry_after)},
+            )
+        return await handler(request)
+
+    return refuse_while_draining
 
 
 def _sink_context(

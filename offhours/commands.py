@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "worker and the web server: /healthz, /readyz, /metrics, the webhooks under\n"
             "/webhooks and the operations API under /api/v1. It prints where each listens.\n"
             "Settings come from OFFHOURS_* environment variables; flags override them.\n"
-            "Stops cleanly on Ctrl-C or SIGTERM."
+            "Stops on Ctrl-C or SIGTERM without losing what it accepted: the webhooks answer 503\n"
+            "at once, what was accepted is decided and delivered for up to OFFHOURS_DRAIN_TIMEOUT\n"
+            "seconds (20) and the rest is kept for the next start (README: Stopping)."
         ),
         epilog=_WEB_SETTINGS,
     )

@@ -1,11 +1,13 @@
 """``offhours run`` and ``offhours ingest``: the service's processes and their web server.
 
-``offhours run``: the embedded broker (unless ``settings.broker_url`` is set), the
-triage worker (topics, app, reconciliation on the leader), then the web server. Stop
-order is the reverse, on Ctrl-C or SIGTERM: the web server stops accepting requests
-first, then the worker finishes the events in hand, flushes its producer and commits,
-and the broker goes last, so an event accepted before the signal is decided or left
-uncommitted for the next worker, never dropped half-way.
+``offhours run``: the embedded broker (unless ``settings.broker_url`` is set), what the
+last stop left on it put back (:func:`offhours.drain.replay_left`), the triage worker
+(topics, app, reconciliation on the leader), then the web server. On Ctrl-C or SIGTERM
+the stop drains (:mod:`offhours.drain`): the webhooks answer 503 and ``/readyz`` turns
+false at once, the worker decides and delivers what was accepted for up to
+``settings.drain_timeout`` seconds and hands back the rest, which is written out for the
+next start; then the web server, the worker and the broker stop, in that order. A second
+signal cuts the drain short (the rest is still written out).
 
 ``offhours ingest``: the same web server without a worker; it holds no partitions and
 no table, so any number of replicas can run behind a balancer.
@@ -17,8 +19,9 @@ rest (:mod:`edge.capabilities`), and on the embedded broker what a restart forge
 Web routes, composed in :func:`build_web` and :func:`mount_edge`:
 
 - ``/healthz``: the process is up;
-- ``/readyz``: the broker answers, a coverage is loaded and (with a worker) the worker
-  holds its partitions with its table recovered; 503 with what is missing otherwise;
+- ``/readyz``: the broker answers, a coverage is loaded, (with a worker) the worker
+  holds its partitions with its table recovered, and no stop is under way; 503 with
+  what is missing otherwise;
 - ``/metrics``: the Prometheus text of the process's :class:`~streams.metrics.Metrics`;
 - ``/webhooks/...``: the webhook ingest (:func:`edge.app.build_webhooks`);
 - ``settings.ops.api_prefix`` (``/api/v1``): the operations API (:mod:`edge.ops`);
@@ -38,6 +41,7 @@ import importlib.util
 import shlex
 import signal
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +63,17 @@ from edge.config_store import KafkaConfigStore, NoCoverage, ensure_topic
 from edge.ops import build_operations_api
 from edge.ops_config import api_calendars
 from edge.sink import KafkaEventSink
+from offhours.drain import (
+    Backlog,
+    Draining,
+    Guard,
+    Plan,
+    drain,
+    ledger_of,
+    leftovers,
+    replay_left,
+    write_out,
+)
 from records.links import LinkSigner
 from schedules import Coverage
 from schedules.holiday import CalendarSource
@@ -116,6 +131,7 @@ class EdgeState:
 PIPELINE: web.AppKey[OffhoursApp] = web.AppKey("pipeline", OffhoursApp)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 EDGE: web.AppKey[EdgeState] = web.AppKey("edge", EdgeState)
+DRAINING: web.AppKey[Draining] = web.AppKey("draining", Draining)
 
 
 class ServiceError(Exception):
@@ -164,10 +180,15 @@ async def readyz(request: web.Request) -> web.Response:
     ``offhours ingest``); ``broker``: the broker answers a metadata request;
     ``coverage``: a coverage is loaded from the config topic; ``coverage_applied`` (with
     a worker): the worker decides with the newest coverage, not an older one because it
-    refused a newer version (the log and ``offhours_coverage_version_refused`` say which).
+    refused a newer version (the log and ``offhours_coverage_version_refused`` say which);
+    ``accepting``: no stop is under way (false from its first moment, so a balancer stops
+    sending traffic while the process drains).
     """
     root = request.app
     checks: dict[str, bool] = {}
+    draining = root.get(DRAINING)
+    if draining is not None:
+        checks["accepting"] = not draining.active
     pipeline = root.get(PIPELINE)
     if pipeline is not None:
         checks["worker"] = pipeline.tables.recovery.completed.is_set() and not pipeline.rebalancing
@@ -203,6 +224,7 @@ def mount_edge(
     metrics: Metrics,
     idempotent: bool = False,
     clock: Clock = _utc_now,
+    draining: Draining | None = None,
 ) -> None:
     """The one place where the HTTP edge (webhooks, operations API) joins the service.
 
@@ -212,7 +234,8 @@ def mount_edge(
     reads ``settings.config_topic`` at startup, seeded with the coverage file's text
     when the topic is empty, and swaps every new valid coverage into ``pipeline`` (the
     local worker, None in ``offhours ingest``). ``idempotent`` turns on the idempotent
-    producer of the webhooks (Apache Kafka; Tansu refuses it). Each long-lived
+    producer of the webhooks (Apache Kafka; Tansu refuses it). Once ``draining`` is
+    active the webhooks answer 503 with ``Retry-After``. Each long-lived
     resource starts and stops with one cleanup context of ``root``.
     """
     servers = client_options(settings)
@@ -240,6 +263,7 @@ def mount_edge(
     webhooks = build_webhooks(
         settings.edge, sink, now=clock, prefix="", on_produced=metrics.count_events_in,
         known_account=_known_account(store), coverage=_coverage_in_force(store), actions=actions,
+        draining=None if draining is None else (lambda: draining.active),
     )
     root.add_subapp(WEBHOOKS_PREFIX, webhooks)
 
@@ -334,19 +358,23 @@ def build_web(
     metrics: Metrics,
     idempotent: bool = False,
     clock: Clock = _utc_now,
+    draining: Draining | None = None,
 ) -> web.Application:
     """The service's aiohttp application: health routes, ``/metrics`` and the HTTP edge.
 
-    ``pipeline`` is the local worker, None for ``offhours ingest``.
+    ``pipeline`` is the local worker, None for ``offhours ingest``; ``draining`` the stop's
+    flag (webhooks 503, ``/readyz`` false once it is active).
     """
     root = web.Application()
+    if draining is not None:
+        root[DRAINING] = draining
     if pipeline is not None:
         root[PIPELINE] = pipeline
     root[METRICS] = metrics
     root.router.add_get("/healthz", healthz)
     root.router.add_get("/readyz", readyz)
     root.router.add_get("/metrics", metrics_text)
-    mount_edge(root, settings, pipeline, metrics=metrics, idempotent=idempotent, clock=clock)
+    mount_edge(root, settings, pipeline, metrics=metrics, idempotent=idempotent, clock=clock, draining=draining)
     return root
 
 
@@ -500,12 +528,24 @@ def watch_command(settings: Settings) -> str:
     )
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stopping = asyncio.Event()
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """``stopping``: the first SIGINT or SIGTERM; ``hurry``: a second one (cut the drain short)."""
+
+    stopping: asyncio.Event
+    hurry: asyncio.Event
+
+
+def _stop_on_signals() -> Signals:
+    signals = Signals(asyncio.Event(), asyncio.Event())
     loop = asyncio.get_running_loop()
+
+    def received() -> None:
+        (signals.hurry if signals.stopping.is_set() else signals.stopping).set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
-    return stopping
+        loop.add_signal_handler(signum, received)
+    return signals
 
 
 async def run_service(
@@ -516,28 +556,49 @@ async def run_service(
     metrics: Metrics | None = None,
     idempotent: bool = False,
 ) -> int:
-    """Run until SIGINT or SIGTERM; returns the exit code.
+    """Run until SIGINT or SIGTERM, then stop as :mod:`offhours.drain` says; returns the exit code.
 
     ``metrics`` is the process's metrics (a new one when None); ``idempotent`` turns
     on the webhooks' idempotent producer (Apache Kafka only: Tansu, the embedded broker
-    included, refuses it).
+    included, refuses it). What the stop did is printed on ``out``: a ``stopping`` line at
+    once, a ``drained`` or ``handed back`` line, and ``stopped in N s``.
     """
     coverage = load_coverage_or_fail(settings)
     metrics = metrics or Metrics()
-    stopping = _stop_on_signals()
+    signals = _stop_on_signals()
+    draining = Draining()
 
     async with broker_for(settings) as live:
         await prepare_config_topic(live)
+        replayed = await replay_left(live, coverage)
         async with running_worker(live, coverage, metrics=metrics) as pipeline, _tracking_lag(pipeline, metrics):
+            guard = Guard(ledger=ledger_of(pipeline))
+            pipeline.delivery_guard = guard  # type: ignore[attr-defined]  # streams.outbox.DeliveryGuard
             async with contextlib.AsyncExitStack() as web_stack:
                 base = None
                 if web_enabled:
-                    app = build_web(live, pipeline, metrics=metrics, idempotent=idempotent)
+                    app = build_web(live, pipeline, metrics=metrics, idempotent=idempotent, draining=draining)
                     base = await web_stack.enter_async_context(serving(app, live))
                 print(*run_banner(settings, live, coverage, base), sep="\n", file=out)
+                if replayed:
+                    print(f"replayed: {replayed} records the last stop left for this start", file=out)
                 print("ready; Ctrl-C to stop", file=out, flush=True)
-                await stopping.wait()
-                print("stopping", file=out, flush=True)
+                await signals.stopping.wait()
+                began = time.monotonic()
+                draining.start(began)
+                print(f"stopping: webhooks answer 503, /readyz false; draining for at most {live.drain_timeout:g} s"
+                      " (Ctrl-C again to cut it short)", file=out, flush=True)
+                async with Backlog(live) as backlog:
+                    outcome = await drain(pipeline, guard, backlog, Plan(began, live.drain_timeout), hurry=signals.hurry)
+                if outcome.drained:
+                    print(f"drained: everything accepted was decided and delivered ({outcome.seconds:.1f} s)",
+                          file=out, flush=True)
+        left = await leftovers(live, outcome.held, time.monotonic() + 5.0)
+        written = await write_out(live, guard.handed, left, timeout=live.drain_timeout)
+        if written.handed or written.left:
+            print(f"handed back: {written.handed} deliveries not made and {written.left} records not reached, "
+                  f"kept for the next start in {written.where} (one log line each)", file=out, flush=True)
+    print(f"stopped in {time.monotonic() - began:.1f} s", file=out, flush=True)
     return 0
 
 
@@ -556,16 +617,18 @@ async def run_ingest(
     """
     coverage = load_coverage_or_fail(settings)
     metrics = metrics or Metrics()
-    stopping = _stop_on_signals()
+    signals = _stop_on_signals()
+    draining = Draining()
 
     async with broker_for(settings) as live:
         await prepare_config_topic(live)
         await create_topics(live)
-        app = build_web(live, None, metrics=metrics, idempotent=idempotent)
+        app = build_web(live, None, metrics=metrics, idempotent=idempotent, draining=draining)
         async with serving(app, live) as base:
             print(*ingest_banner(settings, live, coverage, base), sep="\n", file=out)
             print("ready; Ctrl-C to stop", file=out, flush=True)
-            await stopping.wait()
+            await signals.stopping.wait()
+            draining.start(time.monotonic())  # webhooks 503, /readyz false while the requests in hand finish
             print("stopping", file=out, flush=True)
     return 0
 

@@ -179,7 +179,7 @@ class TestService:
                 return found if found[0] == 200 else None
 
             found = await until(ready, "/readyz to answer 200")
-        assert (200, {"ready": True, "worker": True, "broker": True, "coverage": True, "coverage_applied": True}) == found
+        assert (200, {"ready": True, "accepting": True, "worker": True, "broker": True, "coverage": True, "coverage_applied": True}) == found
 
     async def test_coverage_change_reaches_the_second_worker(self, deployment: Deployment) -> None:
         """A coverage PUT through the first service's API is answered by the second within seconds."""
@@ -229,7 +229,7 @@ class TestIngest:
                 async with http.post(f"{base}/webhooks/generic", data=body, headers=headers) as answer:
                     assert 200 == answer.status, await answer.text()
                 async with http.get(f"{base}/readyz") as answer:
-                    assert {"ready": True, "broker": True, "coverage": True} == await answer.json()
+                    assert {"ready": True, "accepting": True, "broker": True, "coverage": True} == await answer.json()
             async with TopicReader(settings, settings.events_topic) as reader:
 
                 async def produced() -> bytes | None:
