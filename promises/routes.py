@@ -14,7 +14,9 @@ delivery ledger sends each route once:
 * a handover digest: ``handover:<team>:<opening>:p<partitions>`` (:func:`digest_route`).
 
 A handover's conversations that came through a care desk are also assigned in the desk,
-in the digest's order (:func:`handover_assignments`).
+in the digest's order (:func:`handover_assignments`). In open hours a held inbox's new
+conversation is released: ``release:<conversation>:<message time>`` (:func:`release_route`,
+a desk write only, nobody notified).
 
 A conversation's state is read through :class:`ConversationView`, the fields these
 rules read of :class:`triage.state.ConversationState` (:mod:`triage` sits above this
@@ -82,6 +84,8 @@ class ConversationView(Protocol):
     def ack_at(self) -> int | None: ...
     @property
     def staff_at(self) -> int | None: ...
+    @property
+    def routed_at(self) -> int | None: ...
     @property
     def claimed_by(self) -> str | None: ...
     @property
@@ -255,6 +259,63 @@ def handover_assignments(route: RouteRequest) -> list[HandoverAssignment]:
             continue
         assignments.append(HandoverAssignment(item, position, len(items), agents[len(assignments) % len(agents)]))
     return assignments
+
+
+RELEASE_PREFIX = "release:"
+"""The ``route_id`` prefix of a release: acted on in the desk only, nobody is notified."""
+
+
+def is_release(route: RouteRequest) -> bool:
+    """True for a release route (:func:`release_route`)."""
+    return route.route_id.startswith(RELEASE_PREFIX)
+
+
+def release_due(state: ConversationView, team: Team, now: datetime) -> bool:
+    """True when the conversation waits ``pending`` in an inbox its team holds
+    (``chatwoot: {hold: true}``) while the team is open at ``now``, or was routed or paged
+    to staff since the customer started waiting: release it now, or it hides from the
+    agents' default view (docs/chatwoot.md, "Hold mode"). Otherwise offhours holds it
+    (closed hours, nobody routed) until the handover at the opening releases it.
+
+    ``pending`` is the status the conversation had at the customer's latest message
+    (its ``desk`` block); releasing an already open conversation writes nothing.
+    """
+    desk, held = state.desk, team.chatwoot
+    if held is None or not held.hold or desk is None or desk.get("kind") != "chatwoot":
+        return False
+    if desk.get("status") != "pending" or desk.get("inbox") not in held.inboxes:
+        return False
+    if state.status != "open" or not state.waiting():
+        return False
+    since = state.waiting_since if state.waiting_since is not None else state.customer_at
+    routed = state.routed_at is not None and since is not None and state.routed_at >= since
+    return routed or team.at(now).mode == "open"
+
+
+def release_route(state: ConversationView, team: Team, conversation: str, now: datetime) -> RouteRequest:
+    """The release of a held conversation (:func:`release_due`): its status set ``open`` in the desk.
+
+    ``route_id`` is ``release:<conversation>:<customer message POSIX seconds>``, so each
+    message's conversation is released once (the delivery ledger); it notifies nobody.
+    """
+    route_id = f"{RELEASE_PREFIX}{conversation}:{state.customer_at}"
+    return RouteRequest(
+        route_id=route_id,
+        event_id=route_id,
+        team=team.id,
+        action="route",
+        mode="open",
+        to=[],
+        channel=state.channel or "generic",
+        account=state.account or "",
+        conversation=conversation,
+        author_name=state.author_name,
+        text=None,
+        at=now.astimezone(team.timezone).isoformat(timespec="seconds"),
+        next_open=None,
+        reason="held inbox: released (status open) so the agents see it",
+        desk=state.desk,
+    )
 
 
 def _staff_or_team(team: Team, members: Iterable[str]) -> list[Notify]:

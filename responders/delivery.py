@@ -60,6 +60,7 @@ from typing import Literal, Protocol
 import aiohttp
 import orjson
 
+from promises.routes import is_release
 from records.wire import AckRequest, Notify, RouteRequest
 
 from .base import (
@@ -475,10 +476,13 @@ class Responders:
 
         A route with a ``desk`` block also acts in that desk (:mod:`responders.desk`),
         beside the notices; so does a handover digest with desk conversations (it assigns
-        them). The desk's reports come first.
+        them). The desk's reports come first. A release (a held conversation set
+        ``open``, :func:`promises.routes.release_route`) is a desk write only.
         """
         if not acts_in_desk(request.desk) and not hands_over_in_desk(request):
             return await self._notify_all(request)
+        if is_release(request):  # a held conversation released in the desk: nobody to notify
+            return await self._desk_route(request)
         desk, notices = await asyncio.gather(self._desk_route(request), self._notify_all(request))
         return [*desk, *notices]
 

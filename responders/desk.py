@@ -25,7 +25,9 @@ instead of the platform, which the desk owns:
   conversation of a held inbox (``chatwoot: {hold: true}``) is first set ``open``. A
   conversation a person assigned meanwhile keeps its assignee (their claim). Keys:
   ``handover:<team>:<opening>|<conversation>|desk:<what>``, one per conversation and
-  handover whichever worker's digest carries it.
+  handover whichever worker's digest carries it;
+- a release (``release:<conversation>:<message time>``, a held inbox's new conversation
+  in open hours) sets the conversation's status ``open``, and nothing else.
 
 Staff still get their ``notify`` notices as for any route. Each write is one keyed
 delivery of :class:`~responders.delivery.DeliveryLoop` (its ledger, rate limits and
@@ -44,7 +46,7 @@ from typing import Any
 
 import aiohttp
 
-from promises.routes import HandoverAssignment, handover_assignments
+from promises.routes import HandoverAssignment, handover_assignments, is_release
 from records.wire import AckRequest, RouteRequest
 
 from .base import Clock, Limit, Outcome, Permanent
@@ -249,6 +251,11 @@ class DeskActions:
     def route(self, request: RouteRequest) -> list[DeskWrite]:
         """A route's writes, in order: the note, the assignment (when a routed member has a
         ``chatwoot_agent``) and, for a page, the priority ``urgent``."""
+        if is_release(request):
+            return [self._write(
+                desk_key(request.route_id, "status"), "status", request.desk,
+                lambda session, conversation: self.desk.set_status(session, conversation, "open"),
+            )]
         note_key = desk_key(request.route_id, "note")
         text = route_note(request)
         writes = [self._write(

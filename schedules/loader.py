@@ -241,7 +241,8 @@ _TEAM_KEYS = (
     "name", "timezone", "locale", "accounts", "hours", "holidays",
     "overrides", "on_call", "staff", "triage", "escalation", "chatwoot",
 )
-_CHATWOOT_KEYS = ("account", "inboxes")
+_CHATWOOT_KEYS = ("account", "inboxes", "hold")
+_CHATWOOT_REQUIRED = ("account", "inboxes")
 _MAX_ID = 2**63 - 1
 _HOLIDAY_KEYS = ("country", "subdivision", "extra", "mode", "ics")
 _OVERRIDE_KEYS = ("from", "to", "mode", "note")
@@ -590,12 +591,14 @@ class _Reader:
     def chatwoot(
         self, node: Node | None, where: str, team_id: str, accounts: dict[str, tuple[str, Node]]
     ) -> ChatwootDesk | None:
-        """The team's ``chatwoot: {account: 1, inboxes: [3, 4]}``; each inbox becomes the
-        account ``chatwoot:1/3``, claimed in ``accounts`` like a listed account."""
+        """The team's ``chatwoot: {account: 1, inboxes: [3, 4], hold: false}``; each inbox
+        becomes the account ``chatwoot:1/3``, claimed in ``accounts`` like a listed account.
+        ``hold: true``: offhours is the inboxes' agent bot and releases their pending
+        conversations (docs/chatwoot.md, "Hold mode")."""
         if node is None:
             return None
         where = f"{where}, 'chatwoot'"
-        fields = self.mapping(node, where, _CHATWOOT_KEYS, required=_CHATWOOT_KEYS)
+        fields = self.mapping(node, where, _CHATWOOT_KEYS, required=_CHATWOOT_REQUIRED)
         if fields is None:
             return None
         account = self.positive_id(fields["account"][1], f"{where}, 'account'", "account: 1") if "account" in fields else None
@@ -626,9 +629,12 @@ class _Reader:
                     continue
                 accounts[name] = (team_id, item)
                 inboxes.append(inbox)
+        hold = False
+        if "hold" in fields and not _is_null(fields["hold"][1]):
+            hold = self.boolean(fields["hold"][1], f"{where}, 'hold'", False)
         if account is None or not inboxes:
             return None
-        return ChatwootDesk(account, tuple(inboxes))
+        return ChatwootDesk(account, tuple(inboxes), hold)
 
     def zone(self, node: Node | None, where: str) -> ZoneInfo | None:
         if node is None:

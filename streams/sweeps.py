@@ -32,6 +32,10 @@ conversation whose reply window closes before the team opens is a ``window`` tic
 actions agent applies them against the state of that moment and records what it sent
 on the conversation.
 
+Hold mode. The same sweep releases a held Chatwoot inbox's new ``pending`` conversation
+while its team is open (:func:`releases`, :func:`promises.routes.release_route`): a
+desk-only route, sent once per message and worker (the ledger makes a repeat free).
+
 Retention. The same sweep finds the conversations, pending escalations and delivery
 ledger entries older than ``settings.retention`` and posts ``expire`` and
 ``expire_ledger`` ticks; the actions agent deletes them (:mod:`streams.retention`).
@@ -53,7 +57,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from brokers.client import partition_of
-from promises.routes import digest_route
+from promises.routes import digest_route, release_due, release_route
 from promises.rules import BacklogItem, PendingEscalation, handover_digest
 from promises.ticks import due_ticks, reminders_due, utc_instant, window_route_due
 from records.actions import EscalationTick, ReminderTick, WindowTick
@@ -204,8 +208,41 @@ def promise_ticks(
     return ticks
 
 
+def releases(
+    rows: Iterable[tuple[bytes, ConversationState]], teams: dict[str, Team], now: datetime
+) -> list[tuple[bytes, RouteRequest]]:
+    """The release routes due at ``now`` for ``rows`` of the conversations table (decoded)."""
+    due: list[tuple[bytes, RouteRequest]] = []
+    for key, state in rows:
+        team = teams.get(state.team)
+        if team is not None and release_due(state, team, now):
+            due.append((key, release_route(state, team, key.decode("utf-8", "replace"), now)))
+    return due
+
+
+RELEASES_KEPT = 10_000
+"""How many release ids a worker remembers having sent (then it forgets them all; the ledger still sends each once)."""
+
+
+async def _send_releases(app: OffhoursApp, due: list[tuple[bytes, RouteRequest]]) -> int:
+    """Send each release route once per worker: a released conversation's state still says
+    ``pending`` until its customer writes again, so the next sweeps find it due again."""
+    sent: set[str] = app.__dict__.setdefault("_released_ids", set())
+    if len(sent) > RELEASES_KEPT:
+        sent.clear()
+    count = 0
+    for key, route in due:
+        if route.route_id in sent:
+            continue
+        await app.stream_topics.routes.send(key=key, value=route.to_json())
+        sent.add(route.route_id)
+        count += 1
+    return count
+
+
 async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
-    """Send the escalation, follow-through, reply-window and expiry ticks due at ``now`` in this worker's partitions.
+    """Send the escalation, follow-through, reply-window and expiry ticks due at ``now`` in this worker's partitions,
+    and the releases of held desk conversations (:func:`releases`).
 
     Returns how many ticks were sent. The actions agent applies each against the
     conversation's state at that moment (:func:`streams.app.apply_action`), so a tick
@@ -228,5 +265,6 @@ async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
     replied = replied_since_routed(escalations, conversations)
     count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone | replied], teams, now))
     count += await _send_ticks(app, promise_ticks([row for row in conversations if row[0] not in gone], teams, now))
+    count += await _send_releases(app, releases([row for row in conversations if row[0] not in gone], teams, now))
     count += await send_expiries(app, expiring, now)
     return count + await sweep_ledger(app, now, held)

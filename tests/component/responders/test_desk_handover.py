@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from promises.routes import digest_route
+from promises.routes import digest_route, release_due, release_route
 from promises.rules import BacklogItem, handover_digest
 from records.wire import RouteRequest
 from responders.buckets import TokenBuckets
@@ -29,6 +29,7 @@ from responders.fakes.chatwoot import FakeChatwoot
 from responders.fakes.samples import fixed_clock
 from responders.registry import build_registry
 from schedules import Team, load_coverage_text
+from triage.state import ConversationState
 
 MADRID = ZoneInfo("Europe/Madrid")
 OPENING = datetime(2026, 11, 30, 9, 0, tzinfo=MADRID)  # Monday 09:00
@@ -248,3 +249,49 @@ class TestHandoverInTheDesk:
         await harness(cw, session).responders.route(handover(team_of(hook.hook_url, on_call="pablo"), backlog()))
         assert (MARTA, PABLO) == (cw.conversation(ACCOUNT, URGENT).assignee.id, oldest.assignee.id)
         assert [(OLDEST, PABLO), (NEWEST, PABLO)] == assigned(cw)
+
+
+class TestHoldMode:
+    async def test_held_backlog_released_then_assigned_in_order(
+        self, held: FakeChatwoot, hook: FakeWebhook, session: aiohttp.ClientSession
+    ) -> None:
+        """``chatwoot: {hold: true}``: each pending backlog conversation is set open, then assigned,
+        conversation after conversation in the digest's order; once."""
+        team = team_of(hook.hook_url, hold=True)
+        route = handover(team, backlog(status="pending"))
+        assert {True} == {(item.desk or {}).get("hold") for item in route.handover or () if item.desk}
+        h = harness(held, session)
+        await h.responders.route(route)
+        await h.responders.route(route)
+        assert [(URGENT, "messages"), (URGENT, "toggle_status"), (URGENT, "custom_attributes"),
+                (URGENT, "assignments")] == desk_writes(held)[:4]
+        assert [(URGENT, LUCIA), (OLDEST, PABLO), (NEWEST, LUCIA)] == assigned(held)
+        assert [URGENT, OLDEST, NEWEST] == [c for c, what in desk_writes(held) if what == "toggle_status"]
+        assert {"open"} == {held.conversation(ACCOUNT, c).status for c in (URGENT, OLDEST, NEWEST)}
+        assert "pending" == held.conversation(ACCOUNT, TAKEN).status  # not in the backlog: left alone
+
+    async def test_without_hold_a_pending_conversation_keeps_its_status(
+        self, held: FakeChatwoot, hook: FakeWebhook, session: aiohttp.ClientSession
+    ) -> None:
+        await harness(held, session).responders.route(handover(team_of(hook.hook_url), backlog(status="pending")))
+        assert ([], "pending") == ([w for w in desk_writes(held) if w[1] == "toggle_status"],
+                                   held.conversation(ACCOUNT, URGENT).status)
+
+    async def test_a_release_in_open_hours_sets_open_and_notifies_nobody(
+        self, held: FakeChatwoot, hook: FakeWebhook, session: aiohttp.ClientSession
+    ) -> None:
+        """The sweep's release of a held inbox's new conversation: one status write, no notice, no
+        dead letter; sent again (another sweep, another worker), nothing more."""
+        team = team_of(hook.hook_url, hold=True)
+        state = ConversationState(team="care-es", channel="facebook", kind="dm", account=f"chatwoot:{ACCOUNT}/{INBOX}",
+                                  customer_at=int(OPENING.timestamp()) + 3600,
+                                  desk=desk_block(URGENT, "pending"))
+        now = OPENING + timedelta(hours=1, seconds=20)
+        assert release_due(state, team, now)
+        route = release_route(state, team, f"cw:{ACCOUNT}:{URGENT}", now)
+        h = harness(held, session)
+        reports = await h.responders.route(route)
+        again = await harness(held, session).responders.route(route)  # a fresh ledger: the desk says open already
+        assert ([(URGENT, "toggle_status")], "open") == (desk_writes(held), held.conversation(ACCOUNT, URGENT).status)
+        assert (["delivered"], ["delivered"], [], 0) == (
+            [r.status for r in reports], [r.status for r in again], h.dead_letters, len(hook.deliveries))

@@ -46,3 +46,41 @@ def test_round_robin_over_the_members_with_an_agent_in_the_digest_order() -> Non
 def test_nobody_with_an_agent_assigns_nothing() -> None:
     assert [] == handover_assignments(digest([item("a", DESK)], [MARTA]))
     assert [] == handover_assignments(dataclasses.replace(digest([item("a")], [LUCIA])))
+
+
+# -- hold mode: the release of a held inbox's new conversation in open hours ------------------
+
+HELD = """\
+teams:
+  care-es:
+    timezone: Europe/Madrid
+    chatwoot: {account: 7, inboxes: [12], hold: HOLD}
+    hours:
+      mon-fri: ["09:00-18:00 open", "18:00-22:00 reduced"]
+"""
+
+
+def test_release_only_while_open_pending_waiting_and_held() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from promises.routes import release_due, release_route
+    from schedules import load_coverage_text
+    from triage.state import ConversationState
+
+    held = load_coverage_text(HELD.replace("HOLD", "true")).teams["care-es"]
+    plain = load_coverage_text(HELD.replace("HOLD", "false")).teams["care-es"]
+    open_at = datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Europe/Madrid"))
+    evening = datetime(2026, 11, 30, 19, 0, tzinfo=ZoneInfo("Europe/Madrid"))
+    written = int(open_at.timestamp()) - 30
+    state = ConversationState(team="care-es", customer_at=written,
+                              desk={**DESK, "status": "pending", "inbox": 12})
+    assert release_due(state, held, open_at)
+    assert not release_due(state, plain, open_at)
+    assert not release_due(state, held, evening)  # reduced, not routed (yet): held
+    assert release_due(dataclasses.replace(state, routed_at=written), held, evening)  # routed: the on-call sees it
+    assert not release_due(dataclasses.replace(state, desk={**DESK, "status": "open", "inbox": 12}), held, open_at)
+    assert not release_due(dataclasses.replace(state, desk={**DESK, "status": "pending", "inbox": 13}), held, open_at)
+    assert not release_due(dataclasses.replace(state, staff_at=written + 5), held, open_at)  # answered
+    route = release_route(state, held, "cw:7:4821", open_at)
+    assert (f"release:cw:7:4821:{written}", [], "2026-11-30T10:00:00+01:00") == (route.route_id, route.to, route.at)

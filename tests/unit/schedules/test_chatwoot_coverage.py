@@ -43,6 +43,13 @@ class TestValid:
         coverage = load_coverage_text(HEAD + "    accounts: [acme.es.x]\n    chatwoot: {account: 1, inboxes: [4, 3]}\n")
         assert ("acme.es.x", "chatwoot:1/4", "chatwoot:1/3") == coverage.teams["care-es"].accounts
 
+    def test_hold(self) -> None:
+        """``hold: true`` (offhours is the inboxes' agent bot); off when absent or null."""
+        held = load_coverage_text(HEAD + "    chatwoot: {account: 1, inboxes: [3], hold: true}\n")
+        plain = load_coverage_text(HEAD + "    chatwoot: {account: 1, inboxes: [3], hold: null}\n")
+        assert (ChatwootDesk(1, (3,), hold=True), False) == (
+            held.teams["care-es"].chatwoot, plain.teams["care-es"].chatwoot.hold)
+
     def test_unknown_agent_and_member(self) -> None:
         """An agent id no member carries, or a member without one, maps to None."""
         coverage = load_coverage_text(HEAD + "    staff: {ana: {chatwoot_agent: 9007199254740993}, bob: {name: Bob}}\n")
@@ -83,6 +90,7 @@ INVALID = [
     pytest.param(HEAD + "    chatwoot: {account: 1, inboxes: [3.5]}\n", 4, ["not '3.5'"], id="inbox_fraction"),
     pytest.param(HEAD + "    chatwoot: {account: 1, inboxes: [99999999999999999999]}\n", 4, ["must be a positive whole number"], id="inbox_beyond_64_bits"),
     pytest.param(HEAD + "    chatwoot: {account: 1, inbox: [3]}\n", 4, ["unknown key 'inbox'", "did you mean 'inboxes'"], id="unknown_key"),
+    pytest.param(HEAD + "    chatwoot:\n      account: 1\n      inboxes: [3]\n      hold: maybe\n", 7, ["'chatwoot', 'hold' must be true or false, not 'maybe'", "write true or false"], id="hold_not_a_boolean"),
     pytest.param(HEAD + "    chatwoot: 1\n", 4, ["'chatwoot' must be a mapping"], id="not_a_mapping"),
     pytest.param(HEAD + "    chatwoot:\n      account: 1\n      inboxes:\n        - 3\n        - 3\n", 8, ["inbox 3 is listed twice (also line 7)", "list each inbox once"], id="inbox_twice_in_one_team"),
     pytest.param(
