@@ -13,7 +13,12 @@ on any date.
   marker) in the conversation, labels, a private note, the conversation assigned to the
   on-call agent; Chatwoot's webhooks of offhours' own writes, and a redelivery of the
   customer's webhook (same ``X-Chatwoot-Delivery``), post nothing more;
-- the on-call agent replies in the desk: no escalation follows;
+- the on-call agent replies in the desk (the customer having waited 45 s more on the test
+  clock): no escalation follows, and that reply is the conversation's first response,
+  measured alike by the worker (the partition's recent first responses, which later
+  acknowledgments promise from) and by ``offhours sla report`` (the events topic read
+  through :class:`promises.sla.ResponseTracker`): the reply's time minus the customer's
+  message's, both dated by the test clock, in the team's mode at the message (reduced);
 - a second conversation nobody answers walks the escalation chain: reassigned to the next
   on call, then to the lead, each with its note;
 - a conversation Chatwoot cannot reply to now (``can_reply`` false): no public message, a
@@ -42,9 +47,11 @@ from edge.actions import KafkaActionSink
 from edge.app import build_webhooks
 from edge.config import EdgeSettings
 from edge.sink import KafkaEventSink
+from promises.rules import FirstResponseStats
+from promises.sla import ResponseTracker, sla_rows
 from responders.fakes import FakeSlack
 from responders.fakes.chatwoot import FakeChatwoot, Message
-from schedules import load_coverage_text
+from schedules import Coverage, load_coverage_text
 from streams.app import OffhoursApp
 from streams.worker import running_worker
 from tests.conftest import settings_for
@@ -119,6 +126,8 @@ class Running:
     app: OffhoursApp
     clock: TestClock
     routes: TopicReader
+    events: TopicReader
+    coverage: Coverage
 
     def messages(self, conversation: int) -> list[Message]:
         return self.desk.conversation(ACCOUNT, conversation).messages
@@ -141,6 +150,11 @@ class Running:
     def state(self, conversation: int) -> ConversationState | None:
         raw = self.app.conversations.get(f"cw:{ACCOUNT}:{conversation}".encode())
         return None if raw is None else ConversationState.from_bytes(raw)
+
+    def recent_first_responses(self, mode: str = "reduced") -> list[int]:
+        """The worker's recent first responses of care-es in ``mode`` (seconds), from the reply-times table."""
+        raw = self.app.reply_times.get(b"p0")  # one partition
+        return [] if raw is None else FirstResponseStats.from_bytes(raw).durations("care-es", mode)
 
     async def flush(self) -> None:
         """Chatwoot sends the webhooks of what offhours changed at once: send them, all accepted."""
@@ -180,8 +194,9 @@ async def running(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFacto
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             desk.add_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/chatwoot", SECRET)
-            async with TopicReader(settings, settings.routes_topic) as routes:
-                yield Running(desk, slack, app, clock, routes)
+            async with (TopicReader(settings, settings.routes_topic) as routes,
+                        TopicReader(settings, settings.events_topic) as events):
+                yield Running(desk, slack, app, clock, routes, events, coverage)
     finally:
         await runner.cleanup()
         await actions.stop()
@@ -238,9 +253,26 @@ class TestChatwootDeskEndToEnd:
         assert state is not None and state.claimed_by is None  # offhours' own assignment is no claim
 
     async def test_the_agents_reply_in_the_desk_stops_the_escalation(self, running: Running) -> None:
-        await running.desk.agent_replies(ACCOUNT, ANSWERED, PABLO, "Hola Ana, lo miro ahora mismo")
+        running.clock.advance(timedelta(seconds=45))  # the customer waits on; the chain's first step is due at 2 min
+        reply = await running.desk.agent_replies(ACCOUNT, ANSWERED, PABLO, "Hola Ana, lo miro ahora mismo")
         await until(lambda: (state := running.state(ANSWERED)) is not None and state.status == "answered",
                     "the desk reply marks the conversation answered")
+        [written] = [m for m in running.messages(ANSWERED) if m.message_type == "incoming"]
+        waited = int(reply.created_at) - int(written.created_at)  # both dated by the one test clock
+        assert 45 <= waited < 120
+
+        # The worker measured it: the partition's recent first responses (the figures acknowledgments promise).
+        await until(lambda: running.recent_first_responses() == [waited], "the worker records the first response")
+
+        # The SLA report measures the same from the events topic, as `offhours sla report` reads it.
+        tracker = ResponseTracker(running.coverage)
+        for record in await running.events.read_all():
+            tracker.add_raw(record.value, f"offset {record.offset}")
+        [response] = [r for r in tracker.responses() if r.conversation == f"cw:{ACCOUNT}:{ANSWERED}"]
+        assert ("care-es", "reduced", waited) == (response.team, response.mode, response.seconds)
+        assert datetime.fromtimestamp(int(written.created_at), UTC) == response.customer_at
+        [row] = sla_rows(tracker.responses(), running.coverage)
+        assert ("care-es", "reduced", 1, timedelta(seconds=waited)) == (row.team, row.mode, row.count, row.median)
 
     async def test_the_unanswered_one_walks_the_chain_and_the_answered_one_stays(self, running: Running) -> None:
         running.clock.advance(timedelta(minutes=5))  # both steps of the chain are due (2 and 4 minutes)
