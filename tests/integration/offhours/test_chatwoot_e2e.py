@@ -23,7 +23,10 @@ on any date.
   on call, then to the lead, each with its note;
 - a conversation Chatwoot cannot reply to now (``can_reply`` false): no public message, a
   note saying what would have been sent and why not, and the failed acknowledgment's page
-  (a note, the on-call agent, priority urgent).
+  (a note, the on-call agent, priority urgent);
+- Tuesday 09:00, the opening (the clock moved there and the opening timer planned again
+  from it): the two conversations still waiting get the handover's note ("overnight
+  backlog, n of 2, ...") in the digest's order and are with the member on duty, pablo.
 """
 
 from __future__ import annotations
@@ -308,3 +311,34 @@ class TestChatwootDeskEndToEnd:
                    for note in notes)
         assert any(note.startswith("offhours paged this conversation to Pablo Ruiz") for note in notes)
         await running.flush()
+
+    async def test_the_opening_hands_the_backlog_over_in_the_desk(self, running: Running) -> None:
+        """Tuesday 09:00: the conversations still waiting (the unanswered one, written first, then the
+        one Chatwoot could not reply to) get the handover's note in the digest's order and are with
+        the member on duty at the opening (pablo); the answered one is not in the backlog."""
+        opening = datetime(2026, 11, 24, 9, 0, tzinfo=MADRID)
+        running.clock.advance(timedelta(seconds=opening.timestamp() - running.clock() - 1))
+        assert running.app.promise_timers is not None
+        running.app.promise_timers.plan(running.coverage)  # the timer waits on the system clock: plan again from the test clock
+
+        def handover_notes(conversation: int) -> list[Message]:
+            return [m for m in running.messages(conversation)
+                    if m.private and (m.content or "").startswith("offhours handover at the opening")]
+
+        await until(lambda: all(handover_notes(c) for c in (UNANSWERED, WINDOW_CLOSED)), "the handover's notes")
+        await until(lambda: running.assignee(UNANSWERED) == PABLO == running.assignee(WINDOW_CLOSED),
+                    "both with the member on duty at the opening")
+        [first], [second] = handover_notes(UNANSWERED), handover_notes(WINDOW_CLOSED)
+        assert first.id < second.id  # written in the digest's order
+        assert "overnight backlog, 1 of 2, waiting since Mon 23 Nov 21:" in (first.content or "")
+        assert "overnight backlog, 2 of 2, waiting since Mon 23 Nov 21:" in (second.content or "")
+        assert {"For Pablo Ruiz."} == {(m.content or "").rsplit(". ", 1)[-1] for m in (first, second)}
+        assert first.content_attributes["offhours_id"] == (
+            f"handover:care-es:{int(opening.timestamp())}|cw:{ACCOUNT}:{UNANSWERED}|desk:note")
+        assert [] == handover_notes(ANSWERED)
+        records = await running.routes.read_all()
+        [digest] = [orjson.loads(r.value) for r in records if orjson.loads(r.value)["route_id"].startswith("handover:")]
+        assert [UNANSWERED, WINDOW_CLOSED] == [item["desk"]["conversation"] for item in digest["extra"]["handover"]]
+        await running.flush()  # Chatwoot's webhooks of those writes: offhours' own, no claim
+        state = running.state(UNANSWERED)
+        assert state is not None and state.claimed_by is None
