@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import shlex
 import signal
 import textwrap
@@ -67,8 +68,10 @@ from offhours.drain import (
     Backlog,
     Draining,
     Guard,
+    Outcome,
     Plan,
     drain,
+    held_partitions,
     ledger_of,
     leftovers,
     replay_left,
@@ -83,6 +86,7 @@ from streams.settings import Settings
 from streams.worker import create_topics, running_worker
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 2.0
 WEBHOOKS_PREFIX = "/webhooks"
 
@@ -588,8 +592,15 @@ async def run_service(
                 draining.start(began)
                 print(f"stopping: webhooks answer 503, /readyz false; draining for at most {live.drain_timeout:g} s"
                       " (Ctrl-C again to cut it short)", file=out, flush=True)
-                async with Backlog(live) as backlog:
-                    outcome = await drain(pipeline, guard, backlog, Plan(began, live.drain_timeout), hurry=signals.hurry)
+                try:
+                    async with Backlog(live) as backlog:
+                        outcome = await drain(
+                            pipeline, guard, backlog, Plan(began, live.drain_timeout), hurry=signals.hurry
+                        )
+                except Exception:  # the broker gone, say: hand back what is in flight and stop
+                    log.exception("stop: the drain failed; handing back what is in flight")
+                    guard.cut()
+                    outcome = Outcome(held=held_partitions(pipeline))
                 if outcome.drained:
                     print(f"drained: everything accepted was decided and delivered ({outcome.seconds:.1f} s)",
                           file=out, flush=True)
