@@ -151,7 +151,11 @@ class Counts:
     stop_lines: list[str] = field(default_factory=list)
 
 
-async def stop_under_load(tmp_path: Path, settings: Settings, env: dict[str, str]) -> Counts:
+async def stop_under_load(
+    tmp_path: Path, settings: Settings, env: dict[str, str], *, waiting: int = WAITING, drain: float = DRAIN
+) -> Counts:
+    """The stop of the module doc; with ``waiting`` 0 nothing waits for a retry and the drain
+    must finish everything before the process exits."""
     run = uuid.uuid4().hex[:6]
     now = datetime.now(UTC)
     customers = [Customer(n, run, now - timedelta(seconds=30)) for n in range(CUSTOMERS)]
@@ -168,7 +172,7 @@ async def stop_under_load(tmp_path: Path, settings: Settings, env: dict[str, str
     ))
     env = env | {
         "OFFHOURS_COVERAGE_FILE": str(coverage),
-        "OFFHOURS_DRAIN_TIMEOUT": str(DRAIN),
+        "OFFHOURS_DRAIN_TIMEOUT": str(drain),
         "OFFHOURS_EDGE__META_APP_SECRET": APP_SECRET,
         "OFFHOURS_EDGE__ACCOUNTS": orjson.dumps({f"fb:{PAGE}": "acme.it.facebook",
                                                  f"wa:{PHONE_NUMBER_ID}": "acme.it.whatsapp"}).decode(),
@@ -187,7 +191,8 @@ async def stop_under_load(tmp_path: Path, settings: Settings, env: dict[str, str
     try:
         first = ServiceProcess.spawn("run", settings, tmp_path / "run-1.log", env=env)
         url = await first.wait_ready()
-        graph.fail_next("rate_limit", WAITING)
+        if waiting:
+            graph.fail_next("rate_limit", waiting)
         async with aiohttp.ClientSession() as http:
             for customer in customers:
                 raw, headers = signed(customer.body())
@@ -203,28 +208,32 @@ async def stop_under_load(tmp_path: Path, settings: Settings, env: dict[str, str
                 async with http.get(f"{url}/readyz") as answer:
                     return True if answer.status == 503 else None
 
-            await until(refused, "/readyz to turn 503 once the stop began", deadline=DRAIN)
+            await until(refused, "/readyz to turn 503 once the stop began", deadline=drain)
             async with http.get(f"{url}/healthz") as answer:
                 assert 200 == answer.status
             raw, headers = signed(late.body())
             async with http.post(f"{url}/webhooks/meta", data=raw, headers=headers) as answer:
                 assert 503 == answer.status, await answer.text()
                 assert answer.headers.get("Retry-After", "").isdigit()
-            assert counts.before_stop < CUSTOMERS - WAITING, "the stop came too late to find work in flight"
+            assert counts.before_stop < CUSTOMERS - waiting, "the stop came too late to find work in flight"
 
-        code = await asyncio.to_thread(first.process.wait, DRAIN + STOP_MARGIN + 30)
+        code = await asyncio.to_thread(first.process.wait, drain + STOP_MARGIN + 30)
         counts.stop_seconds = time.monotonic() - began
         counts.at_exit = len(set(acknowledged(graph)))
         counts.stop_lines = [line for line in first.lines if line.startswith(("stopping", "drained", "handed back", "stopped"))]
         assert 0 == code, first.output()
-        assert counts.stop_seconds <= DRAIN + STOP_MARGIN, first.output()
-        assert any(line.startswith("handed back:") for line in first.lines), first.output()
-        if settings.broker_url is None:
-            assert (settings.data_dir / LEFT_FILE).exists(), first.output()
+        assert counts.stop_seconds <= drain + STOP_MARGIN, first.output()
+        if not waiting:
+            assert any(line.startswith("drained:") for line in first.lines), first.output()
+            assert CUSTOMERS == counts.at_exit, first.output()
+        else:
+            assert any(line.startswith("handed back:") for line in first.lines), first.output()
+            if settings.broker_url is None:
+                assert (settings.data_dir / LEFT_FILE).exists(), first.output()
 
         second = ServiceProcess.spawn("run", settings, tmp_path / "run-2.log", env=env)
         await second.wait_ready()
-        if settings.broker_url is None:
+        if settings.broker_url is None and waiting:
             assert any(line.startswith("replayed:") for line in second.lines), second.output()
             assert not (settings.data_dir / LEFT_FILE).exists()
         users = {customer.user for customer in customers}
@@ -281,15 +290,29 @@ def report(broker: str, counts: Counts) -> str:
             f"{len(counts.left)} left; stop: {' | '.join(counts.stop_lines)}")
 
 
-async def test_a_stop_under_load_on_the_embedded_broker_loses_nothing(tmp_path: Path) -> None:
-    """Tansu, started by ``offhours run`` (memory only): what the stop left is in the file the next start replays."""
+def embedded(tmp_path: Path) -> tuple[Settings, dict[str, str]]:
+    """Settings and environment of ``offhours run`` on the embedded broker it starts (Tansu)."""
     settings = Settings(coverage_file=tmp_path / "coverage.yaml", app_id=f"drain-{uuid.uuid4().hex[:8]}",
                         data_dir=tmp_path / "data", partitions=2, session_timeout=3.0, reconcile_interval=2.0)
     env = service_env(settings)
     env.pop("OFFHOURS_BROKER_URL", None)
     env.pop("OFFHOURS_ONE_RECORD_BATCHES", None)
-    counts = await stop_under_load(tmp_path, settings, env)
+    return settings, env
+
+
+async def test_a_stop_under_load_on_the_embedded_broker_loses_nothing(tmp_path: Path) -> None:
+    """Tansu, started by ``offhours run`` (memory only): what the stop left is in the file the next start replays."""
+    counts = await stop_under_load(tmp_path, *embedded(tmp_path))
     print(report("embedded Tansu", counts))
+    assert [] == counts.left
+
+
+async def test_with_nothing_waiting_for_a_retry_the_stop_finishes_everything_first(tmp_path: Path) -> None:
+    """The default drain (20 s), no retry pending: every customer is acknowledged before the process exits."""
+    counts = await stop_under_load(
+        tmp_path, *embedded(tmp_path), waiting=0, drain=Settings.model_fields["drain_timeout"].default
+    )
+    print(report("embedded Tansu, default drain, no retry pending", counts))
     assert [] == counts.left
 
 
