@@ -5,9 +5,11 @@ webhook latency (stage 4, :mod:`bench.latency`): the embedded Tansu (the default
 Apache Kafka node (``--broker kafka``, :class:`brokers.apache.KafkaServer`) or both, one
 after the other, with the stages 1-3 side by side at the end; each runs with the
 service's settings for that broker (``Settings.broker_flavour``). The state scale
-(stage 5, :mod:`bench.state`) needs no broker; the coverage engine benchmark
-(:mod:`bench.coverage`) runs first when it is there. The whole report goes to stdout
-as markdown, progress to stderr; a full run takes about five minutes on two cores.
+(stage 5, :mod:`bench.state`) needs no broker, nor do the console's pages
+(:mod:`bench.console`: 20 teams, 10,000 open conversations, about 15 s), which run
+after it; the coverage engine benchmark (:mod:`bench.coverage`) runs first when it is
+there. The whole report goes to stdout as markdown, progress to stderr; a full run takes
+about five minutes on two cores.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench import latency, pipeline, state
+from bench import console, latency, pipeline, state
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     asyncio.run(with_broker())
     print("[bench] state ...", file=sys.stderr, flush=True)
     state.run(100_000 if args.quick else 200_000, 300_000 if args.quick else 1_000_000)
+    print(flush=True)
+    print("[bench] console ...", file=sys.stderr, flush=True)
+    console.run(requests=10 if args.quick else 30)
     print(f"\nTotal time: {time.perf_counter() - started:,.0f} s.", flush=True)
     return 0
 

@@ -1,15 +1,15 @@
-"""The console's access rules and speed on a live aiohttp server (no browser)."""
+"""The console's access rules on a live aiohttp server (no browser), and its pages with 10,000 open conversations."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
 import pytest
 
+from console.views import QUEUE_LIMIT
 from tests.support.console import (
     NOW,
     OPERATE_TOKEN,
@@ -81,16 +81,32 @@ async def test_a_read_token_cannot_change_anything(console: Console) -> None:
         assert console.store.current().overrides == ()
 
 
-async def test_each_page_takes_under_200_ms_with_20_teams_and_10000_conversations(console: Console) -> None:
-    # 10,000 open conversations over 4 days (the projection's 20 teams: the coverage's 2, as many rows).
+async def test_every_page_renders_with_10000_open_conversations(console: Console) -> None:
+    # 10,000 more open conversations over 4 days; how fast the pages are is bench/console.py's to measure.
     for n in range(10, 10_010):
         console.projection.apply_event(event(n, NOW - timedelta(minutes=n % 5760)))
-    assert sum(1 for _ in console.projection.open_conversations()) >= 10_000
+    waiting = sum(1 for _ in console.projection.open_conversations())
+    assert waiting >= 10_000
+    shows = {
+        "/console/": ('data-team="care-it"', 'data-team="care-us"'),
+        "/console/timeline": ('<svg id="timeline"',),
+        "/console/preview?at=2026-12-24T02:00": ('id="preview-result"',),
+        # the routed table comes first, longest waiting first: 5,759 minutes before Monday 20:00 (Thursday, reduced)
+        "/console/queue": (f"<small>{waiting} waiting for a person</small>",
+                           f'<small>{len(console.projection.pending)}</small>',
+                           'data-conversation="wa:PHONE_1:CUST_5759"'),
+        "/console/overrides": ("Natale",),
+        "/console/reply-times": (f"<small>{len(console.projection.messages)} messages",),
+    }
+    assert set(shows) == set(PAGES)
     async with browser_session() as session:
         await sign_in(session, console, OPERATE_TOKEN)
-        for page in PAGES:
-            started = time.perf_counter()
+        for page, marks in shows.items():
             async with session.get(f"{console.url}{page}") as answer:
                 assert answer.status == 200, page
-                await answer.read()
-            assert time.perf_counter() - started < 0.2, page
+                text = await answer.text()
+            for mark in marks:
+                assert mark in text, (page, mark)
+            if page == "/console/queue":
+                assert re.findall(r'<tr data-conversation="([^"]+)"', text)[0] == "wa:PHONE_1:CUST_5759"
+                assert text.count("<tr data-conversation=") == 2 * QUEUE_LIMIT  # 100 routed rows, 100 of the backlog
