@@ -35,7 +35,7 @@ A stop (SIGTERM, SIGINT) goes through these steps, each one here:
 Pure parts, tested without a broker: :class:`Plan` (the deadlines, from an injected
 clock), :func:`behind` (what is not committed yet), :func:`customer_ids` and
 :func:`left_line` (what a log line says), :func:`left_entry` / :func:`entry_record` (the
-file's lines).
+file's lines), :func:`replayed` (what the next start puts back).
 """
 
 from __future__ import annotations
@@ -510,28 +510,37 @@ async def _producer(settings: Settings) -> Any:
         await producer.stop()
 
 
+def replayed(items: list[Left], coverage: Coverage, now: float) -> list[Left]:
+    """What the next start puts back on the topics for ``items`` (the lines of :data:`LEFT_FILE`):
+    each as it was, but an acknowledgment cut while it was being sent (ledger ``sending``: it
+    may have arrived) becomes the page to the staff on call at ``now`` (POSIX seconds), as
+    after a crash; without anyone to page it is sent again rather than dropped."""
+    on_call, mode_at = on_call_from(lambda: coverage), mode_from(lambda: coverage)
+    out = []
+    for item in items:
+        if item.role == "acks" and item.ledger == SENDING:
+            request = AckRequest.from_json(item.value)
+            reason = "offhours stopped while sending it, so it may or may not have arrived"
+            page = failed_ack_page(request, reason, utc_from_epoch(now), on_call, mode_at)
+            if page is not None and page.to:
+                item = Left("routes", item.key, page.to_json(), reason)
+        out.append(item)
+    return out
+
+
 async def replay_left(settings: Settings, coverage: Coverage, *, now: Callable[[], float] = time.time) -> int:
-    """Put what the last stop left (``settings.data_dir / LEFT_FILE``) back on its topics,
-    then delete the file; returns how many records. An acknowledgment cut while it was being
-    sent becomes the page to the staff on call (it may have arrived: never sent twice)."""
+    """Put what the last stop left (``settings.data_dir / LEFT_FILE``) back on its topics
+    (:func:`replayed`), then delete the file; returns how many records."""
     path = settings.data_dir / LEFT_FILE
     if not path.exists():
         return 0
-    items = [entry_record(line) for line in path.read_bytes().splitlines() if line.strip()]
+    items = replayed([entry_record(line) for line in path.read_bytes().splitlines() if line.strip()],
+                     coverage, now())
     await create_topics(settings)
     topics = role_topics(settings)
-    on_call, mode_at = on_call_from(lambda: coverage), mode_from(lambda: coverage)
     async with _producer(settings) as producer:
         for item in items:
-            role, value = item.role, item.value
-            if role == "acks" and item.ledger == SENDING:
-                request = AckRequest.from_json(value)
-                reason = "offhours stopped while sending it, so it may or may not have arrived"
-                page = failed_ack_page(request, reason, utc_from_epoch(now()), on_call, mode_at)
-                if page is None:
-                    continue
-                role, value = "routes", page.to_json()
-            await producer.send_and_wait(topics[role], value, key=item.key, headers=list(item.headers) or None)
+            await producer.send_and_wait(topics[item.role], item.value, key=item.key, headers=list(item.headers) or None)
     path.unlink()
     log.warning("start: put back %s records the last stop left in %s", len(items), path)
     return len(items)

@@ -25,7 +25,10 @@ from offhours.drain import (
     entry_record,
     left_entry,
     left_line,
+    replayed,
 )
+from records.wire import AckRequest
+from schedules import load_coverage_text
 
 EVENTS = TopicPartition("social.events", 0)
 ACKS = TopicPartition("offhours.acks", 0)
@@ -183,3 +186,35 @@ async def test_a_second_signal_cuts_at_once(held: None) -> None:
     backlog = FakeBacklog({EVENTS: 3, ACKS: 3}, {EVENTS: 0, ACKS: 0})
     await drain(FakeApp(), guard, backlog, Plan(0.0, 20.0), hurry=hurry, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
     assert guard.is_cut and clock.now < 5.0
+
+
+class TestReplayed:
+    """What the next start puts back on the topics for the lines of the file."""
+
+    def request(self) -> bytes:
+        return AckRequest(
+            ack_id="ack:fb:m_1", event_id="fb:m_1", team="care-it", account="acme.it.facebook", channel="facebook",
+            kind="dm", conversation="fb:PAGE_111:PSID_1", recipient="PSID_1", reply_to="m_1",
+            text="Ciao Ana, ti rispondiamo lunedì", lang="it", public=False, at="2026-11-22T21:14:05Z",
+            author_name="Ana", customer_text="il mio ordine?",
+        ).to_json()
+
+    def coverage(self) -> Any:
+        return load_coverage_text(
+            "teams:\n  care-it:\n    timezone: Europe/Rome\n    accounts: [acme.it.facebook]\n"
+            "    hours:\n      mon-fri: ['09:00-18:00 open']\n"
+            "    on_call:\n      rotation: {members: [marta], start: '2020-01-06 09:00', every: 1w}\n"
+            "    staff:\n      marta: {name: Marta Rossi, notify: ['mailto:marta@example.com']}\n"
+        )
+
+    def test_a_delivery_handed_back_goes_back_as_it_was(self) -> None:
+        items = [Left("acks", b"k", self.request(), "stopped", ledger="retrying"), Left("events", b"k", b"{}", "stopped")]
+        assert items == replayed(items, self.coverage(), 1_800_000_000.0)
+
+    def test_an_acknowledgment_cut_while_sending_is_paged_to_staff_not_sent_again(self) -> None:
+        [page] = replayed([Left("acks", b"k", self.request(), "stopped", ledger="sending")],
+                          self.coverage(), 1_800_000_000.0)
+        route = orjson.loads(page.value)
+        assert ("routes", "escalation:ack:fb:m_1", ["marta"]) == (
+            page.role, route["route_id"], [member["member"] for member in route["to"]])
+        assert "may or may not have arrived" in route["reason"]
