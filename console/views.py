@@ -40,6 +40,8 @@ DEFAULT_REPLY = timedelta(hours=2)
 GAP_DAYS = 7
 SHIFT_LOOKAHEAD = timedelta(days=60)
 QUEUE_LIMIT = 100
+BACKLOG_PREVIEW = 10
+"""Backlog rows per team on the all-teams queue (each team's own queue lists up to :data:`QUEUE_LIMIT`)."""
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 # Timeline geometry (SVG user units): one row per local day, lanes stacked inside it.
@@ -384,7 +386,7 @@ def preview(
 
 
 def queue(coverage: Coverage, projection: Projection, now: datetime, *, team_id: str | None = None,
-          limit: int = QUEUE_LIMIT) -> dict[str, Any]:
+          limit: int = QUEUE_LIMIT, backlog_limit: int | None = None) -> dict[str, Any]:
     """Conversations waiting for a person, in three sections.
 
     ``routed``: routed or paged and unclaimed, with the escalation step reached and the
@@ -392,7 +394,8 @@ def queue(coverage: Coverage, projection: Projection, now: datetime, *, team_id:
     next handover (or the inbox when open), per team in handover order
     (:func:`promises.rules.handover_digest`: urgent first, then longest waiting; the
     follower count is never read). Each with its wait, promised reply-by and the
-    platform's reply-window deadline. At most ``limit`` rows per section (the counts are whole).
+    platform's reply-window deadline. At most ``limit`` rows per section, and at most
+    ``backlog_limit`` (default ``limit``) per team's backlog; the counts are whole.
     """
     routed: list[tuple[int, str]] = []
     claimed: list[tuple[int, str]] = []
@@ -414,7 +417,7 @@ def queue(coverage: Coverage, projection: Projection, now: datetime, *, team_id:
     backlog_sections = []
     for tid in sorted(backlog):
         team = coverage.teams[tid]
-        items = sorted(backlog[tid])[:limit]
+        items = sorted(backlog[tid])[: limit if backlog_limit is None else backlog_limit]
         opening = team.at(now).next_open
         digest = handover_digest(team, (_backlog_item(c, projection) for _, _, c in items), opening or now)
         backlog_sections.append({

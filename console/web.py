@@ -220,7 +220,9 @@ async def preview_page(request: web.Request) -> web.StreamResponse:
 async def queue_page(request: web.Request) -> web.StreamResponse:
     coverage = _coverage(request)
     team_id = request.query.get("team") if request.query.get("team") in coverage.teams else None
-    data = views.queue(coverage, request.app[PROJECTION], _now(request), team_id=team_id)
+    # All teams: the first rows of each backlog (each team's own queue lists more).
+    data = views.queue(coverage, request.app[PROJECTION], _now(request), team_id=team_id,
+                       backlog_limit=None if team_id else views.BACKLOG_PREVIEW)
     return _render(request, "queue.html.j2", teams=list(coverage.teams), team=team_id or "", q=data)
 
 

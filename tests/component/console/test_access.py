@@ -9,7 +9,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from console.views import QUEUE_LIMIT
+from console.views import BACKLOG_PREVIEW, QUEUE_LIMIT
 from tests.support.console import (
     NOW,
     OPERATE_TOKEN,
@@ -109,4 +109,9 @@ async def test_every_page_renders_with_10000_open_conversations(console: Console
                 assert mark in text, (page, mark)
             if page == "/console/queue":
                 assert re.findall(r'<tr data-conversation="([^"]+)"', text)[0] == "wa:PHONE_1:CUST_5759"
-                assert text.count("<tr data-conversation=") == 2 * QUEUE_LIMIT  # 100 routed rows, 100 of the backlog
+                # 100 routed rows and the first rows of each team's backlog, with a link to the rest.
+                assert text.count("<tr data-conversation=") == QUEUE_LIMIT + BACKLOG_PREVIEW
+                assert 'href="?team=care-it">all of care-it\'s backlog</a>' in text
+        async with session.get(f"{console.url}/console/queue?team=care-it") as answer:
+            team_text = await answer.text()
+        assert team_text.count("<tr data-conversation=") == 2 * QUEUE_LIMIT  # 100 routed, 100 of the backlog
