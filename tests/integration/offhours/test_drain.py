@@ -256,6 +256,12 @@ async def stop_under_load(
         repeated = {user: sent.count(user) for user in set(sent) if sent.count(user) > 1}
         assert {} == repeated, "a customer acknowledged twice"
         assert late.user not in sent, "the webhook refused during the stop was not accepted"
+        if settings.broker_url is not None and waiting:
+            async with TopicReader(settings, settings.dead_letter_topic) as reader:
+                letters = [orjson.loads(record.value) for record in await reader.read_all()]
+            stopped = [letter for letter in letters if letter["reason"].startswith("stopped before delivering it")]
+            assert waiting == len(stopped), letters
+            assert all(letter["topic"] == settings.acks_topic for letter in stopped), stopped
         second.stop(timeout=60)
     finally:
         for process in (first, second):
