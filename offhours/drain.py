@@ -13,7 +13,7 @@ A stop (SIGTERM, SIGINT) goes through these steps, each one here:
    (read again until nothing new comes, at most :data:`SETTLE_ROUNDS` times), with no
    delivery in flight; at most until the cut (:class:`Plan`:
    ``settings.drain_timeout`` less a reserve for the hand-back).
-3. **Hand back** at the cut: :class:`Guard` (the outboxes' ``delivery_guard``,
+3. **Hand back** at the cut (or once drained, for what began past the targets): :class:`Guard` (the outboxes' ``delivery_guard``,
    :data:`streams.outbox.DeliveryGuard`) cancels the deliveries in flight (a retry's wait
    included) and from then on hands every delivery back at once instead of making it;
    events still undecided are decided (that is quick), so what is left is delivery
@@ -398,6 +398,9 @@ async def drain(
     while clock() < plan.cut and not hurried():
         if await reached():
             outcome.drained = True
+            # From here on the worker stops, and Faust waits for every delivery in hand: one
+            # begun since (a record past the targets, from another ingest) is handed back.
+            outcome.cut_in_flight = guard.cut()
             outcome.seconds = clock() - plan.start
             return outcome
         await sleep(POLL)
