@@ -12,8 +12,10 @@ it handed back. Started again with the same settings, every customer is acknowle
 (the ones handed back too), none twice, none missing.
 
 Run on the embedded broker (Tansu, memory only: what is left goes to the file the next
-start replays) and on Apache Kafka (``OFFHOURS_BROKER_URL``: handed back to its topic,
-with a dead letter). The customers write "now", so the test holds on any date.
+start replays), on the durable embedded broker and on Apache Kafka
+(``OFFHOURS_BROKER_URL``): handed back to its topic, with a dead letter. A last run has
+nothing waiting for a retry and the default drain: every customer is acknowledged before
+the process exits. The customers write "now", so the test holds on any date.
 """
 
 from __future__ import annotations
