@@ -38,12 +38,8 @@ def fake_desk() -> FakeChatwoot:
 
 @pytest.fixture
 async def cw() -> AsyncIterator[FakeChatwoot]:
-    fake = fake_desk()
-    await fake.start()
-    try:
+    async with fake_desk() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 def client(fake: FakeChatwoot, token: str = TOKEN, timeout: float = 10.0) -> ChatwootDesk:

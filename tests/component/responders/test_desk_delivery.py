@@ -56,22 +56,14 @@ def fake_desk() -> FakeChatwoot:
 
 @pytest.fixture
 async def cw() -> AsyncIterator[FakeChatwoot]:
-    fake = fake_desk()
-    await fake.start()
-    try:
+    async with fake_desk() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
 async def hook() -> AsyncIterator[FakeWebhook]:
-    fake = FakeWebhook(SIGNING)
-    await fake.start()
-    try:
+    async with FakeWebhook(SIGNING) as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @dataclasses.dataclass

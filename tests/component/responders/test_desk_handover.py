@@ -100,32 +100,20 @@ def fake_desk(status: str = "open") -> FakeChatwoot:
 
 @pytest.fixture
 async def cw() -> AsyncIterator[FakeChatwoot]:
-    fake = fake_desk()
-    await fake.start()
-    try:
+    async with fake_desk() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
 async def held() -> AsyncIterator[FakeChatwoot]:
-    fake = fake_desk(status="pending")
-    await fake.start()
-    try:
+    async with fake_desk(status="pending") as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
 async def hook() -> AsyncIterator[FakeWebhook]:
-    fake = FakeWebhook(SIGNING)
-    await fake.start()
-    try:
+    async with FakeWebhook(SIGNING) as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @dataclasses.dataclass

@@ -42,12 +42,8 @@ def desk() -> FakeChatwoot:
 
 @pytest.fixture
 async def cw() -> AsyncIterator[FakeChatwoot]:
-    fake = desk()
-    await fake.start()
-    try:
+    async with desk() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 async def call(

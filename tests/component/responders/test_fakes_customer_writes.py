@@ -46,12 +46,8 @@ class Receiver:
 
 @pytest.fixture
 async def desk() -> AsyncIterator[FakeChatwoot]:
-    fake = sample_desk()
-    await fake.start()
-    try:
+    async with sample_desk() as fake:
         yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
