@@ -34,6 +34,32 @@ records that are not deliverable when they come back (their partition paused
 meanwhile, or the flow stopped) are not handed to Faust: their partition is sought back
 to the first of them, so aiokafka fetches them again once the partition is read.
 
+The seek during a fetched batch (issue 17, race #2)
+--------------------------------------------------
+
+Table recovery seeks the input partitions to their committed offsets
+(``Consumer.perform_seek`` -> ``seek_to_committed``, faust/transport/consumer.py
+``perform_seek``) while the flow is on and the drain loop (``Consumer._drain_messages``)
+may still be handing on a batch fetched *before* the seek. Faust records what was read
+per partition in ``Consumer._read_offset``; the seek sets it to the new position, but
+the drain loop then writes it again for every later record of the old batch (and for
+the record whose callback was running during the seek): ``set_read_offset(tp, offset)``
+after ``callback(message)``. The records aiokafka fetches again from the new position
+are below that offset and are all skipped ("DROPPED MESSAGE ROFF", Faust's dev log
+only). Measured on Tansu after the hand-off fix: read offset 549 right after a seek to
+14; on Apache Kafka it matches the stall "last decided 57, records up to 284, committed
+58".
+
+:class:`SeekSafeConsumer` gives each partition a *seek generation*, bumped in the
+consumer thread in the same step as the aiokafka seek (:meth:`SafeFetchConsumerThread.seek`
+and its ``seek_to_committed``; Faust's ``_seek`` runs the seek in that thread too). A
+fetch is tagged with the generations of its partitions when aiokafka hands it over
+(:class:`Fetched`). ``getmany`` does not hand on a record whose partition was sought
+since its fetch (aiokafka fetches it again from the new position), and
+:class:`ReadOffsets` ignores the drain loop's ``_read_offset`` write for such a record.
+The seeks' own writes (``Consumer.seek``, ``perform_seek``) go through. Line numbers
+below are those of faust-streaming 0.15.3 and aiokafka 0.14.0.
+
 The short fetch wait (Tansu only)
 ---------------------------------
 
@@ -55,22 +81,23 @@ Schemes
 -------
 
 :data:`SCHEME` (``offhours+kafka://``) names :class:`Transport`, the Tansu transport:
-the safe hand-off and the short fetch wait (``Settings.on_tansu``, see
+the safe hand-off, the seek generations and the short fetch wait (``Settings.on_tansu``, see
 :func:`streams.app.faust_options`). :data:`APACHE_SCHEME` (``offhours+apache://``)
-names :class:`ApacheTransport`, used on Apache Kafka: the safe hand-off only, with
-Faust's own fetch wait. Importing this module makes Faust find both by scheme.
+names :class:`ApacheTransport`, used on Apache Kafka: the safe hand-off and the seek
+generations, with Faust's own fetch wait. Importing this module makes Faust find both by scheme.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Set
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator, Mapping, Set
 from typing import Any
 
 import aiokafka
 from aiokafka.errors import IllegalStateError
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TP
+from faust.types import TP, Message
 
 FETCH_MAX_WAIT_MS = 25
 """How long the broker may park a fetch that finds no records (Faust fixes 1,500 ms)."""
@@ -112,8 +139,89 @@ class ActiveView(Set[TP]):
         return f"ActiveView({set(self._live)!r})"
 
 
+class ReadOffsets(defaultdict[TP, int | None]):
+    """Faust's ``Consumer._read_offset`` that keeps a seek's position against older records.
+
+    Also holds each partition's seek generation (:attr:`seeks`) and the record that
+    ``getmany`` handed on last (:attr:`in_hand`). ``Consumer._drain_messages`` caches
+    ``self._read_offset.__setitem__`` at its start (faust/transport/consumer.py:1181) and
+    calls it with the offset of the record it just handed to the callback (:1223, after
+    the callback, which a seek may interrupt); that write is ignored when the record's
+    partition was sought since the record was fetched. Every other write goes through:
+    ``Consumer.seek`` (:593) writes through ``__setitem__`` with the new position (a
+    value other than the record's, or the same value, which the ignored write would
+    have left anyway: the first matching write consumes :attr:`in_hand`), and
+    ``perform_seek`` (:568) writes with ``update``, which a ``dict`` subclass does not
+    route through ``__setitem__``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(lambda: None)  # as Faust's own (faust/transport/consumer.py:481)
+        self.seeks: dict[TP, int] = {}
+        """The seek generation of each partition: how many times it was sought (in the consumer thread)."""
+        self.in_hand: tuple[TP, int, int] | None = None
+        """The record ``getmany`` handed on last: partition, offset, generation of its fetch."""
+
+    def sought(self, tp: TP) -> None:
+        """``tp`` was sought: records fetched before are stale."""
+        self.seeks[tp] = self.seeks.get(tp, 0) + 1
+
+    def generation(self, tp: TP) -> int:
+        return self.seeks.get(tp, 0)
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        in_hand = self.in_hand
+        if in_hand is not None and in_hand[0] == tp and in_hand[1] == offset:
+            self.in_hand = None
+            if in_hand[2] != self.generation(tp):
+                return  # the drain loop, for a record fetched before a seek of tp
+        super().__setitem__(tp, offset)
+
+
+class Fetched(dict[TP, list[Any]]):
+    """A fetch's records, with the seek generation of each partition when aiokafka handed them over."""
+
+    __slots__ = ("seeks",)
+
+    def __init__(self, records: Mapping[TP, list[Any]], seeks: Mapping[TP, int]) -> None:
+        super().__init__(records)
+        self.seeks = seeks
+
+
 class SafeFetchConsumerThread(driver.AIOKafkaConsumerThread):
-    """Faust's consumer thread; records reach Faust only for partitions it reads."""
+    """Faust's consumer thread; records reach Faust only for partitions it reads, tagged with their seek generation."""
+
+    def _read_offsets(self) -> ReadOffsets | None:
+        read_offset = getattr(self.consumer, "_read_offset", None)
+        return read_offset if isinstance(read_offset, ReadOffsets) else None
+
+    def seek(self, partition: TP, offset: int) -> None:
+        """aiokafka's seek, and a new seek generation for ``partition`` in the same step.
+
+        Runs in the consumer thread (:meth:`SeekSafeConsumer._seek`, :meth:`_seek_to_committed`),
+        so no fetch is handed over between the two.
+        """
+        super().seek(partition, offset)
+        read_offsets = self._read_offsets()
+        if read_offsets is not None:
+            read_offsets.sought(partition)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's ``seek_to_committed`` (faust/transport/drivers/aiokafka.py:786), each seek through :meth:`seek`."""
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> Mapping[TP, int]:
+        # aiokafka's AIOKafkaConsumer.seek_to_committed (aiokafka/consumer/consumer.py:864), but seeking with
+        # self.seek: a partition with no committed offset (or 0) stays where it is, and
+        # its fetched records stay current.
+        consumer = self._ensure_consumer()
+        committed: dict[TP, int] = {}
+        for tp in consumer.assignment():
+            offset = await consumer.committed(tp)
+            committed[tp] = offset
+            if offset and offset > 0:
+                self.seek(tp, offset)
+        return committed
 
     async def _fetch_records(
         self,
@@ -123,14 +231,23 @@ class SafeFetchConsumerThread(driver.AIOKafkaConsumerThread):
         max_records: int | None = None,
     ) -> Mapping[TP, list[Any]]:
         if active_partitions is None:  # a client-only app reads everything it subscribed to
-            return await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
-        records = await super()._fetch_records(
-            consumer,
-            ActiveView(active_partitions),  # type: ignore[arg-type]
-            timeout=timeout,
-            max_records=max_records,
-        )
-        return self._deliverable(consumer, records, active_partitions)
+            records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        else:
+            records = await super()._fetch_records(
+                consumer,
+                ActiveView(active_partitions),  # type: ignore[arg-type]
+                timeout=timeout,
+                max_records=max_records,
+            )
+            records = self._deliverable(consumer, records, active_partitions)
+        # No await since aiokafka handed the records over: no seek ran in between.
+        return self._tagged(records)
+
+    def _tagged(self, records: Mapping[TP, list[Any]]) -> Mapping[TP, list[Any]]:
+        read_offsets = self._read_offsets()
+        if read_offsets is None:
+            return records
+        return Fetched(records, {tp: read_offsets.generation(tp) for tp in records})
 
     def _deliverable(
         self, consumer: aiokafka.AIOKafkaConsumer, records: Mapping[TP, list[Any]], active: Set[TP]
@@ -169,14 +286,55 @@ class ConsumerThread(SafeFetchConsumerThread):
         return consumer
 
 
-class ApacheConsumer(driver.Consumer):
+class SeekSafeConsumer(driver.Consumer):
+    """Faust's aiokafka consumer that does not hand on records fetched before a seek of their partition."""
+
+    _read_offset: ReadOffsets
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Replaces Faust's defaultdict (faust/transport/consumer.py:481) before anything is read.
+        self._read_offset = ReadOffsets()
+        self._fetched_seeks: Mapping[TP, int] | None = None
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        # Faust's ThreadDelegateConsumer._seek (faust/transport/consumer.py:1453) calls the
+        # thread's seek from this (the event loop's) thread, while the consumer thread may be
+        # handing over a fetch; run it in the consumer thread, as seek_to_committed is.
+        await self._thread.call_thread(self._thread.seek, partition, offset)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's ``getmany`` without the records of a partition sought since their fetch.
+
+        ``Consumer.getmany`` hands on one fetch (``_wait_next_records`` -> ``_getmany``)
+        record by record while the drain loop runs each callback; a seek can come in
+        between. aiokafka fetches the records skipped here again from the new position.
+        """
+        read_offsets = self._read_offset
+        async for tp, message in super().getmany(timeout):
+            current = read_offsets.generation(tp)
+            fetched = current if self._fetched_seeks is None else self._fetched_seeks.get(tp, current)
+            if fetched != current:
+                continue  # sought since its fetch: aiokafka's position is the seek's
+            read_offsets.in_hand = (tp, message.offset, fetched)
+            yield tp, message
+
+    async def _getmany(self, active_partitions: Set[TP] | None, timeout: float) -> Mapping[TP, list[Any]]:
+        # Faust's Consumer.getmany (faust/transport/consumer.py:693) calls this once, through
+        # _wait_next_records, before handing on the first record of the fetch.
+        records = await super()._getmany(active_partitions, timeout)
+        self._fetched_seeks = records.seeks if isinstance(records, Fetched) else None
+        return records
+
+
+class ApacheConsumer(SeekSafeConsumer):
     """Faust's aiokafka consumer running :class:`SafeFetchConsumerThread`."""
 
     def _new_consumer_thread(self) -> SafeFetchConsumerThread:
         return SafeFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class Consumer(driver.Consumer):
+class Consumer(SeekSafeConsumer):
     """Faust's aiokafka consumer running :class:`ConsumerThread` (Tansu)."""
 
     def _new_consumer_thread(self) -> ConsumerThread:
