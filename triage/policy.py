@@ -253,6 +253,8 @@ def _mode_text(policy: _TeamPolicy, coverage_at: CoverageAt) -> str:
     label = coverage_at.mode
     if coverage_at.note:
         label += f" ({coverage_at.source}: {coverage_at.note})"
+    if coverage_at.mode != "closed" and coverage_at.since is None and coverage_at.until is None:
+        return f"{label} at all hours (no change within 400 days)"
     if coverage_at.mode != "closed":
         return f"{label} hours {_clock(coverage_at.since, zone)}-{_clock(coverage_at.until, zone, end=True)}"
     if coverage_at.next_open is None:

@@ -204,6 +204,12 @@ class TestTriageSuppression:
         """Repeated messages get no new acknowledgment or route; staff activity suppresses the acknowledgment; pages always go."""
         assert expected == summary(decide_in_turn(triage, first, second)[-1])
 
+    def test_a_mode_that_never_changes_reads_as_such(self) -> None:
+        """A team reduced around the clock: the reason names no stretch it does not have."""
+        coverage = small_coverage(hours='      daily: ["00:00-24:00 reduced"]\n')
+        reason = Triage(coverage).decide(event(MONDAY_EVENING, account="desk.facebook"), None).decision.reason
+        assert reason.startswith("reduced at all hours (no change within 400 days); on call: anna"), reason
+
     def test_repeat_reason_says_why(self, triage: Triage) -> None:
         """The reason of a repeated message says the route is held and the acknowledgment withheld."""
         last = decide_in_turn(triage, event(MONDAY_EVENING), event("2026-11-23 22:30", id="fb:m_2"))[-1]
