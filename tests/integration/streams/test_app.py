@@ -230,10 +230,17 @@ class TestReconciliation:
         reconciler = Reconciler(settings, reissue)
         await reconciler.start()
         try:
-            counts = [await reconciler.run_pass() for _ in range(HOLE_PASSES + 2)]
+            # Passes until the hole is re-issued and two more; on a loaded machine a pass may
+            # read the decisions late, which only delays the hole, never repeats it.
+            counts: list[int] = []
+            while sum(counts) == 0 and len(counts) < 5 * HOLE_PASSES:
+                counts.append(await reconciler.run_pass())
+            counts += [await reconciler.run_pass() for _ in range(2)]
         finally:
             await reconciler.stop()
-        assert [0] * (HOLE_PASSES - 1) + [1, 0, 0] == counts
+        first = next((n for n, count in enumerate(counts) if count), None)
+        assert first is not None and first >= HOLE_PASSES - 1, counts  # seen HOLE_PASSES times first
+        assert 1 == sum(counts), counts  # once
         assert [(0, b"c2")] == reissued
 
 
