@@ -89,15 +89,21 @@ class GroupWatch:
         return self.samples[-1].members
 
     def changed_after(self, since: float) -> float | None:
-        """When the group first differed (state or members) from how it was at ``since``.
+        """When the group first differed (state or members) from how it was at ``since``:
+        the time of the last sample that did not show the change yet.
 
-        None when no sample after ``since`` shows a change yet.
+        A lower bound, not the sample that shows it: on Apache Kafka a rebalance takes
+        well under a sampling round trip, so the workers may hold their new partitions
+        before the first sample that shows the group changed. None when no sample after
+        ``since`` shows a change yet.
         """
         before = [s for s in self.samples if s.at <= since]
         if not before:
             return None
         reference = before[-1]
+        previous = reference
         for sample in self.samples[len(before):]:
             if sample.state != reference.state or sample.members != reference.members:
-                return sample.at
+                return previous.at
+            previous = sample
         return None
