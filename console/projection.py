@@ -35,7 +35,7 @@ from promises.sla import FirstResponse
 from records.actions import ActionInvalid, Answered, Claim, decode_action
 from records.wire import RouteRequest, raw_field
 from schedules import Coverage
-from triage.policy import Triage, TriageResult
+from triage.policy import Triage, TriageResult, handover_facts
 from triage.state import ConversationState
 
 MESSAGES_KEPT = 200_000
@@ -94,7 +94,7 @@ class Projection:
         self.applied += 1
         decision = outcome.decision
         if key is not None and outcome.state is not None:
-            state = _handover_facts(outcome.state, outcome)
+            state = handover_facts(outcome.state, outcome)
             self.states[key] = state
             route = outcome.route
             if route is not None and state.claimed_by is None:
@@ -175,16 +175,3 @@ class Projection:
             del self.states[key]
             self.pending.pop(key, None)
         return len(old)
-
-
-def _handover_facts(state: ConversationState, outcome: TriageResult) -> ConversationState:
-    """``state`` with what the handover shows (channel, promise, urgency), as the triage agent keeps it."""
-    channel, promised = state.channel, state.promised
-    if outcome.ack is not None:
-        channel, promised = outcome.ack.channel, outcome.ack.text
-    elif outcome.route is not None:
-        channel = outcome.route.channel
-    urgent = state.urgent or outcome.decision.action == "page"
-    if (channel, promised, urgent) == (state.channel, state.promised, state.urgent):
-        return state
-    return replace(state, channel=channel, promised=promised, urgent=urgent)

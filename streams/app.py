@@ -102,7 +102,7 @@ from streams.retention import apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
 from streams.timers import PromiseTimers
 from streams.watchdog import Progress
-from triage.policy import Triage, TriageResult, rejected
+from triage.policy import Triage, TriageResult, handover_facts, rejected
 from triage.state import ConversationState
 
 log = logging.getLogger(__name__)
@@ -423,7 +423,7 @@ async def decide_event(app: OffhoursApp, event: EventT) -> Decision:
         state = outcome.state
         if current != stored and current is not None:
             state = _keep_actions(state, before, ConversationState.from_bytes(current))
-        state = _handover_facts(state, outcome)
+        state = handover_facts(state, outcome)
         app.conversations[key] = state.to_bytes()
         if route is not None and state.claimed_by is None:
             # A claimed conversation has someone on it: its new messages do not escalate.
@@ -527,20 +527,6 @@ def _start_escalation(app: OffhoursApp, key: bytes, route: RouteRequest) -> None
     if stored is not None and PendingEscalation.from_bytes(stored).event_id == route.event_id:
         return
     app.escalations[key] = pending_from_route(route).to_bytes()
-
-
-def _handover_facts(state: ConversationState, outcome: TriageResult) -> ConversationState:
-    """``state`` with what the handover digest shows: channel, urgency, the promise made."""
-    channel = state.channel
-    promised = state.promised
-    if outcome.ack is not None:
-        channel, promised = outcome.ack.channel, outcome.ack.text
-    elif outcome.route is not None:
-        channel = outcome.route.channel
-    urgent = state.urgent or outcome.decision.action == "page"
-    if (channel, promised, urgent) == (state.channel, state.promised, state.urgent):
-        return state
-    return replace(state, channel=channel, promised=promised, urgent=urgent)
 
 
 def _count_decision(app: OffhoursApp, decision: Decision, topic: str, headers: list[tuple[str, bytes]]) -> None:

@@ -81,6 +81,22 @@ class TriageResult:
     """The first response this staff reply gave a waiting customer, for the SLA figures."""
 
 
+def handover_facts(state: ConversationState, outcome: TriageResult) -> ConversationState:
+    """``state`` with what the handover digest shows: channel, urgency, the promise made.
+
+    The worker's triage agent stores it; the console's projection keeps it alike.
+    """
+    channel, promised = state.channel, state.promised
+    if outcome.ack is not None:
+        channel, promised = outcome.ack.channel, outcome.ack.text
+    elif outcome.route is not None:
+        channel = outcome.route.channel
+    urgent = state.urgent or outcome.decision.action == "page"
+    if (channel, promised, urgent) == (state.channel, state.promised, state.urgent):
+        return state
+    return replace(state, channel=channel, promised=promised, urgent=urgent)
+
+
 @dataclass(frozen=True, slots=True)
 class _TeamPolicy:
     team: Team
