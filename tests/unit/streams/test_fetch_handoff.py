@@ -13,19 +13,18 @@ active set is empty while aiokafka waits for records.
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.consumer.fetcher import Fetcher, FetchResult
-from aiokafka.consumer.subscription_state import SubscriptionState
+from aiokafka.consumer.fetcher import FetchResult
 from faust.transport.drivers import aiokafka as stock
 from faust.types import TP
 
 from streams.transport import ActiveView, ConsumerThread, SafeFetchConsumerThread
+from tests.support.brokerless import brokerless_consumer
 
 EVENTS = TP("t.events", 2)
 CHANGELOG = TP("t-conversations-changelog", 2)
@@ -48,32 +47,9 @@ class Prefetched:
         return SimpleNamespace(offset=offset)
 
 
-class BrokerlessConsumer(AIOKafkaConsumer):
-    """An AIOKafkaConsumer never started: nothing to warn about when it is collected."""
-
-    def __del__(self) -> None:
-        pass
-
-
 def kafka_consumer(*tps: TP) -> AIOKafkaConsumer:
     """An aiokafka consumer holding ``tps`` at offset 0, with its real fetch path and no broker."""
-    subscription = SubscriptionState()
-    subscription.subscribe(topics={tp.topic for tp in tps})
-    subscription.assign_from_subscribed(set(tps))
-    for tp in tps:
-        subscription.seek(tp, 0)
-    fetcher = object.__new__(Fetcher)
-    fetcher._subscriptions = subscription
-    fetcher._records = collections.OrderedDict()
-    fetcher._fetch_waiters = set()
-    fetcher._wait_consume_future = None
-    fetcher._loop = asyncio.get_running_loop()
-    fetcher._closed = False
-    consumer = object.__new__(BrokerlessConsumer)
-    consumer._fetcher = fetcher
-    consumer._subscription = subscription
-    consumer._closed = False
-    return consumer
+    return brokerless_consumer(tps)
 
 
 def prefetch(consumer: AIOKafkaConsumer, tp: TP, offsets: range) -> None:

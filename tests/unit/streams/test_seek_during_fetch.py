@@ -16,20 +16,19 @@ are all handed on.
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Iterable
 from typing import Any
 
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.consumer.fetcher import Fetcher, FetchResult
-from aiokafka.consumer.subscription_state import SubscriptionState
+from aiokafka.consumer.fetcher import FetchResult
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 from mode.utils.futures import maybe_async
 
 import streams.transport  # noqa: F401  (registers the offhours+ schemes)
+from tests.support.brokerless import brokerless_consumer
 
 EVENTS = TP("t.events", 2)
 OTHER = TP("t.events", 3)  # no committed offset: never sought, its batch stays current
@@ -58,32 +57,9 @@ class Prefetched:
         )
 
 
-class BrokerlessConsumer(AIOKafkaConsumer):
-    """An AIOKafkaConsumer never started: nothing to warn about when it is collected."""
-
-    def __del__(self) -> None:
-        pass
-
-
 def kafka_consumer(tps: Iterable[TP], committed: dict[TP, int | None]) -> AIOKafkaConsumer:
     """An aiokafka consumer holding ``tps``, its real fetch and seek paths, and ``committed`` offsets."""
-    tps = set(tps)
-    subscription = SubscriptionState()
-    subscription.subscribe(topics={tp.topic for tp in tps})
-    subscription.assign_from_subscribed(tps)
-    for tp in tps:
-        subscription.seek(tp, 0)
-    fetcher = object.__new__(Fetcher)
-    fetcher._subscriptions = subscription
-    fetcher._records = collections.OrderedDict()
-    fetcher._fetch_waiters = set()
-    fetcher._wait_consume_future = None
-    fetcher._loop = asyncio.get_running_loop()
-    fetcher._closed = False
-    consumer = object.__new__(BrokerlessConsumer)
-    consumer._fetcher = fetcher
-    consumer._subscription = subscription
-    consumer._closed = False
+    consumer = brokerless_consumer(tps)
     consumer._max_poll_records = None
 
     async def committed_offset(tp: TP) -> int | None:
