@@ -16,21 +16,16 @@ import pytest
 
 from edge.normalize import chatwoot as normalize_chatwoot
 from records.wire import AckRequest, EscalationNote, Notify, RouteRequest
-from responders.buckets import TokenBuckets
-from responders.config import ResponderSettings
 from responders.delivery import (
     SENDING,
-    DeliveryLoop,
     MemoryLedger,
-    Responders,
-    RetryPolicy,
 )
 from responders.desk import LABEL, route_note
 from responders.fakes import FakeWebhook
 from responders.fakes.chatwoot import FakeChatwoot
 from responders.fakes.samples import ack_request, fixed_clock, route_request
-from responders.registry import build_registry
 from schedules import load_coverage_text
+from tests.support.desk_harness import Harness, desk_harness
 
 TOKEN = "cw-user-token-0123456789abcdef"
 SIGNING = "whsec-desk-tests"
@@ -66,37 +61,8 @@ async def hook() -> AsyncIterator[FakeWebhook]:
         yield fake
 
 
-@dataclasses.dataclass
-class Harness:
-    responders: Responders
-    ledger: MemoryLedger
-    dead_letters: list[tuple[bytes, str, str]]
-    escalations: list[tuple[AckRequest, str]]
-
-
 def harness(fake: FakeChatwoot, session: aiohttp.ClientSession, ledger: MemoryLedger | None = None) -> Harness:
-    settings = ResponderSettings(
-        chatwoot_url=fake.url, chatwoot_token=TOKEN, egress_allow=("127.0.0.1",), signing_secret=SIGNING,
-        max_attempts=3, backoff_base=0.01, http_timeout=5.0,
-    )
-    dead: list[tuple[bytes, str, str]] = []
-    escalations: list[tuple[AckRequest, str]] = []
-
-    async def dead_letter(raw: bytes, source: str, reason: str) -> None:
-        dead.append((raw, source, reason))
-
-    async def escalate(request: AckRequest, reason: str) -> None:
-        escalations.append((request, reason))
-
-    async def no_sleep(seconds: float) -> None:
-        return None
-
-    ledger = ledger or MemoryLedger()
-    loop = DeliveryLoop(ledger=ledger, policy=RetryPolicy.from_settings(settings), buckets=TokenBuckets(CLOCK),
-                        sleep=no_sleep, jitter=lambda: 0.0)
-    responders = Responders(registry=build_registry(settings, CLOCK), loop=loop, session=session, clock=CLOCK,
-                            dead_letter=dead_letter, escalate=escalate)
-    return Harness(responders, ledger, dead, escalations)
+    return desk_harness(fake, session, token=TOKEN, signing=SIGNING, clock=CLOCK, ledger=ledger)
 
 
 def desk_ack(**changes: Any) -> AckRequest:

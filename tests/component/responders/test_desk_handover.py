@@ -9,7 +9,6 @@ conversation is released (``open``) before it is assigned.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,14 +20,12 @@ import pytest
 from promises.routes import digest_route, release_due, release_route
 from promises.rules import BacklogItem, handover_digest
 from records.wire import RouteRequest
-from responders.buckets import TokenBuckets
-from responders.config import ResponderSettings
-from responders.delivery import DeliveryLoop, MemoryLedger, Responders, RetryPolicy
+from responders.delivery import MemoryLedger
 from responders.fakes import FakeWebhook
 from responders.fakes.chatwoot import FakeChatwoot
 from responders.fakes.samples import fixed_clock
-from responders.registry import build_registry
 from schedules import Team, load_coverage_text
+from tests.support.desk_harness import Harness, desk_harness
 from triage.state import ConversationState
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -116,32 +113,8 @@ async def hook() -> AsyncIterator[FakeWebhook]:
         yield fake
 
 
-@dataclasses.dataclass
-class Harness:
-    responders: Responders
-    ledger: MemoryLedger
-    dead_letters: list[tuple[bytes, str, str]]
-
-
 def harness(fake: FakeChatwoot, session: aiohttp.ClientSession, ledger: MemoryLedger | None = None) -> Harness:
-    settings = ResponderSettings(
-        chatwoot_url=fake.url, chatwoot_token=TOKEN, egress_allow=("127.0.0.1",), signing_secret=SIGNING,
-        max_attempts=3, backoff_base=0.01, http_timeout=5.0,
-    )
-    dead: list[tuple[bytes, str, str]] = []
-
-    async def dead_letter(raw: bytes, source: str, reason: str) -> None:
-        dead.append((raw, source, reason))
-
-    async def no_sleep(seconds: float) -> None:
-        return None
-
-    ledger = ledger or MemoryLedger()
-    loop = DeliveryLoop(ledger=ledger, policy=RetryPolicy.from_settings(settings), buckets=TokenBuckets(CLOCK),
-                        sleep=no_sleep, jitter=lambda: 0.0)
-    responders = Responders(registry=build_registry(settings, CLOCK), loop=loop, session=session, clock=CLOCK,
-                            dead_letter=dead_letter)
-    return Harness(responders, ledger, dead)
+    return desk_harness(fake, session, token=TOKEN, signing=SIGNING, clock=CLOCK, ledger=ledger, escalate=False)
 
 
 def desk_writes(fake: FakeChatwoot) -> list[tuple[int, str]]:
