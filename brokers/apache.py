@@ -177,8 +177,15 @@ async def _group_coordinator_answers(bootstrap: str) -> bool:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64, without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: a random UUID in Kafka's URL-safe base64, without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, it never starts with ``-``: the storage tool's
+    argument parser would read such an id as an option and refuse to format.
+    """
+    while True:
+        chosen = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not chosen.startswith("-"):
+            return chosen
 
 
 @dataclass(slots=True)
