@@ -54,6 +54,32 @@ TEXTS = (
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """One of issue 20's targets as a run measured it: ``python -m bench`` prints them all.
+
+    ``name`` says what is measured ("storm latency, deployed shape"), ``wanted`` the
+    target in words ("p99 <= 100 ms at 500 ev/s, sustained 60 s"), ``measured`` what this
+    run saw ("p99 84 ms at 500 ev/s; highest sustained 700 ev/s") and ``met`` whether
+    it meets the target.
+    """
+
+    name: str
+    wanted: str
+    measured: str
+    met: bool
+
+    def line(self) -> str:
+        """One markdown table row: | target | wanted | measured | met/missed |."""
+        return f"| {self.name} | {self.wanted} | {self.measured} | {'met' if self.met else '**missed**'} |"
+
+
+def targets_table(targets: Sequence[Target]) -> str:
+    """The markdown table of ``targets``, in order."""
+    head = "| target | wanted | measured | result |\n|---|---|---|---|"
+    return "\n".join([head, *(target.line() for target in targets)])
+
+
+@dataclass(frozen=True, slots=True)
 class Payload:
     """One input record: the conversation key and the raw value, as a producer writes them."""
 
