@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
+import json
 import os
 import signal
 import sys
@@ -49,11 +51,13 @@ from hdrh.histogram import HdrHistogram
 
 from bench.common import (
     ROOT,
+    Target,
     broker_name,
     machine_line,
     mib,
     run_settings,
     status_kib,
+    worker_env,
     write_closed_coverage,
 )
 from edge.signatures import meta_signature
@@ -66,7 +70,9 @@ TARGET_P99_MS = 100.0
 TARGET_RATE = 500
 DRAIN_SECONDS = 15.0
 WARMUP_EVENTS = 40
-
+SINGLE_TARGET_RATE = 300
+SINGLE_TARGET_P99_MS = 200.0
+READY_TIMEOUT = 120.0
 
 
 def page_id(n: int) -> str:
@@ -329,17 +335,8 @@ def report(results: list[LoadResult], peak_kib: int | None, note: str, flavour: 
         f"serves the fake Graph API. Latency in ms from POST start; peak RSS of the service "
         f"{mib(peak_kib)}.{(' ' + note) if note else ''}",
         "",
-        "| offered ev/s | achieved POST/s | events | refused | ack p50 | ack p99 | ack p99.9 | ack max "
-        "| missing acks | decision p50 | decision p99 | lag q1 -> q4 (p50 ms) | sustained |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        *_table(results),
     ]
-    for r in results:
-        lines.append(
-            f"| {r.rate:,} | {r.achieved_rate:,.0f} | {r.sent:,} | {r.refused} | {_ms(r.acks, 50)} | "
-            f"{_ms(r.acks, 99)} | {_ms(r.acks, 99.9)} | {_ms(r.acks, 100)} | {r.missing_acks} | "
-            f"{_ms(r.decisions, 50)} | {_ms(r.decisions, 99)} | "
-            f"{r.first_quarter_ms:,.0f} -> {r.last_quarter_ms:,.0f} | {'yes' if r.sustained else 'no'} |"
-        )
     sustained = [r.rate for r in results if r.sustained]
     at_target = next((r for r in results if r.rate == TARGET_RATE), None)
     lines.append("")
@@ -361,7 +358,7 @@ async def run(
     out=sys.stdout,
     profile: bool = False,
     flavour: str = "tansu",
-) -> None:
+) -> list[LoadResult]:
     """Stage 4 on the broker at ``broker_url`` (a ``flavour`` broker); prints the report to ``out``.
 
     With ``profile`` the service child runs under cProfile and the report ends with its
@@ -427,6 +424,287 @@ async def run(
         print(top_functions(profile_to) if profile_to.exists() else "(no profile written)", file=out, flush=True)
 
 
+# -- the deployed shape: `offhours ingest` and a worker, each its own process -------------
+
+
+def deployed_env(settings, flavour: str, *, store: str) -> dict[str, str]:  # settings: Settings
+    """The environment of the deployed shape's children: the run's topics (as
+    :func:`bench.common.worker_env`), the bench's webhook secret and page mapping, the
+    fake Graph API with the eight pages' tokens, a free web port on 127.0.0.1, ``store``."""
+    env = worker_env(settings, dict(os.environ))
+    edge, responders = settings.edge, settings.responders
+    env.update(
+        OFFHOURS_STORE=store,
+        OFFHOURS_WEB_HOST="127.0.0.1",
+        OFFHOURS_WEB_PORT="0",
+        OFFHOURS_EDGE__META_APP_SECRET=SECRET,
+        OFFHOURS_EDGE__ACCOUNTS=json.dumps(dict(edge.accounts)),
+        OFFHOURS_EDGE__RATE_PER_SECOND="0",
+        OFFHOURS_RESPONDERS__GRAPH_BASE_URL=responders.graph_base_url,
+        OFFHOURS_RESPONDERS__EGRESS_ALLOW=json.dumps(list(responders.egress_allow)),
+        OFFHOURS_RESPONDERS__ACCOUNTS=json.dumps(
+            {name: {"page_id": creds.page_id, "access_token": TOKEN} for name, creds in responders.accounts.items()}
+        ),
+        # One secret for every process, as deploy/ does (the claim links of a worker's notices).
+        OFFHOURS_OPS__LINK_SECRET="bench-link-secret-" + "x" * 16,
+    )
+    return env
+
+
+class Child:
+    """One service process of the deployed shape (``python -m offhours ingest|run ...``).
+
+    Its stdout is read line by line: :meth:`ready` returns once it printed ``ready;``
+    (the ingest serves its webhooks; the worker's tables are recovered and it holds its
+    partitions) with the ``webhooks:`` URL it printed. Its stderr goes to a file, never
+    to a pipe nobody reads (see :func:`bench.pipeline.run_child`).
+    """
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], directory: Path) -> None:
+        self.name = name
+        self.command = command
+        self.env = env
+        self.stderr_path = directory / f"{name}.stderr"
+        self.process: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+        self._reading: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        with open(self.stderr_path, "wb") as stderr:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command, cwd=ROOT, env=self.env, stdout=asyncio.subprocess.PIPE, stderr=stderr
+            )
+        self._reading = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            self.lines.append(text)
+            if text.startswith("ready;"):
+                self._ready.set()
+
+    async def ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait for its ``ready;`` line; raises with the tail of its stderr if it exits or times out first."""
+        assert self.process is not None and self._reading is not None
+        waiting = asyncio.create_task(self._ready.wait())
+        exited = asyncio.create_task(self.process.wait())
+        try:
+            done, _ = await asyncio.wait({waiting, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            exited.cancel()
+        if not self._ready.is_set():
+            why = f"exited with {self.process.returncode}" if self.process.returncode is not None else "timed out"
+            raise RuntimeError(f"{self.name} {why} before it was ready: {self.tail()}")
+
+    def webhooks_url(self) -> str:
+        """The base URL of its webhooks, from its ``webhooks: <url>/generic, ...`` line."""
+        line = next(x for x in self.lines if x.startswith("webhooks:"))
+        return line.split()[1].rsplit("/", 1)[0]
+
+    def tail(self, lines: int = 5) -> str:
+        try:
+            text = self.stderr_path.read_text("utf-8", "replace").strip().splitlines()
+        except OSError:
+            return "(no stderr)"
+        return " | ".join(text[-lines:]) or "(no output)"
+
+    def peak_kib(self) -> int | None:
+        return None if self.process is None else status_kib("VmHWM", self.process.pid)
+
+    async def stop(self, timeout: float = 40.0) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reading
+
+
+def worker_store() -> str:
+    """The workers' table store in deploy/ (``rocksdb://``) when rocksdict is installed."""
+    return "rocksdb://" if importlib.util.find_spec("rocksdict") is not None else "memory://"
+
+
+async def run_deployed(
+    broker_url: str,
+    *,
+    rates: Sequence[int],
+    seconds: float,
+    out=sys.stdout,
+    flavour: str = "tansu",
+    ladder: bool = True,
+    profile: bool = False,
+) -> list[LoadResult]:
+    """Storm latency in the deployed shape on the broker at ``broker_url``; prints the report.
+
+    Two children, as deploy/ runs them: ``offhours ingest`` (webhooks only, memory store)
+    and one worker, ``offhours run`` (stream worker and responders; its own web server,
+    as deploy/'s workers have for their health checks; ``rocksdb://`` tables). Each is
+    ready when it prints its ``ready;`` line. The loads are offered in order; with
+    ``ladder`` the run stops after the first load at or above :data:`TARGET_RATE` that
+    is not sustained (the next, higher ones would not be either). ``profile`` runs the
+    worker under cProfile.
+    """
+    run_id = f"deployed-{uuid.uuid4().hex[:8]}"
+    directory = Path(tempfile.mkdtemp(prefix="bench-deployed-"))
+    coverage_file = write_coverage(directory)
+    fake = StampingGraph()
+    await fake.start()
+    settings = service_settings(broker_url, run_id, coverage_file, fake.url, flavour)
+    idempotent = ["--idempotent-producer"] if flavour == "kafka" else []
+    base = [sys.executable, "-m", "offhours"]
+    profile_to = directory / "worker.prof" if profile else None
+    worker_command = [sys.executable, "-m", "cProfile", "-o", str(profile_to), "-m", "offhours"] if profile_to else base
+    ingest = Child("ingest", [*base, "ingest", *idempotent], deployed_env(settings, flavour, store="memory://"), directory)
+    worker = Child("worker", [*worker_command, "run", *idempotent], deployed_env(settings, flavour, store=worker_store()),
+                   directory)
+    results: list[LoadResult] = []
+    peaks: dict[str, int | None] = {}
+    note = ""
+    watching: asyncio.Task[None] | None = None
+    try:
+        # The ingest creates the topics and seeds the config topic; the worker joins after.
+        await ingest.start()
+        await ingest.ready()
+        await worker.start()
+        await worker.ready()
+        url = f"{ingest.webhooks_url()}/meta"
+        watch = DecisionWatch(settings.bootstrap_servers[0], settings.decisions_topic)
+        watching = asyncio.create_task(watch.run())
+        connector = aiohttp.TCPConnector(limit=512)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            print("[latency] deployed shape: warm-up ...", file=sys.stderr, flush=True)
+            warm = await offer(session, url, fake, watch, 20, WARMUP_EVENTS / 20, "dwarm")
+            if warm.missing_acks:
+                note = (f"Warm-up: {warm.missing_acks} of {warm.sent} acknowledgments never reached the "
+                        "fake platform.")
+            for rate in rates:
+                print(f"[latency] deployed shape: {rate} ev/s for {seconds:g} s ...", file=sys.stderr, flush=True)
+                result = await offer(session, url, fake, watch, rate, seconds, f"d{rate}")
+                results.append(result)
+                if ladder and rate >= TARGET_RATE and not result.sustained:
+                    break
+        peaks = {"ingest": ingest.peak_kib(), "worker": worker.peak_kib()}
+    finally:
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
+        await worker.stop()
+        await ingest.stop()
+        await fake.stop()
+    skipped = [r for r in rates if r not in {x.rate for x in results}]
+    if skipped:
+        note += f" Not offered (a lower load at or above {TARGET_RATE} ev/s was not sustained): " + \
+            ", ".join(f"{r:,}" for r in skipped) + " ev/s."
+    print(deployed_report(results, peaks, note.strip(), flavour), file=out, flush=True)
+    if profile_to is not None:
+        from bench.pipeline import top_functions
+
+        print("\n### cProfile of the worker child (all loads)\n", file=out)
+        print(top_functions(profile_to) if profile_to.exists() else "(no profile written)", file=out, flush=True)
+    return results
+
+
+def _table(results: list[LoadResult]) -> list[str]:
+    lines = [
+        "| offered ev/s | achieved POST/s | events | refused | ack p50 | ack p99 | ack p99.9 | ack max "
+        "| missing acks | decision p50 | decision p99 | lag q1 -> q4 (p50 ms) | sustained |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.rate:,} | {r.achieved_rate:,.0f} | {r.sent:,} | {r.refused} | {_ms(r.acks, 50)} | "
+            f"{_ms(r.acks, 99)} | {_ms(r.acks, 99.9)} | {_ms(r.acks, 100)} | {r.missing_acks} | "
+            f"{_ms(r.decisions, 50)} | {_ms(r.decisions, 99)} | "
+            f"{r.first_quarter_ms:,.0f} -> {r.last_quarter_ms:,.0f} | {'yes' if r.sustained else 'no'} |"
+        )
+    return lines
+
+
+def deployed_report(results: list[LoadResult], peaks: dict[str, int | None], note: str, flavour: str) -> str:
+    """The markdown section of the deployed shape."""
+    lines = [
+        f"## Storm latency, deployed shape (issue 20; {broker_name(flavour)})",
+        "",
+        f"Machine: {machine_line()}. Two children as deploy/ runs them: `offhours ingest` (webhooks) "
+        f"and one worker, `offhours run` (stream worker + responders, {worker_store()} tables); this "
+        f"process POSTs signed Messenger webhooks open-loop to the ingest and serves the fake Graph API. "
+        f"Latency in ms from POST start; peak RSS ingest {mib(peaks.get('ingest'))}, worker "
+        f"{mib(peaks.get('worker'))}.{(' ' + note) if note else ''}",
+        "",
+        *_table(results),
+        "",
+    ]
+    target = deployed_target(results)
+    lines.append(f"- {target.name}: {target.measured} (target {target.wanted}: {'met' if target.met else 'missed'})")
+    return "\n".join(lines)
+
+
+def _p99_ms(result: LoadResult | None) -> float | None:
+    if result is None or result.acks.get_total_count() == 0:
+        return None
+    return result.acks.get_value_at_percentile(99) / 1000
+
+
+def _highest(results: Sequence[LoadResult]) -> str:
+    sustained = [r.rate for r in results if r.sustained]
+    return f"highest sustained {max(sustained):,} ev/s" if sustained else "no load sustained"
+
+
+def deployed_target(results: Sequence[LoadResult], seconds: float | None = None) -> Target:
+    """Issue 20's storm-latency target for the deployed shape, from its loads."""
+    at = next((r for r in results if r.rate == TARGET_RATE), None)
+    p99 = _p99_ms(at)
+    length = seconds if seconds is not None else (at.seconds if at is not None else None)
+    measured = (
+        f"p99 {p99:,.0f} ms at {TARGET_RATE} ev/s ({'sustained' if at.sustained else 'not sustained'}, "
+        f"{length:g} s); {_highest(results)}"
+        if at is not None and p99 is not None
+        else f"{TARGET_RATE} ev/s not offered; {_highest(results)}"
+    )
+    met = at is not None and p99 is not None and p99 <= TARGET_P99_MS and at.sustained and at.seconds >= 60
+    return Target(
+        "storm latency, deployed shape (ingest + 1 worker)",
+        f"p99 <= {TARGET_P99_MS:.0f} ms at {TARGET_RATE} ev/s, sustained 60 s",
+        measured,
+        met,
+    )
+
+
+def single_target(results: Sequence[LoadResult]) -> Target:
+    """Issue 20's target for the single-process composition (as ``offhours run``)."""
+    at = next((r for r in results if r.rate == SINGLE_TARGET_RATE), None)
+    p99 = _p99_ms(at)
+    measured = (
+        f"p99 {p99:,.0f} ms at {SINGLE_TARGET_RATE} ev/s ({'sustained' if at.sustained else 'not sustained'}, "
+        f"{at.seconds:g} s); {_highest(results)}"
+        if at is not None and p99 is not None
+        else f"{SINGLE_TARGET_RATE} ev/s not offered; {_highest(results)}"
+    )
+    met = at is not None and p99 is not None and p99 <= SINGLE_TARGET_P99_MS and at.sustained
+    return Target(
+        "single-process `offhours run`",
+        f">= {SINGLE_TARGET_RATE} ev/s sustained, p99 <= {SINGLE_TARGET_P99_MS:.0f} ms",
+        measured,
+        met,
+    )
+
+
+def not_run(name: str, wanted: str, why: str) -> Target:
+    return Target(name, wanted, f"not run ({why})", False)
+
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--serve"]:
@@ -435,25 +713,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         uvloop.run(serve(broker_url, run_id, Path(coverage_file), graph_url, flavour))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=None, help="seconds per offered load (default 10; 4 with --quick)")
-    parser.add_argument("--rates", default="100,500,1000", help="offered loads, events/s, comma list")
-    parser.add_argument("--quick", action="store_true", help="short loads (4 s each)")
-    parser.add_argument("--broker", help="kafka://host:port of a running broker (default: start the embedded one)")
+    parser.add_argument("--shape", choices=("single", "deployed", "both"), default="both",
+                        help="single: worker + responders + ingest in one process (as `offhours run`); "
+                        "deployed: `offhours ingest` and a worker as two processes (as deploy/); both (default)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="seconds per offered load (default 10 single, 60 deployed; 4 and 10 with --quick)")
+    parser.add_argument("--rates", default=None,
+                        help="offered loads, events/s, comma list (default 100,300,500,1000 single; "
+                        "300,500,700,1000 deployed)")
+    parser.add_argument("--quick", action="store_true", help="short loads")
+    parser.add_argument("--no-ladder", action="store_true",
+                        help="deployed: offer every rate even after one at or above 500 ev/s was not sustained")
+    parser.add_argument("--broker", help="kafka://host:port of a running broker, or `kafka` to start one "
+                        "Apache Kafka node (default: start the embedded Tansu)")
     parser.add_argument("--flavour", choices=("kafka", "tansu"), default="kafka",
-                        help="what --broker is (default kafka: the service's Apache Kafka settings)")
-    parser.add_argument("--profile", action="store_true", help="run the service child under cProfile")
+                        help="what a --broker URL is (default kafka: the service's Apache Kafka settings)")
+    parser.add_argument("--profile", action="store_true", help="run the service child (single) or worker "
+                        "(deployed) under cProfile")
     args = parser.parse_args(argv)
-    seconds = args.seconds or (4.0 if args.quick else 10.0)
-    rates = [int(r) for r in args.rates.split(",") if r.strip()]
+
+    def rates(default: str) -> list[int]:
+        return [int(r) for r in (args.rates or default).split(",") if r.strip()]
+
+    async def shapes(url: str, flavour: str) -> list[Target]:
+        targets = []
+        if args.shape in ("single", "both"):
+            single = await run(url, rates=rates("100,300,500,1000"), profile=args.profile, flavour=flavour,
+                               seconds=args.seconds or (4.0 if args.quick else 10.0))
+            targets.append(single_target(single))
+            print(flush=True)
+        if args.shape in ("deployed", "both"):
+            deployed = await run_deployed(url, rates=rates("300,500,700,1000"), profile=args.profile,
+                                          flavour=flavour, seconds=args.seconds or (10.0 if args.quick else 60.0),
+                                          ladder=not args.no_ladder)
+            targets.append(deployed_target(deployed))
+        return targets
 
     async def go() -> None:
-        if args.broker:
-            await run(args.broker, rates=rates, seconds=seconds, profile=args.profile, flavour=args.flavour)
-            return
-        from brokers.tansu import EmbeddedBroker
+        if args.broker and "://" in args.broker:
+            targets = await shapes(args.broker, args.flavour)
+        else:
+            from bench.pipeline import started_broker
 
-        async with EmbeddedBroker() as broker:
-            await run(broker.url, rates=rates, seconds=seconds, profile=args.profile)
+            async with started_broker(args.broker or "tansu") as (url, flavour):
+                targets = await shapes(url, flavour)
+        from bench.common import targets_table
+
+        print("\n" + targets_table(targets), flush=True)
 
     asyncio.run(go())
     return 0
