@@ -292,6 +292,29 @@ def release_due(state: ConversationView, team: Team, now: datetime) -> bool:
     return routed or team.at(now).mode == "open"
 
 
+def next_release_at(state: ConversationView, team: Team, now: datetime) -> datetime | None:
+    """The first instant at or after ``now`` at which :func:`release_due` could be true
+    (``now`` itself when it is); None when not before the conversation changes.
+
+    A held conversation routed since its customer started waiting is due now; one not
+    routed, at the team's next opening (None when no opening within 400 days). The
+    due-time index of the sweeps (``streams/due_index.py``) waits for it.
+    """
+    if not _held(state, team):
+        return None
+    return now if release_due(state, team, now) else team.at(now).next_open
+
+
+def _held(state: ConversationView, team: Team) -> bool:
+    """True when ``state`` waits ``pending`` in an inbox ``team`` holds (:func:`release_due` without the clock)."""
+    desk, held = state.desk, team.chatwoot
+    if held is None or not held.hold or desk is None or desk.get("kind") != "chatwoot":
+        return False
+    if desk.get("status") != "pending" or desk.get("inbox") not in held.inboxes:
+        return False
+    return state.status == "open" and state.waiting()
+
+
 def release_route(state: ConversationView, team: Team, conversation: str, now: datetime) -> RouteRequest:
     """The release of a held conversation (:func:`release_due`): its status set ``open`` in the desk.
 

@@ -240,6 +240,30 @@ def early_route_at(
     return route_at
 
 
+def next_early_route_at(
+    team: Team, channel: str, kind: str | None, last_customer_at: datetime, now: datetime, margin: timedelta
+) -> datetime | None:
+    """The first instant at or after ``now`` at which :func:`needs_early_route` could be true
+    (``now`` itself when it is); None when it never is again for this message.
+
+    Before ``margin`` ahead of the window's close that is that instant; from it until
+    the window closes the route is needed whenever the team is not open, so while it
+    is open the answer is the end of the open stretch (None when that comes only after
+    the window closed). The due-time index of the sweeps (``streams/due_index.py``)
+    waits for it instead of asking at every sweep.
+    """
+    deadline = window_closes(channel, kind, last_customer_at)
+    if deadline is None or now >= deadline:
+        return None
+    route_at = deadline - margin
+    if now < route_at:
+        return route_at
+    if needs_early_route(team, channel, kind, last_customer_at, now, margin):
+        return now
+    until = team.at(now).until
+    return until if until is not None and until < deadline else None
+
+
 def needs_early_route(
     team: Team, channel: str, kind: str | None, last_customer_at: datetime, now: datetime, margin: timedelta
 ) -> bool:
@@ -453,6 +477,28 @@ def overdue(conversations: Iterable[FollowUp], teams: Mapping[str, Team], now: d
             if reminder.id not in follow_up.sent:
                 found.append(reminder)
     return sorted(found, key=lambda reminder: (reminder.due, reminder.id))
+
+
+def next_reminder_at(follow_up: FollowUp, team: Team) -> datetime | None:
+    """When the first reminder of ``follow_up`` not yet sent falls due (perhaps already
+    passed); None when none ever will (answered, replied in time, all sent).
+
+    The same conditions as :func:`overdue`, without the instant: a reminder's due time
+    depends only on the conversation and the team's ``claim_limit``. The due-time index
+    of the sweeps (``streams/due_index.py``) waits for it.
+    """
+    if follow_up.answered:
+        return None
+    found: list[datetime] = []
+    reply_by = follow_up.reply_by
+    if (follow_up.acknowledged_at is not None and reply_by is not None and not _replied_by(follow_up, reply_by)
+            and f"remind:reply_by:{follow_up.conversation}:{_seconds(reply_by)}" not in follow_up.sent):
+        found.append(reply_by)
+    if follow_up.claimed_by is not None and follow_up.claimed_at is not None:
+        due = follow_up.claimed_at + team.escalation.claim_limit
+        if not _replied_by(follow_up, due) and f"remind:claim:{follow_up.conversation}:{_seconds(due)}" not in follow_up.sent:
+            found.append(due)
+    return min(found, default=None)
 
 
 def _replied_by(follow_up: FollowUp, deadline: datetime) -> bool:

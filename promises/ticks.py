@@ -8,7 +8,9 @@ parameters:
 
 - due: :func:`due_ticks` (escalation ticks of the escalations table's rows),
   :func:`reminders_due` and :func:`window_route_due` (follow-through and reply-window
-  ticks of a conversation's state);
+  ticks of a conversation's state); and when next: :func:`next_tick_at`, the first
+  instant any of them (or a held desk conversation's release) could be due for one
+  conversation, which the sweeps' due-time index (``streams/due_index.py``) waits for;
 - applied: :func:`escalation_on_tick`, :func:`reminder_on_tick` and
   :func:`window_on_tick` say whether the tick still applies (not stale, still due,
   still waiting), which route to send and what to write: an
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 from promises.routes import (
     ConversationView,
     escalation_route,
+    next_release_at,
     pending_from_route,
     reminder_route,
     window_route,
@@ -39,7 +42,9 @@ from promises.rules import (
     Reminder,
     escalation_due,
     needs_early_route,
+    next_early_route_at,
     next_escalation,
+    next_reminder_at,
     overdue,
 )
 from records.actions import EscalationTick, ReminderTick, WindowTick
@@ -96,6 +101,54 @@ def window_route_due(state: ConversationView, team: Team, now: datetime) -> bool
         return False
     last = datetime.fromtimestamp(state.customer_at, UTC)
     return needs_early_route(team, state.channel, state.kind, last, now, team.escalation.window_margin)
+
+
+def next_tick_at(
+    conversation: str,
+    state: ConversationView | None,
+    pending: PendingEscalation | None,
+    teams: Mapping[str, Team],
+    now: datetime,
+) -> datetime | None:
+    """The first instant at or after ``now`` at which a sweep could find something due for
+    one conversation (``now`` or earlier when something is due already); None when
+    nothing will be until one of its rows changes or the coverage is swapped.
+
+    ``state`` is its row of the conversations table, ``pending`` of the escalations
+    table. It answers for every rule the sweep asks: the escalation's next step
+    (:func:`~promises.rules.escalation_due`; none once a staff reply came at or after the
+    route), the follow-through reminders (:func:`~promises.rules.next_reminder_at`),
+    the reply window's early route (:func:`~promises.rules.next_early_route_at`) and a
+    held desk conversation's release (:func:`~promises.routes.next_release_at`). So
+    whenever :func:`due_ticks`, :func:`reminders_due`, :func:`window_route_due` or
+    :func:`~promises.routes.release_due` says "due at t" (t >= ``now``, rows and
+    coverage unchanged), the answer is <= t: the sweeps' due-time index
+    (``streams/due_index.py``) waits until then instead of asking at every sweep.
+    """
+    found: list[datetime] = []
+    if pending is not None:
+        team = teams.get(pending.team)
+        replied = state is not None and state.staff_at is not None and state.staff_at >= pending.routed_at.timestamp()
+        due = None if team is None or replied else escalation_due(pending, team)
+        if due is not None:
+            found.append(due)
+    team = None if state is None or state.status != "open" else teams.get(state.team)
+    if state is not None and team is not None:
+        reminder = next_reminder_at(follow_up_of(conversation, state, team), team)
+        window = next_window_route_at(state, team, now)
+        release = next_release_at(state, team, now)
+        found.extend(at for at in (reminder, window, release) if at is not None)
+    return min(found, default=None)
+
+
+def next_window_route_at(state: ConversationView, team: Team, now: datetime) -> datetime | None:
+    """The first instant at or after ``now`` at which :func:`window_route_due` could be true; None: never for this message."""
+    if not state.waiting() or state.channel is None or state.customer_at is None:
+        return None
+    if state.window_routed == state.customer_at:
+        return None
+    last = datetime.fromtimestamp(state.customer_at, UTC)
+    return next_early_route_at(team, state.channel, state.kind, last, now, team.escalation.window_margin)
 
 
 def escalation_tick(pending: PendingEscalation, now: datetime) -> EscalationTick:
