@@ -100,6 +100,7 @@ from schedules import Coverage, CoverageInvalid, load_coverage
 from streams.metrics import Metrics, observe_first_response
 from streams.retention import apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
+from streams.sweeps import keep_due_index
 from streams.timers import PromiseTimers
 from streams.watchdog import Progress
 from triage.policy import Triage, TriageResult, handover_facts, rejected
@@ -335,6 +336,7 @@ def create_app(
 
     app.conversations = table("conversations", "conversation state (ConversationState bytes) by conversation key")
     app.escalations = table("escalations", "pending escalation (PendingEscalation bytes) by conversation key")
+    keep_due_index(app)  # the sweeps' due-time index follows both tables (streams.due_index)
     app.reply_times = table(
         "reply-times", "recent first responses (FirstResponseStats bytes) of one partition's conversations, key p<N>"
     )

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -121,9 +121,11 @@ class FirstSight:
     def since(self, key: bytes, now: datetime) -> float:
         return self.seen.setdefault(key, _seconds(now))
 
-    def keep_only(self, keys: set[bytes]) -> None:
-        """Forget the rows no longer without an instant (deleted, or active since)."""
-        for key in [key for key in self.seen if key not in keys]:
+    def keep_only(self, keys: set[bytes], among: Collection[bytes] | None = None) -> None:
+        """Forget the rows no longer without an instant (deleted, or active since): those
+        not in ``keys``, of all rows seen or only of ``among`` (the rows a sweep looked at)."""
+        candidates = self.seen if among is None else [key for key in among if key in self.seen]
+        for key in [key for key in candidates if key not in keys]:
             del self.seen[key]
 
 
@@ -133,13 +135,16 @@ def expiries(
     now: datetime,
     retention: timedelta,
     first_sight: FirstSight | None = None,
+    partial: bool = False,
 ) -> list[tuple[bytes, int | None]]:
     """The conversations expired at ``now``: ``(key, last activity seen)`` each.
 
     ``conversations`` and ``escalations`` are rows of the two tables (key: the
     conversation; a state stored or decoded); an escalation row without a conversation row counts on its own.
     A row with no instant at all expires ``retention`` after ``first_sight`` first saw
-    it (never without ``first_sight``), with ``None`` as its last activity.
+    it (never without ``first_sight``), with ``None`` as its last activity. ``partial``:
+    the rows are only those a sweep looked at (its due-time index,
+    :mod:`streams.due_index`), so ``first_sight`` forgets only among them.
     """
     found: list[tuple[bytes, int | None]] = []
     unknown: set[bytes] = set()
@@ -159,7 +164,7 @@ def expiries(
             if expired(last, now, retention):
                 found.append((key, last))
     if first_sight is not None:
-        first_sight.keep_only(unknown)
+        first_sight.keep_only(unknown, among=seen_keys | set(escalations) if partial else None)
     return found
 
 
@@ -356,9 +361,16 @@ def expired_conversations(
     conversations: list[tuple[bytes, bytes | ConversationState]],
     escalations: list[tuple[bytes, bytes]],
     now: datetime,
+    partial: bool = False,
 ) -> list[tuple[bytes, int | None]]:
-    """The held conversations expired at ``now`` (see :func:`expiries`)."""
-    return expiries(conversations, dict(escalations), now, app.settings.retention, _first_sight(app))
+    """The held conversations expired at ``now`` (see :func:`expiries`; ``partial``: only the
+    rows the due-time index gave the sweep)."""
+    return expiries(conversations, dict(escalations), now, app.settings.retention, _first_sight(app), partial)
+
+
+def first_sight_of(app: OffhoursApp) -> FirstSight:
+    """When this worker's sweeps first saw each row that records no instant."""
+    return _first_sight(app)
 
 
 async def send_expiries(app: OffhoursApp, expiring: list[tuple[bytes, int | None]], now: datetime) -> int:

@@ -53,8 +53,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from brokers.client import partition_of
 from promises.routes import digest_route, release_due, release_route
@@ -63,8 +64,10 @@ from promises.ticks import due_ticks, reminders_due, utc_instant, window_route_d
 from records.actions import EscalationTick, ReminderTick, WindowTick
 from records.wire import RouteRequest
 from schedules import Team
+from streams.due_index import DueIndex, conversation_due
 from streams.retention import (
     expired_conversations,
+    first_sight_of,
     send_expiries,
     sweep_ledger,
 )
@@ -240,31 +243,229 @@ async def _send_releases(app: OffhoursApp, due: list[tuple[bytes, RouteRequest]]
     return count
 
 
+@dataclass(frozen=True, slots=True)
+class DueWork:
+    """What one sweep sends: escalation ticks, reminder and window ticks, releases, expiries."""
+
+    escalations: list[tuple[bytes, EscalationTick]]
+    promises: list[tuple[bytes, ReminderTick | WindowTick]]
+    releases: list[tuple[bytes, RouteRequest]]
+    expiring: list[tuple[bytes, int | None]]
+
+
+def due_work(
+    app: OffhoursApp,
+    conversations: list[tuple[bytes, ConversationState]],
+    escalations: list[tuple[bytes, bytes]],
+    now: datetime,
+    partial: bool = False,
+) -> DueWork:
+    """What is due at ``now`` among these rows of the two tables (``partial``: only the rows
+    the due-time index gave the sweep, not every held row).
+
+    A conversation older than ``settings.retention`` gets an ``expire`` tick and no
+    other; a pending escalation whose conversation got a staff reply since gets none.
+    """
+    teams = app.coverage.coverage.teams
+    expiring = expired_conversations(app, conversations, escalations, now, partial)
+    gone = {key for key, _ in expiring}
+    skip = gone | replied_since_routed(escalations, conversations)
+    return DueWork(
+        escalations=due_ticks([row for row in escalations if row[0] not in skip], teams, now),
+        promises=promise_ticks([row for row in conversations if row[0] not in gone], teams, now),
+        releases=releases([row for row in conversations if row[0] not in gone], teams, now),
+        expiring=expiring,
+    )
+
+
+def scanned_due(app: OffhoursApp, held: Collection[int], now: datetime) -> DueWork:
+    """What is due at ``now`` in ``held``, from a scan of every row of the two tables.
+
+    How the sweep worked before the due-time index; kept as the reference the index is
+    tested against (it must find exactly this), and for a one-off look at everything.
+    """
+    partitions = app.settings.partitions
+    conversations = [(key, ConversationState.from_bytes(value))
+                     for key, value in held_rows(list(app.conversations.items()), held, partitions)]
+    escalations = list(held_rows(list(app.escalations.items()), held, partitions))
+    return due_work(app, conversations, escalations, now)
+
+
+# -- the due-time index -----------------------------------------------------------------
+
+
+def due_index_of(app: OffhoursApp) -> DueIndex:
+    """The worker's due-time index (:mod:`streams.due_index`), made on first use."""
+    index = app.__dict__.get("due_index")
+    if index is None:
+        partitions = app.settings.partitions
+        index = app.__dict__["due_index"] = DueIndex(lambda key: partition_of(key, partitions))
+    return index
+
+
+def build_partitions(app: OffhoursApp, index: DueIndex, partitions: Collection[int]) -> None:
+    """Index ``partitions`` anew from the rows the tables hold of them (a takeover, a recovery)."""
+    if not partitions:
+        return
+    count = app.settings.partitions
+    keys: dict[int, set[bytes]] = {partition: set() for partition in partitions}
+    for table in (app.conversations, app.escalations):
+        for key in list(table.keys()):
+            found = keys.get(partition_of(key, count))
+            if found is not None:
+                found.add(key)
+    for partition, found in keys.items():
+        index.build(partition, found)
+    log.debug("due-time index built for partitions %s", sorted(partitions))
+
+
+def drop_partitions(app: OffhoursApp, index: DueIndex, partitions: Collection[int]) -> None:
+    """Forget ``partitions`` (given away): their index, and when the sweep first saw their rows
+    without an instant (a worker that takes them back starts that wait again, as a scan did)."""
+    if not partitions:
+        return
+    index.drop(partitions)
+    seen = first_sight_of(app).seen
+    count = app.settings.partitions
+    for key in [key for key in seen if partition_of(key, count) in partitions]:
+        del seen[key]
+
+
+def sync_partitions(app: OffhoursApp, index: DueIndex, held: Collection[int]) -> None:
+    """Drop the partitions no longer held and build those held and not yet indexed."""
+    indexed = index.partitions
+    drop_partitions(app, index, indexed - set(held))
+    build_partitions(app, index, set(held) - indexed)
+
+
+def indexed_due(app: OffhoursApp, held: Collection[int], now: datetime) -> DueWork:
+    """What is due at ``now`` in ``held``, reading only the conversations the due-time index
+    says to look at (due, or changed since the last sweep); each goes back into the index
+    with its next instant (:func:`streams.due_index.conversation_due`).
+
+    Finds exactly what :func:`scanned_due` finds (tests/unit/streams/test_due_index.py).
+    """
+    index = due_index_of(app)
+    sync_partitions(app, index, held)
+    keys = index.pop_due(held, now.timestamp())
+    states: dict[bytes, ConversationState] = {}
+    pending: dict[bytes, bytes] = {}
+    for key in keys:
+        raw = app.conversations.get(key)
+        if raw is not None:
+            states[key] = ConversationState.from_bytes(raw)
+        row = app.escalations.get(key)
+        if row is not None:
+            pending[key] = row
+    work = due_work(app, list(states.items()), list(pending.items()), now, partial=True)
+    teams, retention, first_sight = app.coverage.coverage.teams, app.settings.retention, first_sight_of(app)
+    seconds = now.timestamp()
+    for key in keys:
+        at = conversation_due(key, states.get(key), pending.get(key), teams, retention, now, first_sight)
+        index.put(key, at, seconds)
+    return work
+
+
+def keep_due_index(app: OffhoursApp) -> DueIndex:
+    """Keep ``app``'s due-time index current with its ``conversations`` and ``escalations`` tables.
+
+    Called once by :func:`streams.app.create_app` after it made the tables. Each write
+    or delete (the agents) and each changelog record applied (recovery, standby) marks
+    the key for the next sweep; a rebalance drops the partitions revoked; a finished
+    recovery builds the partitions recovered (so a worker that takes partitions over
+    sweeps their pending escalations at once); a coverage swap marks every key. The
+    sweep itself also builds any held partition not yet indexed and drops the others
+    (:func:`sync_partitions`), so a missed hook costs a rebuild, never a promise.
+
+    The hooks wrap the two table objects' own ``on_key_set``, ``on_key_del``,
+    ``apply_changelog_batch``, ``on_rebalance`` and ``on_recovery_completed``: Faust
+    calls each on the table for every write, delete, recovered batch and rebalance.
+    """
+    index = due_index_of(app)
+    for table in (app.conversations, app.escalations):
+        _watch(app, table, index)
+    app.coverage.on_swap(lambda _coverage: index.touch_all())
+    return index
+
+
+def _watch(app: OffhoursApp, table: Any, index: DueIndex) -> None:
+    on_key_set, on_key_del = table.on_key_set, table.on_key_del
+    apply_changelog_batch, on_rebalance = table.apply_changelog_batch, table.on_rebalance
+    on_recovery_completed = table.on_recovery_completed
+    touch = index.touch
+
+    def key_set(key: Any, value: Any) -> None:
+        on_key_set(key, value)
+        touch(key)
+
+    def key_del(key: Any) -> None:
+        on_key_del(key)
+        touch(key)
+
+    def changelog_batch(batch: Iterable[Any]) -> None:
+        events = list(batch)
+        apply_changelog_batch(events)
+        for event in events:
+            if event.key is not None:
+                touch(event.key)
+
+    async def rebalance(assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+        await on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        topics = {app.settings.events_topic, table.changelog_topic_name}
+        drop_partitions(app, index, {tp.partition for tp in revoked if tp.topic in topics})
+
+    async def recovery_completed(active_tps: Any, standby_tps: Any) -> None:
+        await on_recovery_completed(active_tps, standby_tps)
+        build_partitions(app, index, {tp.partition for tp in active_tps})
+
+    table.on_key_set, table.on_key_del = key_set, key_del
+    table.apply_changelog_batch, table.on_rebalance = changelog_batch, rebalance
+    table.on_recovery_completed = recovery_completed
+
+
+# -- the sweep --------------------------------------------------------------------------
+
+
 async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
     """Send the escalation, follow-through, reply-window and expiry ticks due at ``now`` in this worker's partitions,
     and the releases of held desk conversations (:func:`releases`).
 
-    Returns how many ticks were sent. The actions agent applies each against the
-    conversation's state at that moment (:func:`streams.app.apply_action`), so a tick
-    that is stale (a reply came, the reminder was sent) does nothing. A conversation
-    older than ``settings.retention`` gets an ``expire`` tick and no other, and the
-    ledger entries of the held partitions older than it ``expire_ledger`` ticks
-    (:mod:`streams.retention`).
+    Returns how many ticks were sent. Only the conversations the due-time index gives
+    are read (:func:`indexed_due`); then the timers are asked to wake at the index's
+    next instant when it comes before the next sweep (:func:`plan_wake`). The actions
+    agent applies each tick against the conversation's state at that moment
+    (:func:`streams.app.apply_action`), so a tick that is stale (a reply came, the
+    reminder was sent) does nothing. A conversation older than ``settings.retention``
+    gets an ``expire`` tick and no other, and the ledger entries of the held partitions
+    older than it ``expire_ledger`` ticks (:mod:`streams.retention`; the ledger is read
+    at most once per ``settings.sweep_interval``, however often the timers wake).
     """
     held = held_partitions(app)
     if not held:
         return 0
-    partitions = app.settings.partitions
-    teams = app.coverage.coverage.teams
-    # Decoded once: the expiry and the promise rules both read every row.
-    conversations = [(key, ConversationState.from_bytes(value))
-                     for key, value in held_rows(list(app.conversations.items()), held, partitions)]
-    escalations = list(held_rows(list(app.escalations.items()), held, partitions))
-    expiring = expired_conversations(app, conversations, escalations, now)
-    gone = {key for key, _ in expiring}
-    replied = replied_since_routed(escalations, conversations)
-    count = await _send_ticks(app, due_ticks([row for row in escalations if row[0] not in gone | replied], teams, now))
-    count += await _send_ticks(app, promise_ticks([row for row in conversations if row[0] not in gone], teams, now))
-    count += await _send_releases(app, releases([row for row in conversations if row[0] not in gone], teams, now))
-    count += await send_expiries(app, expiring, now)
-    return count + await sweep_ledger(app, now, held)
+    work = indexed_due(app, held, now)
+    count = await _send_ticks(app, work.escalations)
+    count += await _send_ticks(app, work.promises)
+    count += await _send_releases(app, work.releases)
+    count += await send_expiries(app, work.expiring, now)
+    plan_wake(app, held)
+    last = app.__dict__.get("_ledger_swept_at")
+    if last is None or (now - last).total_seconds() >= app.settings.sweep_interval or now < last:
+        app.__dict__["_ledger_swept_at"] = now
+        count += await sweep_ledger(app, now, held)
+    return count
+
+
+def plan_wake(app: OffhoursApp, held: Collection[int]) -> None:
+    """Ask the promise timers to sweep again at the due-time index's next instant
+    (:meth:`streams.timers.PromiseTimers.wake_at`), so an escalation or reminder goes
+    out when due, not up to one sweep interval later."""
+    timers = getattr(app, "promise_timers", None)
+    at = due_index_of(app).next_due(held)
+    if timers is not None and at is not None:
+        timers.wake_at(utc_seconds(at))
+
+
+def utc_seconds(seconds: float) -> datetime:
+    """POSIX seconds as an aware UTC instant (the index keeps seconds; -inf: the epoch)."""
+    return datetime.fromtimestamp(max(seconds, 0.0), UTC)

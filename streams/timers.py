@@ -6,6 +6,11 @@ engine, daylight-saving correct) and what is due at a sweep (escalations, remind
 early routes) are decided in :mod:`promises.rules` and :mod:`promises.ticks` from the
 tables' state (the sweeps are :mod:`streams.sweeps`), and what has expired (rows older than the retention) in :mod:`streams.retention`.
 
+Between periodic sweeps the sweep may ask for one more at the next instant its due-time
+index holds (:meth:`PromiseTimers.wake_at`, :mod:`streams.due_index`): an escalation
+or a reminder is sent at its due time, not up to one sweep interval later, and a sweep
+costs only what is due.
+
 Nothing is kept here that a restart would lose: each team has one job, for its next
 opening, planned from the coverage and the clock, and planned again after every fire
 and on every coverage swap. So a worker that starts, or that takes over the partitions
@@ -36,6 +41,7 @@ SweepCallback = Callable[[datetime], Awaitable[None]]
 
 _OPENING_PREFIX = "opening:"
 _SWEEP_JOB = "sweep"
+_WAKE_JOB = "sweep-due"
 
 
 def _system_clock() -> datetime:
@@ -137,6 +143,29 @@ class PromiseTimers:
             DateTrigger(run_date=run_date, timezone=UTC),
             args=(team.id, opening),
             id=job_id,
+            replace_existing=True,
+            misfire_grace_time=int(self._grace.total_seconds()),
+        )
+
+    def wake_at(self, instant: datetime) -> None:
+        """Sweep also at ``instant`` (once), when it comes before the next periodic sweep.
+
+        The sweep calls it with the next instant of its due-time index
+        (:mod:`streams.due_index`), so an escalation step or a reminder goes out at its
+        due time rather than up to ``sweep_every`` later. One wake is planned at a
+        time: a later call replaces it. An instant already past wakes at once.
+        """
+        if not self._scheduler.running:
+            return
+        job = self._scheduler.get_job(_SWEEP_JOB)
+        delay = max(instant - self._clock(), timedelta(0))
+        if delay >= self._sweep_every or (job is not None and job.next_run_time is not None
+                                          and job.next_run_time <= _system_clock() + delay):
+            return
+        self._scheduler.add_job(
+            self._sweep,
+            DateTrigger(run_date=_system_clock() + delay, timezone=UTC),
+            id=_WAKE_JOB,
             replace_existing=True,
             misfire_grace_time=int(self._grace.total_seconds()),
         )

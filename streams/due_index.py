@@ -1,0 +1,225 @@
+"""The sweeps' due-time index: per held partition, when each conversation next needs a look.
+
+Without it every sweep read every row of the ``conversations`` and ``escalations``
+tables of the partitions a worker holds, so a sweep's CPU and the lateness of an
+escalation grew with the backlog, even with nothing due. With it a sweep
+(:func:`streams.sweeps.sweep_promises`) looks only at the conversations whose instant
+has come, or whose rows changed since the last sweep, and asks the very same rules
+about them; a conversation with nothing due costs nothing until its instant.
+
+What the index holds, per partition: a heap of ``(instant, version, key)`` and, per key,
+the live ``(instant, version)``. The *instant* of a conversation is the earliest of
+
+- :func:`promises.ticks.next_tick_at`: the next escalation step, follow-through
+  reminder, reply-window early route or held-desk release that could be due (pure,
+  the same rules the sweep asks, tested so that whenever a rule says "due at t" the
+  instant is <= t);
+- its retention expiry (:func:`expiry_at`): a retention after its last activity, or
+  after the sweep first saw a row with no instant at all (:class:`streams.retention.FirstSight`).
+
+Stale entries are deleted lazily: a key's newer entry gets a newer version, and a popped
+entry whose version is no longer the key's live one is dropped (the heap is rebuilt when
+more than half of it is stale). Every key popped is then read again from the tables and
+judged by the rules, and put back with its next instant: the index only says *when* to
+look, never *what* is due, so a key looked at too early costs one read and nothing else.
+
+Keeping it current costs the table writers nothing but a set insertion: a write or
+delete of either table (the triage and actions agents), and each record of the tables'
+changelogs applied on recovery or on a standby, mark the key *dirty* (:meth:`DueIndex.touch`),
+and the next sweep evaluates the dirty keys of its partitions with its own clock. A
+partition the worker takes over (a rebalance, a failover, a start) is *built*: every
+key of it marked dirty, from the recovered tables, so the first sweep after the
+takeover evaluates them all once and no pending escalation is lost; a partition given
+away is *dropped*. A coverage swap marks every key dirty (the teams' chains, claim
+limits and hours decide the instants). The Faust glue is :mod:`streams.sweeps`
+(:func:`streams.sweeps.keep_due_index`); this module is pure: no I/O, no Faust, the
+clock a parameter.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import datetime, timedelta
+
+from promises.rules import PendingEscalation
+from promises.ticks import next_tick_at
+from schedules import Team
+from streams.retention import FirstSight, conversation_activity
+from triage.state import ConversationState
+
+NOW = -math.inf
+"""The instant of a key that must be looked at by the next sweep."""
+
+_COMPACT_SLACK = 64
+
+
+def expiry_at(last: int | float, retention: timedelta) -> int:
+    """The first instant (POSIX seconds) at which a conversation last active at ``last`` is
+    expired (:func:`streams.retention.expired`: whole seconds, exactly the retention kept)."""
+    return math.floor(last + retention.total_seconds()) + 1
+
+
+def conversation_due(
+    key: bytes,
+    state: ConversationState | None,
+    pending: bytes | None,
+    teams: Mapping[str, Team],
+    retention: timedelta,
+    now: datetime,
+    first_sight: FirstSight | None = None,
+) -> float | None:
+    """The instant (POSIX seconds) a sweep must next look at conversation ``key``; None: never
+    until one of its rows changes (no row left).
+
+    ``state`` and ``pending`` are its rows of the two tables (None when absent). The
+    earliest of :func:`promises.ticks.next_tick_at` and the retention expiry; a
+    conversation with no instant at all expires a retention after ``first_sight`` saw it,
+    and is due at once when it was not seen yet (the sweep then notes it).
+    """
+    if state is None and pending is None:
+        return None
+    decoded = None if pending is None else PendingEscalation.from_bytes(pending)
+    last = conversation_activity(state, pending)
+    if last is None:
+        first = None if first_sight is None else first_sight.seen.get(key)
+        expiry = NOW if first is None else float(expiry_at(first, retention))
+    else:
+        expiry = float(expiry_at(last, retention))
+    tick = next_tick_at(key.decode("utf-8", "replace"), state, decoded, teams, now)
+    return expiry if tick is None else min(expiry, tick.timestamp())
+
+
+class DueIndex:
+    """The instants at which a sweep must look at each conversation, per held partition.
+
+    ``partition_of(key)`` says which partition a key's rows live in (the producers'
+    partitioner). Only built partitions (:meth:`build`) are indexed; a key of another
+    partition is ignored (its partition is built from the tables when taken over).
+    """
+
+    def __init__(self, partition_of: Callable[[bytes], int]) -> None:
+        self._partition_of = partition_of
+        self._heaps: dict[int, list[tuple[float, int, bytes]]] = {}
+        self._live: dict[int, dict[bytes, tuple[float, int]]] = {}
+        self._dirty: set[bytes] = set()
+        self._version = 0
+
+    # -- what the table writers call ------------------------------------------------
+
+    def touch(self, key: bytes) -> None:
+        """``key``'s rows changed (written, deleted, recovered): the next sweep looks at it."""
+        self._dirty.add(key)
+
+    def touch_all(self) -> None:
+        """Every indexed key must be looked at again (the coverage changed)."""
+        for live in self._live.values():
+            self._dirty.update(live)
+
+    # -- partitions ------------------------------------------------------------------
+
+    @property
+    def partitions(self) -> frozenset[int]:
+        """The partitions indexed."""
+        return frozenset(self._heaps)
+
+    def build(self, partition: int, keys: Iterable[bytes]) -> None:
+        """Index ``partition`` anew: every one of ``keys`` (its rows in the tables) is looked at by the next sweep."""
+        self._heaps[partition] = []
+        self._live[partition] = {}
+        self._dirty.update(keys)
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget ``partitions`` (given away)."""
+        for partition in partitions:
+            self._heaps.pop(partition, None)
+            self._live.pop(partition, None)
+
+    # -- what the sweep calls --------------------------------------------------------
+
+    def pop_due(self, held: Collection[int], now: float) -> list[bytes]:
+        """The keys of ``held`` partitions to look at ``now``: dirty or due (instant <= ``now``).
+
+        They leave the index; put each back with :meth:`put` once judged. Dirty keys of
+        partitions not indexed are forgotten.
+        """
+        found: dict[bytes, None] = {}
+        if self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for key in dirty:
+                partition = self._partition_of(key)
+                live = self._live.get(partition)
+                if live is None:
+                    continue
+                if partition in held:
+                    live.pop(key, None)
+                    found[key] = None
+                else:
+                    self._dirty.add(key)
+        for partition in held:
+            heap = self._heaps.get(partition)
+            if heap is None:
+                continue
+            live = self._live[partition]
+            while heap and heap[0][0] <= now:
+                at, version, key = heapq.heappop(heap)
+                if live.get(key) == (at, version):
+                    del live[key]
+                    found[key] = None
+        return list(found)
+
+    def put(self, key: bytes, at: float | None, now: float) -> None:
+        """Look at ``key`` again at ``at`` (POSIX seconds; None: not before its rows change).
+
+        A key still due at ``now`` (its tick sent, not applied yet) is looked at by the
+        next sweep, like a dirty one: it is no instant to wake for.
+        """
+        partition = self._partition_of(key)
+        live = self._live.get(partition)
+        if live is None:
+            return
+        if at is None:
+            live.pop(key, None)
+            return
+        if at <= now:
+            live.pop(key, None)
+            self._dirty.add(key)
+            return
+        self._version += 1
+        live[key] = (at, self._version)
+        heap = self._heaps[partition]
+        heapq.heappush(heap, (at, self._version, key))
+        if len(heap) > 2 * len(live) + _COMPACT_SLACK:
+            self._heaps[partition] = [(due, version, k) for k, (due, version) in live.items()]
+            heapq.heapify(self._heaps[partition])
+
+    @property
+    def dirty(self) -> int:
+        """How many keys wait to be looked at because their rows changed."""
+        return len(self._dirty)
+
+    def next_due(self, held: Collection[int]) -> float | None:
+        """The earliest instant of ``held`` partitions, dirty keys aside; None: nothing indexed."""
+        earliest: float | None = None
+        for partition in held:
+            heap = self._heaps.get(partition)
+            if heap is None:
+                continue
+            live = self._live[partition]
+            while heap and live.get(heap[0][2]) != heap[0][:2]:
+                heapq.heappop(heap)
+            if heap and (earliest is None or heap[0][0] < earliest):
+                earliest = heap[0][0]
+        return earliest
+
+    def instant_of(self, key: bytes) -> float | None:
+        """The instant at which ``key`` will be looked at; None when not indexed (or dirty)."""
+        live = self._live.get(self._partition_of(key))
+        entry = None if live is None or key in self._dirty else live.get(key)
+        return None if entry is None else entry[0]
+
+    def __len__(self) -> int:
+        """How many keys the index holds an instant for."""
+        return sum(len(live) for live in self._live.values())
+
