@@ -138,6 +138,27 @@ class Reconciler:
             self._ledgers[tp.partition] = ledger
             self._input.seek(tp, committed)
         await self._seek_decisions(decision_tps)
+        self._rest()
+
+    def _rest(self) -> None:
+        """Stop the consumers' background fetching until the next pass (:meth:`_work`).
+
+        An assigned aiokafka consumer keeps a fetch parked at the broker for every
+        partition it holds, between passes too: three consumers asked the broker about
+        twice a second each with nothing to do, and read every new event and decision
+        twice (the pass reads them again from its own positions). Paused, they fetch
+        nothing; the watermarks consumer only commits and reads committed offsets, so it
+        never fetches at all.
+        """
+        for consumer in (self._input, self._decisions, self._watermarks):
+            if consumer is not None:
+                consumer.pause(*consumer.assignment())
+
+    def _work(self) -> None:
+        """Let the input and decisions consumers fetch again, for one pass."""
+        for consumer in (self._input, self._decisions):
+            if consumer is not None:
+                consumer.resume(*consumer.assignment())
 
     async def stop(self) -> None:
         """Close every client, each even when another fails to close (a broker gone)."""
@@ -242,6 +263,14 @@ class Reconciler:
 
     async def run_pass(self) -> int:
         """One check over all input partitions; returns how many records it re-issued."""
+        assert self._input is not None and self._decisions is not None
+        self._work()
+        try:
+            return await self._pass()
+        finally:
+            self._rest()
+
+    async def _pass(self) -> int:
         assert self._input is not None and self._decisions is not None
         # Committed offsets first, then the decisions up to their current end: every
         # decision flushed before those commits is then below the end we read.
