@@ -96,6 +96,7 @@ generations, with Faust's own fetch wait. Importing this module makes Faust find
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Mapping, Set
@@ -421,3 +422,79 @@ def transport_url(broker_url: str, scheme: str = SCHEME) -> str:
 
 drivers.TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
 drivers.TRANSPORTS.aliases.setdefault(APACHE_SCHEME, f"{__name__}:ApacheTransport")
+
+
+async def quiet_noack_take(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
+    """Faust's ``Stream.noack_take(max_, within)`` (faust/streams.py:683) without its idle ticks.
+
+    Faust's version waits for a full buffer with a ``within`` timeout in a loop, so an
+    idle agent wakes every ``within`` seconds (every 5 ms for the triage agent), and
+    each wake runs mode's ``wait_first`` (two tasks created and cancelled): about 3 %
+    of a core for nothing (``python -m bench.idle``, cProfile of the idle worker's
+    event loop: ``noack_take`` and ``wait_first`` are more than half of it). Here an
+    empty buffer waits for its first event without a timeout, and the ``within``
+    window starts with that event; the rest is Faust's: the events are buffered by a
+    stream processor, yielded as a list of at most ``max_`` and acknowledged once the
+    caller is done with the list.
+
+    What it changes for a quiet stream: an event alone in its window is handed on
+    ``within`` after it arrived (Faust's: at the next tick, between 0 and ``within``).
+    """
+    from mode.utils.aiter import aiter
+    from mode.utils.futures import notify
+
+    buffer: list[Any] = []
+    first = asyncio.Event()
+    buffer_full = asyncio.Event()
+    buffer_consumed = asyncio.Event()
+    consuming: asyncio.Future[None] | None = None
+    enable_acks: bool = stream.enable_acks
+
+    async def add_to_buffer(value: Any) -> Any:
+        nonlocal consuming
+        try:
+            if consuming is not None:
+                try:
+                    await consuming
+                finally:
+                    consuming = None
+            event = stream.current_event
+            if event is None:
+                raise RuntimeError("Take buffer found current_event is None")
+            buffer.append(event)
+            first.set()
+            if len(buffer) >= max_:
+                buffer_full.set()
+                buffer_consumed.clear()
+                await stream.wait(buffer_consumed)
+        except asyncio.CancelledError:  # pragma: no cover
+            raise
+        except Exception as exc:
+            stream.log.exception("Error adding to take buffer: %r", exc)
+            await stream.crash(exc)
+        return value
+
+    stream.enable_acks = False
+    stream.add_processor(add_to_buffer)
+    stream._enable_passive(aiter(stream.channel))
+    try:
+        while not stream.should_stop:
+            if not buffer:
+                await stream.wait_for_stopped(first)  # no timeout: nothing to hand on
+            await stream.wait_for_stopped(buffer_full, timeout=within)
+            if buffer:
+                consuming = stream.loop.create_future()
+                try:
+                    yield list(buffer)
+                finally:
+                    taken = list(buffer)
+                    buffer.clear()
+                    first.clear()
+                    for event in taken:
+                        await stream.ack(event)
+                    notify(consuming)
+                    buffer_full.clear()
+                    buffer_consumed.set()
+    finally:
+        stream.enable_acks = enable_acks
+        stream._processors.remove(add_to_buffer)
