@@ -85,6 +85,7 @@ TOKEN = "bench-page-token"
 TARGET_P99_MS = 100.0
 TARGET_RATE = 500
 DRAIN_SECONDS = 15.0
+"""How long acknowledgments are awaited after the last POST: this, or half the load's length if longer."""
 WARMUP_EVENTS = 40
 SINGLE_TARGET_RATE = 300
 SINGLE_TARGET_P99_MS = 200.0
@@ -205,6 +206,8 @@ class LoadResult:
     last_quarter_ms: float = 0.0
     tail_s: float = 0.0
     """Seconds from the last POST to the last acknowledgment: the backlog left when the load stopped."""
+    carried: int = 0
+    """Acknowledgments of the previous load still outstanding when this one started."""
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds each process used over the load and its drain."""
     wall: float = 0.0
@@ -321,7 +324,7 @@ async def offer(
     await asyncio.gather(*tasks)
 
     psids = [f"{tag}_{n}" for n in range(count)]
-    deadline = time.perf_counter() + DRAIN_SECONDS
+    deadline = time.perf_counter() + max(DRAIN_SECONDS, seconds / 2)
     while time.perf_counter() < deadline and not all(p in fake.arrived for p in psids):
         await asyncio.sleep(0.05)
 
@@ -654,6 +657,7 @@ async def run_deployed(
                 before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
                 began = time.perf_counter()
                 result = await offer(session, url, fake, watch, rate, seconds, f"d{rate}")
+                result.carried = results[-1].missing_acks if results else warm.missing_acks
                 wall = time.perf_counter() - began
                 result.wall = wall
                 result.cpu = {
@@ -673,6 +677,10 @@ async def run_deployed(
         await worker.stop()
         await ingest.stop()
         await fake.stop()
+    carried = [f"{r.rate:,} ev/s began with {r.carried:,}" for r in results if r.carried]
+    if carried:
+        note += (" Acknowledgments of the previous load still outstanding when a load began (it shares the "
+                 "machine with their backlog): " + "; ".join(carried) + ".")
     skipped = [r for r in rates if r not in {x.rate for x in results}]
     if skipped:
         note += f" Not offered (a lower load at or above {TARGET_RATE} ev/s was not sustained): " + \
