@@ -454,6 +454,7 @@ async def run(
 
         print("\n### cProfile of the service child (all loads)\n", file=out)
         print(top_functions(profile_to) if profile_to.exists() else "(no profile written)", file=out, flush=True)
+    return results
 
 
 # -- the deployed shape: `offhours ingest` and a worker, each its own process -------------
