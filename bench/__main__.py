@@ -5,9 +5,9 @@ Stages, in order (``--only`` picks some; the names are those of :data:`STAGES`):
 
 - ``coverage``: the coverage engine against businesstimedelta (:mod:`bench.coverage`);
 - ``pipeline``: worker throughput, stages 1-3 (:mod:`bench.pipeline`);
-- ``latency``: webhook -> acknowledgment, the single-process composition (as ``offhours
-  run``; issue 7's stage 4) and the deployed shape, ``offhours ingest`` and one worker as
-  two processes, 60 s per load (:mod:`bench.latency`);
+- ``latency``: webhook -> acknowledgment, one ``offhours run`` process (10 s per load)
+  and the deployed shape, ``offhours ingest`` and one ``offhours run`` worker as two
+  processes (60 s per load) (:mod:`bench.latency`);
 - ``state``: bytes per open conversation, RocksDB at scale (:mod:`bench.state`);
 - ``console``: the console's pages (:mod:`bench.console`);
 - ``timers``: the promise timers at scale (:mod:`bench.timers`);
@@ -175,7 +175,9 @@ async def with_broker(args: argparse.Namespace, only: set[str]) -> list[Target]:
 async def _latency(latency: ModuleType, shape: str, url: str, flavour: str, quick: bool) -> Target:
     """One shape of the latency stage: the single process (as ``offhours run``) or the deployed shape."""
     if shape == "single":
-        single = await latency.run(url, rates=(100, 300, 500, 1000), seconds=4.0 if quick else 10.0, flavour=flavour)
+        single = await latency.run_deployed(
+            url, rates=(100, 300, 500, 1000), seconds=4.0 if quick else 10.0, flavour=flavour, split=False
+        )
         return latency.single_target(single)
     deployed = await latency.run_deployed(
         url, rates=(300, 500, 700, 1000), seconds=10.0 if quick else 60.0, flavour=flavour

@@ -603,6 +603,7 @@ async def run_deployed(
     flavour: str = "tansu",
     ladder: bool = True,
     profile: bool = False,
+    split: bool = True,
 ) -> list[LoadResult]:
     """Storm latency in the deployed shape on the broker at ``broker_url``; prints the report.
 
@@ -610,11 +611,15 @@ async def run_deployed(
     and one worker, ``offhours run`` (stream worker and responders; its own web server,
     as deploy/'s workers have for their health checks; ``rocksdb://`` tables). Each is
     ready when it prints its ``ready;`` line. The loads are offered in order; with
-    ``ladder`` the run stops after the first load at or above :data:`TARGET_RATE` that
+    ``ladder`` the run stops after the first load at or above the target rate that
     is not sustained (the next, higher ones would not be either). ``profile`` runs the
-    worker under cProfile.
+    children under cProfile.
+
+    Without ``split`` there is one child, ``offhours run`` as on one machine (worker,
+    responders and web server with the webhooks; its default memory store), and the
+    webhooks are posted to it: the single-process target (:func:`single_target`).
     """
-    run_id = f"deployed-{uuid.uuid4().hex[:8]}"
+    run_id = f"{'deployed' if split else 'single'}-{uuid.uuid4().hex[:8]}"
     directory = Path(tempfile.mkdtemp(prefix="bench-deployed-"))
     coverage_file = write_coverage(directory)
     fake = StampingGraph()
@@ -626,9 +631,18 @@ async def run_deployed(
     ingest_profile = directory / "ingest.prof" if profile else None
     worker_command = [sys.executable, "-m", "cProfile", "-o", str(profile_to), "-m", "offhours"] if profile_to else base
     ingest_command = [sys.executable, "-m", "cProfile", "-o", str(ingest_profile), "-m", "offhours"] if ingest_profile else base
-    ingest = Child("ingest", [*ingest_command, "ingest", *idempotent], deployed_env(settings, flavour, store="memory://"), directory)
-    worker = Child("worker", [*worker_command, "run", *idempotent], deployed_env(settings, flavour, store=worker_store()),
-                   directory)
+    if split:
+        ingest = Child("ingest", [*ingest_command, "ingest", *idempotent], deployed_env(settings, flavour, store="memory://"),
+                       directory)
+        worker = Child("worker", [*worker_command, "run", *idempotent], deployed_env(settings, flavour, store=worker_store()),
+                       directory)
+        shape, target_rate = "deployed shape", TARGET_RATE
+    else:
+        # One process: it is the webhooks' server and the worker (profiled as the worker).
+        ingest = worker = Child("service", [*worker_command, "run", *idempotent],
+                                deployed_env(settings, flavour, store="memory://"), directory)
+        ingest_profile = None
+        shape, target_rate = "offhours run", SINGLE_TARGET_RATE
     results: list[LoadResult] = []
     peaks: dict[str, int | None] = {}
     note = ""
@@ -637,24 +651,25 @@ async def run_deployed(
         # The ingest creates the topics and seeds the config topic; the worker joins after.
         await ingest.start()
         await ingest.ready()
-        await worker.start()
-        await worker.ready()
+        if worker is not ingest:
+            await worker.start()
+            await worker.ready()
         url = f"{ingest.webhooks_url()}/meta"
         watch = DecisionWatch(settings.bootstrap_servers[0], settings.decisions_topic)
         watching = asyncio.create_task(watch.run())
         connector = aiohttp.TCPConnector(limit=512)
         async with aiohttp.ClientSession(connector=connector) as session:
-            print("[latency] deployed shape: warm-up ...", file=sys.stderr, flush=True)
+            print(f"[latency] {shape}: warm-up ...", file=sys.stderr, flush=True)
             warm = await offer(session, url, fake, watch, 20, WARMUP_EVENTS / 20, "dwarm")
             if warm.missing_acks:
                 note = (f"Warm-up: {warm.missing_acks} of {warm.sent} acknowledgments never reached the "
                         "fake platform.")
-            pids: dict[str, int | str | None] = {
-                "ingest": ingest.pid, "worker": worker.pid, "bench (load, fake Graph API)": "self",
-                "broker": broker_pid(),
-            }
+            pids: dict[str, int | str | None] = (
+                {"ingest": ingest.pid, "worker": worker.pid} if split else {"offhours run": worker.pid}
+            )
+            pids.update({"bench (load, fake Graph API)": "self", "broker": broker_pid()})
             for rate in rates:
-                print(f"[latency] deployed shape: {rate} ev/s for {seconds:g} s ...", file=sys.stderr, flush=True)
+                print(f"[latency] {shape}: {rate} ev/s for {seconds:g} s ...", file=sys.stderr, flush=True)
                 before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
                 began = time.perf_counter()
                 result = await offer(session, url, fake, watch, rate, seconds, f"d{rate}")
@@ -667,16 +682,17 @@ async def run_deployed(
                     if pid is not None and before.get(name) is not None and (after := cpu_seconds(pid)) is not None
                 }
                 results.append(result)
-                if ladder and rate >= TARGET_RATE and not result.sustained:
+                if ladder and rate >= target_rate and not result.sustained:
                     break
-        peaks = {"ingest": ingest.peak_kib(), "worker": worker.peak_kib()}
+        peaks = {"ingest": ingest.peak_kib(), "worker": worker.peak_kib()} if split else {"offhours run": worker.peak_kib()}
     finally:
         if watching is not None:
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watching
         await worker.stop()
-        await ingest.stop()
+        if ingest is not worker:
+            await ingest.stop()
         await fake.stop()
     carried = [f"{r.rate:,} ev/s began with {r.carried:,}" for r in results if r.carried]
     if carried:
@@ -684,9 +700,9 @@ async def run_deployed(
                  "machine with their backlog): " + "; ".join(carried) + ".")
     skipped = [r for r in rates if r not in {x.rate for x in results}]
     if skipped:
-        note += f" Not offered (a lower load at or above {TARGET_RATE} ev/s was not sustained): " + \
+        note += f" Not offered (a lower load at or above {target_rate} ev/s was not sustained): " + \
             ", ".join(f"{r:,}" for r in skipped) + " ev/s."
-    print(deployed_report(results, peaks, note.strip(), flavour), file=out, flush=True)
+    print(deployed_report(results, peaks, note.strip(), flavour, split=split), file=out, flush=True)
     if profile_to is not None:
         from bench.pipeline import top_functions
 
@@ -714,16 +730,25 @@ def _table(results: list[LoadResult]) -> list[str]:
     return lines
 
 
-def deployed_report(results: list[LoadResult], peaks: dict[str, int | None], note: str, flavour: str) -> str:
-    """The markdown section of the deployed shape."""
+def deployed_report(
+    results: list[LoadResult], peaks: dict[str, int | None], note: str, flavour: str, *, split: bool = True
+) -> str:
+    """The markdown section of the deployed shape (``split``) or of the single ``offhours run``."""
+    if split:
+        title = "Storm latency, deployed shape"
+        what = (f"Two children as deploy/ runs them: `offhours ingest` (webhooks) and one worker, `offhours run` "
+                f"(stream worker + responders, {worker_store()} tables); this process POSTs signed Messenger "
+                "webhooks open-loop to the ingest and serves the fake Graph API")
+    else:
+        title = "Webhook -> acknowledgment latency, single `offhours run`"
+        what = ("One child, `offhours run` (worker, responders and the web server with the webhooks, memory "
+                "store); this process POSTs signed Messenger webhooks open-loop to it and serves the fake Graph API")
+    rss = ", ".join(f"{name} {mib(kib)}" for name, kib in peaks.items())
     lines = [
-        f"## Storm latency, deployed shape (issue 20; {broker_name(flavour)})",
+        f"## {title} (issue 20; {broker_name(flavour)})",
         "",
-        f"Machine: {machine_line()}. Two children as deploy/ runs them: `offhours ingest` (webhooks) "
-        f"and one worker, `offhours run` (stream worker + responders, {worker_store()} tables); this "
-        f"process POSTs signed Messenger webhooks open-loop to the ingest and serves the fake Graph API. "
-        f"Latency in ms from POST start; peak RSS ingest {mib(peaks.get('ingest'))}, worker "
-        f"{mib(peaks.get('worker'))}.{(' ' + note) if note else ''}",
+        f"Machine: {machine_line()}. {what}. Latency in ms from POST start; peak RSS {rss}."
+        f"{(' ' + note) if note else ''}",
         "",
         *_table(results),
         "",
@@ -740,7 +765,7 @@ def deployed_report(results: list[LoadResult], peaks: dict[str, int | None], not
             ) + " |" for r in results),
             "",
         ]
-    target = deployed_target(results)
+    target = deployed_target(results) if split else single_target(results)
     lines.append(f"- {target.name}: {target.measured} (target {target.wanted}: {'met' if target.met else 'missed'})")
     return "\n".join(lines)
 
@@ -808,9 +833,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         uvloop.run(serve(broker_url, run_id, Path(coverage_file), graph_url, flavour))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=("single", "deployed", "both"), default="both",
-                        help="single: worker + responders + ingest in one process (as `offhours run`); "
-                        "deployed: `offhours ingest` and a worker as two processes (as deploy/); both (default)")
+    parser.add_argument("--shape", choices=("single", "deployed", "both", "composed"), default="both",
+                        help="single: one `offhours run` process; deployed: `offhours ingest` and an `offhours run` "
+                        "worker as two processes (as deploy/); both (default); composed: issue 7's stage 4 child "
+                        "(worker, responders and webhooks composed in one loop, without the rest of `offhours run`)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="seconds per offered load (default 10 single, 60 deployed; 4 and 10 with --quick)")
     parser.add_argument("--rates", default=None,
@@ -818,13 +844,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "300,500,700,1000 deployed)")
     parser.add_argument("--quick", action="store_true", help="short loads")
     parser.add_argument("--no-ladder", action="store_true",
-                        help="deployed: offer every rate even after one at or above 500 ev/s was not sustained")
+                        help="offer every rate even after one at or above the target rate (500 ev/s deployed, "
+                        "300 single) was not sustained")
     parser.add_argument("--broker", help="kafka://host:port of a running broker, or `kafka` to start one "
                         "Apache Kafka node (default: start the embedded Tansu)")
     parser.add_argument("--flavour", choices=("kafka", "tansu"), default="kafka",
                         help="what a --broker URL is (default kafka: the service's Apache Kafka settings)")
-    parser.add_argument("--profile", action="store_true", help="run the service child (single) or worker "
-                        "(deployed) under cProfile")
+    parser.add_argument("--profile", action="store_true", help="run the service children under cProfile")
     args = parser.parse_args(argv)
 
     def rates(default: str) -> list[int]:
@@ -832,9 +858,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def shapes(url: str, flavour: str) -> list[Target]:
         targets = []
+        if args.shape == "composed":
+            await run(url, rates=rates("100,300,500,1000"), profile=args.profile, flavour=flavour,
+                      seconds=args.seconds or (4.0 if args.quick else 10.0))
         if args.shape in ("single", "both"):
-            single = await run(url, rates=rates("100,300,500,1000"), profile=args.profile, flavour=flavour,
-                               seconds=args.seconds or (4.0 if args.quick else 10.0))
+            single = await run_deployed(url, rates=rates("100,300,500,1000"), profile=args.profile, flavour=flavour,
+                                        seconds=args.seconds or (4.0 if args.quick else 10.0),
+                                        ladder=not args.no_ladder, split=False)
             targets.append(single_target(single))
             print(flush=True)
         if args.shape in ("deployed", "both"):
