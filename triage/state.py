@@ -133,8 +133,18 @@ class ConversationState:
         route_held: bool = False,
     ) -> ConversationState:
         """This state with ``event_id`` recorded, dropping the oldest beyond :data:`RECENT_LIMIT`."""
+        return replace(self, recent=self.recent_with(event_id, suppressed=suppressed, route_held=route_held))
+
+    def recent_with(
+        self,
+        event_id: str,
+        *,
+        suppressed: Suppression | None = None,
+        route_held: bool = False,
+    ) -> tuple[Processed, ...]:
+        """The ``recent`` of :meth:`remember` (for a caller that changes more fields at once)."""
         entry = Processed(event_digest(event_id), suppressed, route_held)
-        return replace(self, recent=(*self.recent, entry)[-RECENT_LIMIT:])
+        return (*self.recent, entry)[-RECENT_LIMIT:]
 
     def to_bytes(self) -> bytes:
         """The compact wire form (JSON, short keys, defaults left out)."""
@@ -224,8 +234,7 @@ class ConversationState:
     def wrote(self, author_name: str | None, text: str | None, account: str | None) -> ConversationState:
         """This state with the latest customer message's author, words (the first
         :data:`TEXT_KEPT` characters, then ``…``) and account."""
-        if text is not None and len(text) > TEXT_KEPT:
-            text = text[:TEXT_KEPT] + "…"
+        text = kept_text(text)
         if (author_name, text, account) == (self.author_name, self.text, self.account):
             return self
         return replace(self, author_name=author_name, text=text, account=account)
@@ -268,6 +277,13 @@ class ConversationState:
             if at is not None and (latest is None or at > latest):
                 latest = at
         return latest
+
+
+def kept_text(text: str | None) -> str | None:
+    """What a state keeps of a message's words: the first :data:`TEXT_KEPT` characters, then ``…``."""
+    if text is not None and len(text) > TEXT_KEPT:
+        return text[:TEXT_KEPT] + "…"
+    return text
 
 
 def _entry_to_wire(entry: Processed) -> str:

@@ -130,6 +130,10 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": 
 
 def fold(text: str) -> str:
     """``text`` without case, accents or typographic apostrophes, for matching."""
+    if text.isascii():
+        # NFKD leaves ASCII as it is and it has no combining marks: only the case and
+        # the backtick remain (the per-character filter below was a tenth of the policy).
+        return text.translate(_APOSTROPHES).casefold()
     decomposed = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
