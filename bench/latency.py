@@ -781,17 +781,24 @@ def _highest(results: Sequence[LoadResult]) -> str:
     return f"highest sustained {max(sustained):,} ev/s" if sustained else "no load sustained"
 
 
+def _at_rate(at: LoadResult | None, rate: int, p99: float | None, seconds: float | None) -> str:
+    """What the load at ``rate`` showed, in words."""
+    if at is None:
+        return f"{rate} ev/s not offered"
+    length = f"{seconds:g} s" if seconds is not None else ""
+    if p99 is None:
+        return f"no acknowledgment within the drain at {rate} ev/s ({length})"
+    state = "sustained" if at.sustained else "not sustained"
+    missing = f", {at.missing_acks:,} of {at.sent:,} acks missing" if at.missing_acks else ""
+    return f"p99 {p99:,.0f} ms at {rate} ev/s ({state}{missing}, {length})"
+
+
 def deployed_target(results: Sequence[LoadResult], seconds: float | None = None) -> Target:
     """Issue 20's storm-latency target for the deployed shape, from its loads."""
     at = next((r for r in results if r.rate == TARGET_RATE), None)
     p99 = _p99_ms(at)
     length = seconds if seconds is not None else (at.seconds if at is not None else None)
-    measured = (
-        f"p99 {p99:,.0f} ms at {TARGET_RATE} ev/s ({'sustained' if at.sustained else 'not sustained'}, "
-        f"{length:g} s); {_highest(results)}"
-        if at is not None and p99 is not None
-        else f"{TARGET_RATE} ev/s not offered; {_highest(results)}"
-    )
+    measured = f"{_at_rate(at, TARGET_RATE, p99, length)}; {_highest(results)}"
     met = at is not None and p99 is not None and p99 <= TARGET_P99_MS and at.sustained and at.seconds >= 60
     return Target(
         "storm latency, deployed shape (ingest + 1 worker)",
@@ -805,12 +812,7 @@ def single_target(results: Sequence[LoadResult]) -> Target:
     """Issue 20's target for the single-process composition (as ``offhours run``)."""
     at = next((r for r in results if r.rate == SINGLE_TARGET_RATE), None)
     p99 = _p99_ms(at)
-    measured = (
-        f"p99 {p99:,.0f} ms at {SINGLE_TARGET_RATE} ev/s ({'sustained' if at.sustained else 'not sustained'}, "
-        f"{at.seconds:g} s); {_highest(results)}"
-        if at is not None and p99 is not None
-        else f"{SINGLE_TARGET_RATE} ev/s not offered; {_highest(results)}"
-    )
+    measured = f"{_at_rate(at, SINGLE_TARGET_RATE, p99, at.seconds if at else None)}; {_highest(results)}"
     met = at is not None and p99 is not None and p99 <= SINGLE_TARGET_P99_MS and at.sustained
     return Target(
         "single-process `offhours run`",
