@@ -45,6 +45,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._decision_children: dict[tuple[str, str], Counter] = {}
         self.events_in = Counter(
             "offhours_events_in", "Social events received, by channel", ["channel"], registry=self.registry
         )
@@ -135,6 +136,15 @@ class Metrics:
             "A newer coverage version this process's worker could not apply (0: none)",
             registry=self.registry,
         )
+
+    def decision(self, action: str, mode: str) -> Counter:
+        """``decisions{action, mode}``'s child, looked up once per label pair (per event it
+        was a lock and a label tuple for each decision)."""
+        children = self._decision_children
+        child = children.get((action, mode))
+        if child is None:
+            child = children[action, mode] = self.decisions.labels(action=action, mode=mode)
+        return child
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
