@@ -24,6 +24,9 @@ payloads (generated once, seeded). This process counts the stage's output record
 first output batch to its last output, so start-up and group join are left out. Peak
 memory is the child's ``VmHWM``. ``--profile`` runs the offhours worker under
 cProfile and prints where its time goes.
+
+Issue 20's worker throughput target compares stage 3 with the batched stage 2:
+:func:`throughput` gives both rates of a run, :func:`targets` the met/missed line.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from bench.common import (
     MixSummary,
     OutputCounter,
     Payload,
+    Target,
     broker_name,
     create_topics,
     end_offsets,
@@ -68,6 +72,9 @@ from bench.common import (
 )
 
 TARGET_LIMIT_SHARE = 0.5
+TARGET_BATCHED_SHARE = 0.5
+"""Issue 20's worker throughput target: offhours decides at least this share of the
+events/s of the batched no-op Faust agent (stage 2, batched) on the same events."""
 STAGE_TIMEOUT = 240.0
 
 
@@ -81,6 +88,44 @@ class StageResult:
     seconds: float | None
     peak_kib: int | None
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """What issue 20's worker throughput target compares, from one run's stages."""
+
+    offhours: float | None
+    """events/s of the offhours worker (stage 3); None when it did not finish."""
+    batched: float | None
+    """events/s of the batched no-op Faust agent (stage 2, batched); None when it did not finish."""
+    flavour: str = "tansu"
+
+    @property
+    def share(self) -> float | None:
+        """offhours / batched, or None without both rates."""
+        return self.offhours / self.batched if self.offhours and self.batched else None
+
+
+def throughput(results: Sequence[StageResult], flavour: str = "tansu") -> Throughput:
+    """The offhours and batched-framework rates of ``results`` (what :func:`run` returns)."""
+    by = {r.name: r for r in results}
+    ours, batched = by.get("offhours"), by.get("batched")
+    return Throughput(ours.rate if ours else None, batched.rate if batched else None, flavour)
+
+
+def targets(results: Sequence[StageResult], flavour: str = "tansu") -> list[Target]:
+    """Issue 20's worker throughput target, as ``results`` (one broker's :func:`run`) measured it."""
+    rates = throughput(results, flavour)
+    wanted = f">= {TARGET_BATCHED_SHARE:.0%} of the batched no-op Faust agent's events/s, same events"
+    name = f"worker throughput, {broker_name(flavour)}"
+    share = rates.share
+    if share is None:
+        notes = "; ".join(f"{r.name}: {r.note}" for r in results if r.note) or "a stage did not finish"
+        return [Target(name, wanted, f"n/a ({notes})", False)]
+    measured = (
+        f"{share:.1%} (offhours {rates.offhours:,.0f} ev/s; batched Faust agent {rates.batched:,.0f} ev/s)"
+    )
+    return [Target(name, wanted, measured, share >= TARGET_BATCHED_SHARE)]
 
 
 # -- child processes -------------------------------------------------------------------
@@ -345,7 +390,9 @@ def report(
             f"- offhours / limit: **{_ratio(ours.rate, limit.rate if limit else None)}** "
             f"(target >= {TARGET_LIMIT_SHARE:.0%}: {met})",
             f"- offhours / framework: **{_ratio(ours.rate, framework.rate if framework else None)}**; "
-            f"offhours / batched framework: {_ratio(ours.rate, batched.rate if batched else None)}",
+            f"offhours / batched framework: **{_ratio(ours.rate, batched.rate if batched else None)}** "
+            f"(target >= {TARGET_BATCHED_SHARE:.0%}: "
+            f"{'met' if all(t.met for t in targets(results, flavour)) else 'MISSED'})",
             f"- framework / limit: {_ratio(framework.rate if framework else None, limit.rate if limit else None)}; "
             f"batched framework / limit: {_ratio(batched.rate if batched else None, limit.rate if limit else None)}",
             "- offhours side effects: " + ", ".join(f"{v:,} {k}" for k, v in side.items()),
@@ -384,8 +431,11 @@ SPLIT_FUNCTIONS = {
     "policy: Triage.decide": ("policy.py", "decide"),
     "state decode (ConversationState.from_bytes)": ("state.py", "from_bytes"),
     "state encode (to_bytes)": ("state.py", "to_bytes"),
-    "outbox sends (Topic.send)": ("topics.py", "send"),
-    "table write (Table.__setitem__)": ("collections.py", "__setitem__"),
+    "outbox, decision and dead-letter sends (streams.app.emit)": ("app.py", "emit"),
+    "table writes (Table.__setitem__, all tables)": ("collections.py", "__setitem__"),
+    "conversation writes at the end of each batch (streams.app._write_states)": ("app.py", "_write_states"),
+    "Faust's producer buffer (changelog records: publish_message)": ("topics.py", "publish_message"),
+    "aiokafka produce requests (Sender._send_produce_req)": ("sender.py", "_send_produce_req"),
     "event loop: select/epoll wait": ("selectors.py", "select"),
 }
 
