@@ -300,12 +300,12 @@ def next_release_at(state: ConversationView, team: Team, now: datetime) -> datet
     routed, at the team's next opening (None when no opening within 400 days). The
     due-time index of the sweeps (``streams/due_index.py``) waits for it.
     """
-    if not _held(state, team):
+    if not _waits_held(state, team):
         return None
     return now if release_due(state, team, now) else team.at(now).next_open
 
 
-def _held(state: ConversationView, team: Team) -> bool:
+def _waits_held(state: ConversationView, team: Team) -> bool:
     """True when ``state`` waits ``pending`` in an inbox ``team`` holds (:func:`release_due` without the clock)."""
     desk, held = state.desk, team.chatwoot
     if held is None or not held.hold or desk is None or desk.get("kind") != "chatwoot":
