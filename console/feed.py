@@ -5,7 +5,10 @@ never takes partitions from a worker), subscribed to all partitions of the three
 topics, reading from the earliest offset the broker still keeps (the topics'
 retention) and then following them. The same in ``offhours run`` and in every
 ``offhours ingest`` replica: each web process builds the whole view on its own from
-the broker, whichever processes run the workers (docs/console.md "The queue").
+the broker, whichever processes run the workers (docs/console.md "The queue"), unless
+``OFFHOURS_OPS__CONSOLE=false`` turns its console off. It yields to the event loop
+every :data:`YIELD_EVERY` records, so catching up never holds a webhook of the same
+process for long.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from brokers.client import KafkaConnection, connection_options
 from console.projection import Projection
 
 log = logging.getLogger(__name__)
+
+YIELD_EVERY = 50
+"""Records applied between two turns of the event loop, so a webhook of the same
+process waits behind a few dozen decisions, not behind a whole fetched batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +78,14 @@ class TopicFeed:
                 log.exception("console: reading the topics failed; retrying")
                 await asyncio.sleep(1)
                 continue
+            applied = 0
             for partition, records in batches.items():
                 for record in records:
                     with contextlib.suppress(Exception):
                         self._apply(partition.topic, partition.partition, record.key, record.value)
+                    applied += 1
+                    if applied % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # the webhooks of this process answer in between
                 await asyncio.sleep(0)
 
     def _apply(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:

@@ -415,6 +415,22 @@ def mount_console(root: web.Application, console: web.Application) -> None:
     root.add_subapp(PREFIX, console)
 
 
+CONSOLE_OFF = (
+    "The operations console is off in this process (OFFHOURS_OPS__CONSOLE=false). "
+    "Open /console on a process that serves it (in deploy/, the api replicas).\n"
+)
+
+
+def mount_console_off(root: web.Application) -> None:
+    """``/console`` of a process whose console is off: a 404 that says where the console is."""
+
+    async def off(request: web.Request) -> web.Response:
+        return web.Response(status=404, text=CONSOLE_OFF, content_type="text/plain")
+
+    root.router.add_get(PREFIX, off)
+    root.router.add_get(PREFIX + "/{rest:.*}", off)
+
+
 def mount_service_console(
     root: web.Application,
     store: ConfigStore,

@@ -112,6 +112,12 @@ class OpsSettings(BaseModel):
     rate_burst: int = Field(default=100, gt=0, description="requests a token or address may make at once")
     audit_topic: str = "offhours.audit"
     actions_topic: str = "offhours.actions"
+    console: bool = Field(
+        default=True,
+        description="serve the operations console (/console) from this process; its view reads the "
+        "events, actions and routes topics and decides every event again, so a process that nobody "
+        "signs in to (a worker behind the api replicas) saves that work with false",
+    )
 
     # A refused secret must not reach an error message, however the settings are built.
     model_config = ConfigDict(hide_input_in_errors=True)

@@ -55,7 +55,7 @@ from brokers.apache import KafkaServer, kafka_version
 from brokers.client import KafkaConnection, client_options, connection_options
 from brokers.tansu import EmbeddedBroker
 from console.feed import Topics
-from console.web import mount_service_console
+from console.web import mount_console_off, mount_service_console
 from edge import capabilities
 from edge.access_log import RedactingAccessLogger
 from edge.actions import KafkaActionSink
@@ -276,7 +276,11 @@ def mount_edge(
     )
     api = build_operations_api(store, actions, ops.bearer_tokens(), signer, clock, **ops.api_options())
     root.add_subapp(ops.api_prefix, api)
-    mount_service_console(root, store, ops, servers, Topics(settings.events_topic, ops.actions_topic, settings.routes_topic), clock=clock, signer=signer)
+    if ops.console:
+        topics = Topics(settings.events_topic, ops.actions_topic, settings.routes_topic)
+        mount_service_console(root, store, ops, servers, topics, clock=clock, signer=signer)
+    else:
+        mount_console_off(root)
 
 
 def _known_account(store: KafkaConfigStore) -> Callable[[str], bool | None]:
@@ -458,7 +462,9 @@ def route_lines(base: str, settings: Settings) -> list[str]:
         f"web:      {base} (/healthz, /readyz, /metrics)",
         f"webhooks: {base}{WEBHOOKS_PREFIX}/generic, /meta, /x, /telegram, /chatwoot",
         f"api:      {api} (OpenAPI: {api}/openapi.json; Authorization: Bearer <token>)",
-        f"console:  {base}/console (sign in with a token of OFFHOURS_OPS__TOKENS)",
+        f"console:  {base}/console (sign in with a token of OFFHOURS_OPS__TOKENS)"
+        if settings.ops.console
+        else "console:  off in this process (OFFHOURS_OPS__CONSOLE=false)",
     ]
 
 

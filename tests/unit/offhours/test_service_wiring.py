@@ -73,3 +73,33 @@ class TestAppliedVersion:
             swap(load_coverage_text("teams: {t: {timezone: Europe/Rome}}"))
         sample = metrics.registry.get_sample_value
         assert expected == (sample("offhours_coverage_version_applied"), sample("offhours_coverage_version_refused"))
+
+
+class TestConsoleSwitch:
+    """``OFFHOURS_OPS__CONSOLE=false``: no console view (no topic feed) in this process, and a /console that says so."""
+
+    @staticmethod
+    def web(monkeypatch: pytest.MonkeyPatch, console: bool) -> tuple[object, list[object]]:
+        from aiohttp.test_utils import make_mocked_request
+
+        from console import web as console_web
+        from offhours.service import build_web
+
+        feeds: list[object] = []
+        real_feed = console_web.TopicFeed
+        monkeypatch.setattr(console_web, "TopicFeed", lambda *args: feeds.append(args) or real_feed(*args))
+        settings = Settings(broker_url="kafka://127.0.0.1:9", ops={"console": console})
+        root = build_web(settings, None, metrics=Metrics())
+        return (root, make_mocked_request("GET", "/console/queue", app=root)), feeds
+
+    async def test_off_serves_no_console_and_reads_no_topic(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        (root, request), feeds = self.web(monkeypatch, console=False)
+        match = await root.router.resolve(request)  # type: ignore[attr-defined]
+        answer = await match.handler(request)
+        assert (404, [], True) == (answer.status, feeds, "OFFHOURS_OPS__CONSOLE=false" in answer.text)
+        assert "api replicas" in answer.text
+
+    async def test_on_by_default_with_its_feed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert Settings().ops.console
+        _, feeds = self.web(monkeypatch, console=True)
+        assert 1 == len(feeds)
