@@ -634,7 +634,9 @@ async def run_deployed(
     if split:
         ingest = Child("ingest", [*ingest_command, "ingest", *idempotent], deployed_env(settings, flavour, store="memory://"),
                        directory)
-        worker = Child("worker", [*worker_command, "run", *idempotent], deployed_env(settings, flavour, store=worker_store()),
+        # As deploy/ runs its workers: the api (here the ingest) serves the console.
+        worker = Child("worker", [*worker_command, "run", *idempotent],
+                       {**deployed_env(settings, flavour, store=worker_store()), "OFFHOURS_OPS__CONSOLE": "false"},
                        directory)
         shape, target_rate = "deployed shape", TARGET_RATE
     else:
