@@ -41,7 +41,7 @@ SweepCallback = Callable[[datetime], Awaitable[None]]
 
 _OPENING_PREFIX = "opening:"
 _SWEEP_JOB = "sweep"
-_WAKE_JOB = "sweep-due"
+_WAKE_PREFIX = "sweep-due:"
 
 
 def _system_clock() -> datetime:
@@ -78,6 +78,8 @@ class PromiseTimers:
         self._clock = clock
         self._grace = grace
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._wake_id: str | None = None
+        self._wakes = 0
 
     @property
     def coverage(self) -> Coverage:
@@ -153,20 +155,30 @@ class PromiseTimers:
         The sweep calls it with the next instant of its due-time index
         (:mod:`streams.due_index`), so an escalation step or a reminder goes out at its
         due time rather than up to ``sweep_every`` later. One wake is planned at a
-        time: a later call replaces it. An instant already past wakes at once.
+        time, the earliest asked for: a later one is left to the sweep of the earlier
+        (which asks again). An instant already past wakes at once. Each wake is its own
+        job, so a wake asked for by the running wake's own sweep is not skipped as a
+        second instance of it.
         """
         if not self._scheduler.running:
             return
-        job = self._scheduler.get_job(_SWEEP_JOB)
         delay = max(instant - self._clock(), timedelta(0))
-        if delay >= self._sweep_every or (job is not None and job.next_run_time is not None
-                                          and job.next_run_time <= _system_clock() + delay):
+        run_date = _system_clock() + delay
+        periodic = self._scheduler.get_job(_SWEEP_JOB)
+        if delay >= self._sweep_every or (periodic is not None and periodic.next_run_time is not None
+                                          and periodic.next_run_time <= run_date):
             return
+        planned = None if self._wake_id is None else self._scheduler.get_job(self._wake_id)
+        if planned is not None and planned.next_run_time is not None and planned.next_run_time <= run_date:
+            return
+        if planned is not None:
+            planned.remove()
+        self._wakes += 1
+        self._wake_id = f"{_WAKE_PREFIX}{self._wakes}"
         self._scheduler.add_job(
             self._sweep,
-            DateTrigger(run_date=_system_clock() + delay, timezone=UTC),
-            id=_WAKE_JOB,
-            replace_existing=True,
+            DateTrigger(run_date=run_date, timezone=UTC),
+            id=self._wake_id,
             misfire_grace_time=int(self._grace.total_seconds()),
         )
 
