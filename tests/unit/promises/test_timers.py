@@ -74,6 +74,41 @@ class TestPromiseTimers:
             timers.shutdown()
         assert now == seen[0]
 
+    async def test_a_wake_sweeps_before_the_interval_and_may_ask_for_the_next(self) -> None:
+        """The due-time index's next instant (``wake_at``) brings a sweep long before the hourly one;
+        that sweep's own wake is a job of its own, so it runs too."""
+        now = rome("2026-11-23 21:00")
+        seen: list[datetime] = []
+        twice = asyncio.Event()
+
+        async def on_sweep(at: datetime) -> None:
+            seen.append(at)
+            if len(seen) == 1:
+                timers.wake_at(now)  # the sweep asks for the next wake, as streams.sweeps.plan_wake does
+            else:
+                twice.set()
+
+        timers = PromiseTimers(coverage_of(CARE_IT), on_opening=_never, on_sweep=on_sweep,
+                               sweep_every=timedelta(hours=1), clock=lambda: now)
+        timers.start()
+        try:
+            timers.wake_at(now)
+            await asyncio.wait_for(twice.wait(), WAIT)
+        finally:
+            timers.shutdown()
+        assert [now, now] == seen[:2]
+
+    async def test_no_wake_when_the_periodic_sweep_comes_first(self) -> None:
+        now = rome("2026-11-23 21:00")
+        timers = PromiseTimers(coverage_of(CARE_IT), on_opening=_never, on_sweep=_never,
+                               sweep_every=timedelta(hours=1), clock=lambda: now)
+        timers.start()
+        try:
+            timers.wake_at(now + timedelta(hours=2))
+            assert [] == [job.id for job in timers._scheduler.get_jobs() if job.id.startswith("sweep-due:")]
+        finally:
+            timers.shutdown()
+
     @pytest.mark.parametrize(
         ("text", "team", "now", "expected"),
         [
