@@ -10,6 +10,8 @@ piece of state lives in Kafka-backed tables, so a restart or a rebalance moves i
 - :mod:`streams.outbox`: the acks and routes outboxes and the delivery ledger table;
 - :mod:`streams.sweeps`: the periodic sweeps that post escalation, reminder, window and
   expiry ticks, and the handover digest each worker sends at an opening;
+- :mod:`streams.due_index`: when each held conversation next needs a sweep's look (the
+  due-time index: a sweep reads only what is due or changed, not every row);
 - :mod:`streams.timers`: the periodic sweep and the handover at each team's opening;
 - :mod:`streams.reconcile`: input events below the committed offset with no decision,
   found and decided;

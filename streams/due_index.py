@@ -22,6 +22,8 @@ entry whose version is no longer the key's live one is dropped (the heap is rebu
 more than half of it is stale). Every key popped is then read again from the tables and
 judged by the rules, and put back with its next instant: the index only says *when* to
 look, never *what* is due, so a key looked at too early costs one read and nothing else.
+A key still due when put back (its tick sent, not applied yet) is marked for the next
+sweep, as a full scan would find it again, and is no instant to wake for.
 
 Keeping it current costs the table writers nothing but a set insertion: a write or
 delete of either table (the triage and actions agents), and each record of the tables'

@@ -1,8 +1,9 @@
 """The workers' periodic sweeps: the ticks they post and the handover digest they send.
 
-Every sweep reads the rows of the partitions this worker holds and posts, for each
-promise due, a tick (:mod:`records.actions`) to the actions topic, keyed by the
-conversation; the actions agent, which owns the partition, applies it
+Every sweep looks at the conversations of the partitions this worker holds that its
+due-time index (:mod:`streams.due_index`, :func:`indexed_due`) says are due or changed
+since the last sweep, not at every row, and posts, for each promise due, a tick
+(:mod:`records.actions`) to the actions topic, keyed by the conversation; the actions agent, which owns the partition, applies it
 (:func:`streams.app.apply_action`). What is due and what a tick does are pure rules in
 :mod:`promises.ticks`; the routes they send are :mod:`promises.routes`. This module
 only gathers the rules' input from the worker's tables and sends what they return.
@@ -39,6 +40,17 @@ desk-only route, sent once per message and worker (the ledger makes a repeat fre
 Retention. The same sweep finds the conversations, pending escalations and delivery
 ledger entries older than ``settings.retention`` and posts ``expire`` and
 ``expire_ledger`` ticks; the actions agent deletes them (:mod:`streams.retention`).
+
+The due-time index. :func:`keep_due_index` (called by :func:`streams.app.create_app`)
+marks a conversation for the next sweep at each write or delete of its rows and each
+changelog record applied, drops the partitions a rebalance revokes, builds those a
+recovery completes (and the sweep builds any held partition not yet indexed,
+:func:`sync_partitions`), and marks everything on a coverage swap. The sweep asks the
+rules below about the conversations it pops exactly as the full scan did
+(:func:`scanned_due`, kept as the reference the index is tested against), puts each
+back with its next instant, and asks the timers to wake at the earliest
+(:func:`plan_wake`, :meth:`streams.timers.PromiseTimers.wake_at`). The delivery ledger
+is still read whole, at most once per ``settings.sweep_interval``.
 
 Handover. At each opening (:class:`~streams.timers.PromiseTimers`) each worker sends
 the digest of the backlog held in *its own* partitions of the ``conversations`` table
