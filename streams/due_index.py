@@ -7,8 +7,9 @@ escalation grew with the backlog, even with nothing due. With it a sweep
 has come, or whose rows changed since the last sweep, and asks the very same rules
 about them; a conversation with nothing due costs nothing until its instant.
 
-What the index holds, per partition: a heap of ``(instant, version, key)`` and, per key,
-the live ``(instant, version)``. The *instant* of a conversation is the earliest of
+What the index holds, per partition: a heap of ``(instant, key)`` and, per key, its
+live instant (two small objects per conversation). The *instant* of a conversation is
+the earliest of
 
 - :func:`promises.ticks.next_tick_at`: the next escalation step, follow-through
   reminder, reply-window early route or held-desk release that could be due (pure,
@@ -17,8 +18,8 @@ the live ``(instant, version)``. The *instant* of a conversation is the earliest
 - its retention expiry (:func:`expiry_at`): a retention after its last activity, or
   after the sweep first saw a row with no instant at all (:class:`streams.retention.FirstSight`).
 
-Stale entries are deleted lazily: a key's newer entry gets a newer version, and a popped
-entry whose version is no longer the key's live one is dropped (the heap is rebuilt when
+Stale entries are deleted lazily: a popped entry whose instant is no longer the key's
+live one is dropped (the heap is rebuilt when
 more than half of it is stale). Every key popped is then read again from the tables and
 judged by the rules, and put back with its next instant: the index only says *when* to
 look, never *what* is due, so a key looked at too early costs one read and nothing else.
@@ -103,10 +104,9 @@ class DueIndex:
 
     def __init__(self, partition_of: Callable[[bytes], int]) -> None:
         self._partition_of = partition_of
-        self._heaps: dict[int, list[tuple[float, int, bytes]]] = {}
-        self._live: dict[int, dict[bytes, tuple[float, int]]] = {}
+        self._heaps: dict[int, list[tuple[float, bytes]]] = {}
+        self._live: dict[int, dict[bytes, float]] = {}
         self._dirty: set[bytes] = set()
-        self._version = 0
 
     # -- what the table writers call ------------------------------------------------
 
@@ -165,8 +165,8 @@ class DueIndex:
                 continue
             live = self._live[partition]
             while heap and heap[0][0] <= now:
-                at, version, key = heapq.heappop(heap)
-                if live.get(key) == (at, version):
+                at, key = heapq.heappop(heap)
+                if live.get(key) == at:
                     del live[key]
                     found[key] = None
         return list(found)
@@ -188,12 +188,13 @@ class DueIndex:
             live.pop(key, None)
             self._dirty.add(key)
             return
-        self._version += 1
-        live[key] = (at, self._version)
+        if live.get(key) == at:
+            return
+        live[key] = at
         heap = self._heaps[partition]
-        heapq.heappush(heap, (at, self._version, key))
+        heapq.heappush(heap, (at, key))
         if len(heap) > 2 * len(live) + _COMPACT_SLACK:
-            self._heaps[partition] = [(due, version, k) for k, (due, version) in live.items()]
+            self._heaps[partition] = [(due, k) for k, due in live.items()]
             heapq.heapify(self._heaps[partition])
 
     @property
@@ -209,7 +210,7 @@ class DueIndex:
             if heap is None:
                 continue
             live = self._live[partition]
-            while heap and live.get(heap[0][2]) != heap[0][:2]:
+            while heap and live.get(heap[0][1]) != heap[0][0]:
                 heapq.heappop(heap)
             if heap and (earliest is None or heap[0][0] < earliest):
                 earliest = heap[0][0]
@@ -218,8 +219,7 @@ class DueIndex:
     def instant_of(self, key: bytes) -> float | None:
         """The instant at which ``key`` will be looked at; None when not indexed (or dirty)."""
         live = self._live.get(self._partition_of(key))
-        entry = None if live is None or key in self._dirty else live.get(key)
-        return None if entry is None else entry[0]
+        return None if live is None or key in self._dirty else live.get(key)
 
     def __len__(self) -> int:
         """How many keys the index holds an instant for."""
