@@ -28,7 +28,7 @@ sweep, as a full scan would find it again, and is no instant to wake for.
 
 Keeping it current costs the table writers nothing but a set insertion: a write or
 delete of either table (the triage and actions agents), and each record of the tables'
-changelogs applied on recovery or on a standby, mark the key *dirty* (:meth:`DueIndex.touch`),
+changelogs applied to an indexed partition (a recovery still running), mark the key *dirty* (:meth:`DueIndex.touch`),
 and the next sweep evaluates the dirty keys of its partitions with its own clock. A
 partition the worker takes over (a rebalance, a failover, a start) is *built*: every
 key of it marked dirty, from the recovered tables, so the first sweep after the

@@ -43,7 +43,7 @@ ledger entries older than ``settings.retention`` and posts ``expire`` and
 
 The due-time index. :func:`keep_due_index` (called by :func:`streams.app.create_app`)
 marks a conversation for the next sweep at each write or delete of its rows and each
-changelog record applied, drops the partitions a rebalance revokes, builds those a
+changelog record applied to an indexed partition, drops the partitions a rebalance revokes, builds those a
 recovery completes (and the sweep builds any held partition not yet indexed,
 :func:`sync_partitions`), and marks everything on a coverage swap. The sweep asks the
 rules below about the conversations it pops exactly as the full scan did
@@ -382,7 +382,7 @@ def keep_due_index(app: OffhoursApp) -> DueIndex:
     """Keep ``app``'s due-time index current with its ``conversations`` and ``escalations`` tables.
 
     Called once by :func:`streams.app.create_app` after it made the tables. Each write
-    or delete (the agents) and each changelog record applied (recovery, standby) marks
+    or delete (the agents) and each changelog record applied to an indexed partition marks
     the key for the next sweep; a rebalance drops the partitions revoked; a finished
     recovery builds the partitions recovered (so a worker that takes partitions over
     sweeps their pending escalations at once); a coverage swap marks every key. The
@@ -417,8 +417,9 @@ def _watch(app: OffhoursApp, table: Any, index: DueIndex) -> None:
     def changelog_batch(batch: Iterable[Any]) -> None:
         events = list(batch)
         apply_changelog_batch(events)
+        indexed = index.partitions  # a standby's partitions are built when taken over, not kept
         for event in events:
-            if event.key is not None:
+            if event.key is not None and event.message.partition in indexed:
                 touch(event.key)
 
     async def rebalance(assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:

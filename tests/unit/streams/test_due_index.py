@@ -224,15 +224,18 @@ class TestFaustHooks:
     def event(self, key: bytes, value: bytes | None, partition: int) -> Any:
         return SimpleNamespace(key=key, value=value, message=SimpleNamespace(key=key, value=value, partition=partition))
 
-    def test_changelog_records_mark_their_keys_and_recovery_builds_the_partition(self, tmp_path: Path) -> None:
+    def test_changelog_records_of_indexed_partitions_mark_their_keys_and_recovery_builds(self, tmp_path: Path) -> None:
         app = self.app(tmp_path)
         index = due_index_of(app)
         key = b"fb:PAGE:1"
         partition = partition_of(key, app.settings.partitions)
         pending = PendingEscalation(event_id="fb:m_1", team="care-it", conversation="fb:PAGE:1", mode="reduced",
                                     routed_at=BASE).to_bytes()
-        app.escalations.apply_changelog_batch([self.event(key, pending, partition)])
-        assert (1, b"fb:PAGE:1" in app.escalations.keys()) == (index.dirty, True)
+        app.escalations.apply_changelog_batch([self.event(key, pending, partition)])  # a standby's: not indexed
+        assert (0, b"fb:PAGE:1" in app.escalations.keys()) == (index.dirty, True)
+        index.build(partition, [])
+        app.escalations.apply_changelog_batch([self.event(key, pending, partition)])  # an active partition's
+        assert 1 == index.dirty
         active = {TP(app.escalations.changelog_topic_name, partition)}
         asyncio.run(app.escalations.on_recovery_completed(active, set()))
         assert partition in index.partitions
