@@ -463,7 +463,8 @@ async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
     count += await send_expiries(app, work.expiring, now)
     plan_wake(app, held)
     last = app.__dict__.get("_ledger_swept_at")
-    if last is None or (now - last).total_seconds() >= app.settings.sweep_interval or now < last:
+    # Half an interval: a periodic sweep a little early on the clock still reads the ledger.
+    if last is None or (now - last).total_seconds() >= app.settings.sweep_interval / 2 or now < last:
         app.__dict__["_ledger_swept_at"] = now
         count += await sweep_ledger(app, now, held)
     return count
