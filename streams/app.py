@@ -405,7 +405,14 @@ def _write_states(app: OffhoursApp, unwritten: dict[bytes, _Unwritten]) -> None:
     table = app.conversations
     for key, pending in unwritten.items():
         _current_event.set(weakref.ref(pending.event))
-        table[key] = _with_actions(app, key, pending).to_bytes()
+        try:
+            state = _with_actions(app, key, pending)
+        except Exception:
+            # An entry the actions agent left unreadable: the batch's state wins, and
+            # the other conversations of the batch are still written.
+            log.exception("triage: conversation %r unreadable in the table; writing the batch's state", key)
+            state = pending.state
+        table[key] = state.to_bytes()
     unwritten.clear()
 
 
