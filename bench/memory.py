@@ -217,26 +217,11 @@ async def steady_rss(pid: int, *, within_kib: int = 256, limit: float = 20.0) ->
 # -- the traced worker ----------------------------------------------------------------------
 
 
-def traced_child(argv: Sequence[str]) -> int:
-    """``python -m bench.memory --traced MODULE ARGS...``: ``MODULE`` as ``__main__`` under tracemalloc.
-
-    SIGUSR1: collect garbage and take the *before* snapshot; SIGUSR2: collect, take the
-    *after* snapshot and write the 25 biggest growths by line, then by file, to
-    ``$BENCH_MEMORY_TRACE``.
-    """
-    import runpy
+def install_trace() -> None:
+    """tracemalloc (one frame) in this process; SIGUSR1 takes the *before* snapshot, SIGUSR2 the
+    *after* one and writes the biggest growths to ``$BENCH_MEMORY_TRACE`` (both after a gc)."""
     import tracemalloc
 
-    if os.environ.get(EXACT_ENV):
-        install_exact_dumps()
-    if not os.environ.get(TRACE_ENV):
-        module, *rest = argv
-        sys.argv = [module, *rest]
-        try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-        except SystemExit as exit_:
-            return int(exit_.code or 0)
-        return 0
     tracemalloc.start(1)
     held: dict[str, tracemalloc.Snapshot] = {}
 
@@ -261,6 +246,28 @@ def traced_child(argv: Sequence[str]) -> int:
 
     signal.signal(signal.SIGUSR1, before)
     signal.signal(signal.SIGUSR2, after)
+
+
+def traced_child(argv: Sequence[str]) -> int:
+    """``python -m bench.memory --traced MODULE ARGS...``: ``MODULE`` as ``__main__`` under tracemalloc.
+
+    SIGUSR1: collect garbage and take the *before* snapshot; SIGUSR2: collect, take the
+    *after* snapshot and write the 25 biggest growths by line, then by file, to
+    ``$BENCH_MEMORY_TRACE``.
+    """
+    import runpy
+
+    if os.environ.get(EXACT_ENV):
+        install_exact_dumps()
+    if not os.environ.get(TRACE_ENV):
+        module, *rest = argv
+        sys.argv = [module, *rest]
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
+        return 0
+    install_trace()
     module, *rest = argv
     sys.argv = [module, *rest]
     try:
@@ -393,9 +400,13 @@ async def serve_fast(broker_url: str, run: str, coverage_file: Path, clock: Fast
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    async with running_worker(settings, load_coverage(coverage_file), clock=clock, sweep_every=timedelta(seconds=2)):
+    async with running_worker(settings, load_coverage(coverage_file), clock=clock,
+                              sweep_every=timedelta(seconds=2)) as app:
         print("READY", flush=True)
-        await stopping.wait()
+        while not stopping.is_set():
+            print(f"ROWS {len(app.conversations)} {len(app.escalations)}", flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)
 
 
 @dataclass
@@ -406,6 +417,10 @@ class RetentionRound:
     start: int | None = None
     rounds: list[tuple[int | None, int | None]] = field(default_factory=list)
     """Per round: RSS once its conversations were decided, and once they had expired."""
+    left: list[tuple[int, ...]] = field(default_factory=list)
+    """Per round: the worker's conversations and escalations rows once the expiry had run."""
+    trace: str = ""
+    """With ``trace``: tracemalloc's growth from round 1 expired to round 2 expired."""
 
     def growth(self, n: int) -> int | None:
         """KiB round ``n`` grew the RSS by (from the start, or from the previous round's expiry)."""
@@ -415,7 +430,7 @@ class RetentionRound:
 
 
 async def retention_rounds(broker_url: str, conversations: int, retention_wall: float, rounds: int = 2,
-                           exact: bool = False) -> RetentionRound:
+                           exact: bool = False, trace: bool = False) -> RetentionRound:
     run = f"retain-{uuid.uuid4().hex[:8]}"
     directory = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     coverage_file = write_closed_coverage(directory, example_accounts())
@@ -425,10 +440,29 @@ async def retention_rounds(broker_url: str, conversations: int, retention_wall: 
                repr(clock.origin_wall), repr(clock.origin_fast), repr(clock.speed), repr(FAST_RETENTION.total_seconds())]
     stderr = (directory / "stderr").open("wb")
     env = dict(os.environ, **({EXACT_ENV: "1"} if exact else {}))
+    trace_file = directory / "trace.txt"
+    if trace:
+        env[TRACE_ENV] = str(trace_file)
     process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
                                                    stderr=stderr)
     ready = asyncio.Event()
-    reader = asyncio.create_task(_lines_until(process, "READY", ready))
+    rows = [-1, -1]
+
+    async def read_lines() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            parts = raw.decode(errors="replace").split()
+            if parts[:1] == ["READY"]:
+                ready.set()
+            elif parts[:1] == ["ROWS"]:
+                rows[:] = [int(p) for p in parts[1:3]]
+
+    async def emptied(timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while rows != [0, 0] and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)  # the worker prints its rows every second
+
+    reader = asyncio.create_task(read_lines())
     decisions = Tally(bootstrap, f"bench-{run}.decisions")
     expired = Tally(bootstrap, f"bench-{run}-conversations-changelog", tombstones=True)
     tasks = [asyncio.create_task(decisions.run()), asyncio.create_task(expired.run())]
@@ -451,7 +485,18 @@ async def retention_rounds(broker_url: str, conversations: int, retention_wall: 
             await decisions.reach(decided, DECIDE_TIMEOUT, process)
             full = await steady_rss(process.pid)
             await expired.reach((n + 1) * conversations, retention_wall * 4 + 120, process)
+            await emptied(retention_wall + 60)
+            result.left.append(tuple(rows))
             result.rounds.append((full, await steady_rss(process.pid)))
+            if trace and n == 0:
+                process.send_signal(signal.SIGUSR1)
+        if trace:
+            process.send_signal(signal.SIGUSR2)
+            for _ in range(120):
+                if trace_file.exists():
+                    break
+                await asyncio.sleep(0.5)
+            result.trace = trace_file.read_text() if trace_file.exists() else ""
     finally:
         for task in tasks:
             task.cancel()
@@ -494,18 +539,22 @@ def report(per: list[PerConversation], retained: RetentionRound | None, retentio
             f"team; {retained.conversations:,} conversations a round, every second one answered by staff; expiry "
             "observed as tombstones on the conversations changelog):",
             "",
-            "| round | RSS before | RSS with the round decided | RSS once it expired | growth |",
-            "|---|---:|---:|---:|---:|",
+            "| round | RSS before | RSS with the round decided | RSS once it expired | growth | rows left |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for n, (full, gone) in enumerate(retained.rounds):
             base = retained.start if n == 0 else retained.rounds[n - 1][1]
             growth = retained.growth(n)
             lines.append(f"| {n + 1} | {mib(base)} | {mib(full)} | {mib(gone)} | "
-                         f"{'n/a' if growth is None else f'{growth / 1024:+,.1f} MiB'} |")
+                         f"{'n/a' if growth is None else f'{growth / 1024:+,.1f} MiB'} | "
+                         f"{retained.left[n] if n < len(retained.left) else 'n/a'} |")
         first, second = (retained.growth(0), retained.growth(1)) if len(retained.rounds) > 1 else (None, None)
         flat = first is not None and second is not None and second <= max(first, 1) * FLAT_SHARE
         measured = ("n/a" if first is None or second is None else
                     f"round 1 {first / 1024:+,.1f} MiB, round 2 after its expiry {second / 1024:+,.1f} MiB")
+        if retained.trace:
+            lines += ["", "tracemalloc of the retention worker, from round 1 expired to round 2 expired (after gc):",
+                      "", "```", retained.trace.rstrip(), "```"]
         targets.append(Target("RSS after the retention", f"flat: a second round after expiry grows RSS by "
                                f"<= {FLAT_SHARE:.0%} of the first", measured, flat))
     lines += ["", targets_table(targets)]
@@ -536,7 +585,7 @@ async def run(*, conversations: int = 20_000, stores: Sequence[str] = ("memory:/
         retained = None
         if retention > 0:
             retained = await retention_rounds(broker.url, retention_conversations or conversations // 2, retention,
-                                              exact=exact)
+                                              exact=exact, trace=trace)
     text, targets = report(per, retained, retention)
     print(text, file=out, flush=True)
     return targets
@@ -551,6 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if os.environ.get(EXACT_ENV):
             install_exact_dumps()
+        if os.environ.get(TRACE_ENV):
+            install_trace()
         broker_url, run_id, coverage_file, wall, fast, speed, retention_s = argv[1:]
         uvloop.run(serve_fast(broker_url, run_id, Path(coverage_file), FastClock(float(wall), float(fast), float(speed)),
                               timedelta(seconds=float(retention_s))))
