@@ -7,8 +7,10 @@ escalation grew with the backlog, even with nothing due. With it a sweep
 has come, or whose rows changed since the last sweep, and asks the very same rules
 about them; a conversation with nothing due costs nothing until its instant.
 
-What the index holds, per partition: a heap of ``(instant, key)`` and, per key, its
-live instant (two small objects per conversation). The *instant* of a conversation is
+What the index holds, per partition: two heaps of ``(instant, key)`` and, per key, its
+live instant (two small objects per conversation). The timers wake for the first heap's
+instants (a tick's); the second holds the instants that are only a retention expiry,
+which the periodic sweep takes, batched into few ``expire`` ticks, not one per wake. The *instant* of a conversation is
 the earliest of
 
 - :func:`promises.ticks.next_tick_at`: the next escalation step, follow-through
@@ -81,8 +83,24 @@ def conversation_due(
     conversation with no instant at all expires a retention after ``first_sight`` saw it,
     and is due at once when it was not seen yet (the sweep then notes it).
     """
+    tick, expiry = conversation_instants(key, state, pending, teams, retention, now, first_sight)
+    return expiry if tick is None else min(tick, expiry) if expiry is not None else tick
+
+
+def conversation_instants(
+    key: bytes,
+    state: ConversationState | None,
+    pending: bytes | None,
+    teams: Mapping[str, Team],
+    retention: timedelta,
+    now: datetime,
+    first_sight: FirstSight | None = None,
+) -> tuple[float | None, float | None]:
+    """:func:`conversation_due` in two: the next tick's instant (None: none) and the expiry's
+    (None only without rows). The sweep wakes the timers for the first, never for the
+    second: expiries wait for the periodic sweep, which posts them in batches."""
     if state is None and pending is None:
-        return None
+        return None, None
     decoded = None if pending is None else PendingEscalation.from_bytes(pending)
     last = conversation_activity(state, pending)
     if last is None:
@@ -91,7 +109,7 @@ def conversation_due(
     else:
         expiry = float(expiry_at(last, retention))
     tick = next_tick_at(key.decode("utf-8", "replace"), state, decoded, teams, now)
-    return expiry if tick is None else min(expiry, tick.timestamp())
+    return None if tick is None else tick.timestamp(), expiry
 
 
 class DueIndex:
@@ -105,6 +123,7 @@ class DueIndex:
     def __init__(self, partition_of: Callable[[bytes], int]) -> None:
         self._partition_of = partition_of
         self._heaps: dict[int, list[tuple[float, bytes]]] = {}
+        self._quiet: dict[int, list[tuple[float, bytes]]] = {}
         self._live: dict[int, dict[bytes, float]] = {}
         self._dirty: set[bytes] = set()
 
@@ -129,6 +148,7 @@ class DueIndex:
     def build(self, partition: int, keys: Iterable[bytes]) -> None:
         """Index ``partition`` anew: every one of ``keys`` (its rows in the tables) is looked at by the next sweep."""
         self._heaps[partition] = []
+        self._quiet[partition] = []
         self._live[partition] = {}
         self._dirty.update(keys)
 
@@ -136,6 +156,7 @@ class DueIndex:
         """Forget ``partitions`` (given away)."""
         for partition in partitions:
             self._heaps.pop(partition, None)
+            self._quiet.pop(partition, None)
             self._live.pop(partition, None)
 
     # -- what the sweep calls --------------------------------------------------------
@@ -160,22 +181,24 @@ class DueIndex:
                 else:
                     self._dirty.add(key)
         for partition in held:
-            heap = self._heaps.get(partition)
-            if heap is None:
+            live = self._live.get(partition)
+            if live is None:
                 continue
-            live = self._live[partition]
-            while heap and heap[0][0] <= now:
-                at, key = heapq.heappop(heap)
-                if live.get(key) == at:
-                    del live[key]
-                    found[key] = None
+            for heap in (self._heaps[partition], self._quiet[partition]):
+                while heap and heap[0][0] <= now:
+                    at, key = heapq.heappop(heap)
+                    if live.get(key) == at:
+                        del live[key]
+                        found[key] = None
         return list(found)
 
-    def put(self, key: bytes, at: float | None, now: float) -> None:
+    def put(self, key: bytes, at: float | None, now: float, wake: bool = True) -> None:
         """Look at ``key`` again at ``at`` (POSIX seconds; None: not before its rows change).
 
         A key still due at ``now`` (its tick sent, not applied yet) is looked at by the
-        next sweep, like a dirty one: it is no instant to wake for.
+        next sweep, like a dirty one: it is no instant to wake for. ``wake=False``: an
+        instant :meth:`next_due` does not give (a retention expiry: the periodic sweep
+        takes it, batched with the others).
         """
         partition = self._partition_of(key)
         live = self._live.get(partition)
@@ -191,11 +214,11 @@ class DueIndex:
         if live.get(key) == at:
             return
         live[key] = at
-        heap = self._heaps[partition]
+        heap = (self._heaps if wake else self._quiet)[partition]
         heapq.heappush(heap, (at, key))
         if len(heap) > 2 * len(live) + _COMPACT_SLACK:
-            self._heaps[partition] = [(due, k) for k, due in live.items()]
-            heapq.heapify(self._heaps[partition])
+            heap[:] = [(due, k) for due, k in heap if live.get(k) == due]
+            heapq.heapify(heap)
 
     @property
     def dirty(self) -> int:
@@ -203,7 +226,8 @@ class DueIndex:
         return len(self._dirty)
 
     def next_due(self, held: Collection[int]) -> float | None:
-        """The earliest instant of ``held`` partitions, dirty keys aside; None: nothing indexed."""
+        """The earliest instant to wake for in ``held`` partitions (dirty keys and expiries
+        aside); None: none."""
         earliest: float | None = None
         for partition in held:
             heap = self._heaps.get(partition)

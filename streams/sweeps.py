@@ -76,7 +76,7 @@ from promises.ticks import due_ticks, reminders_due, utc_instant, window_route_d
 from records.actions import EscalationTick, ReminderTick, WindowTick
 from records.wire import RouteRequest
 from schedules import Team
-from streams.due_index import DueIndex, conversation_due
+from streams.due_index import DueIndex, conversation_instants
 from streams.retention import (
     expired_conversations,
     first_sight_of,
@@ -373,8 +373,11 @@ def indexed_due(app: OffhoursApp, held: Collection[int], now: datetime) -> DueWo
     teams, retention, first_sight = app.coverage.coverage.teams, app.settings.retention, first_sight_of(app)
     seconds = now.timestamp()
     for key in keys:
-        at = conversation_due(key, states.get(key), pending.get(key), teams, retention, now, first_sight)
-        index.put(key, at, seconds)
+        tick, expiry = conversation_instants(key, states.get(key), pending.get(key), teams, retention, now, first_sight)
+        if tick is not None and (expiry is None or tick <= expiry):
+            index.put(key, tick, seconds)
+        else:
+            index.put(key, expiry, seconds, wake=False)  # expiries wait for the periodic sweep, batched
     return work
 
 

@@ -107,7 +107,9 @@ class TestAgainstTheFullScan:
         indexed_due(app, ALL, BASE)  # builds: looks at all once
         index = due_index_of(app)
         assert (200, []) == (len(index), index.pop_due(ALL, BASE.timestamp() + 60))
-        assert index.next_due(ALL) == expiry_at(wrote, RETENTION)
+        # Their expiry is their instant, but no wake: the periodic sweep takes expiries, batched.
+        assert (expiry_at(wrote, RETENTION), None) == (index.instant_of(b"c0"), index.next_due(ALL))
+        assert 200 == len(index.pop_due(ALL, float(expiry_at(wrote, RETENTION))))
 
 
 class TestTheIndex:
@@ -143,6 +145,12 @@ class TestTheIndex:
         index.touch(b"a")
         indexed_due(app, ALL, BASE)
         assert (None, 0) == (index.instant_of(b"a"), len(index))
+
+    def test_a_quiet_instant_comes_out_but_wakes_nobody(self) -> None:
+        index = self.index()
+        index.put(b"a", 100.0, 0.0, wake=False)
+        index.put(b"b", 200.0, 0.0)
+        assert (200.0, [b"a"]) == (index.next_due(ALL), index.pop_due(ALL, 150.0))
 
     def test_a_key_still_due_is_looked_at_again_but_is_no_instant_to_wake_for(self) -> None:
         index = self.index()
