@@ -126,6 +126,7 @@ class DueIndex:
         self._quiet: dict[int, list[tuple[float, bytes]]] = {}
         self._live: dict[int, dict[bytes, float]] = {}
         self._dirty: set[bytes] = set()
+        self._again: set[bytes] = set()
 
     # -- what the table writers call ------------------------------------------------
 
@@ -161,12 +162,18 @@ class DueIndex:
 
     # -- what the sweep calls --------------------------------------------------------
 
-    def pop_due(self, held: Collection[int], now: float) -> list[bytes]:
-        """The keys of ``held`` partitions to look at ``now``: dirty or due (instant <= ``now``).
+    def pop_due(self, held: Collection[int], now: float, limit: int | None = None, again: bool = True) -> list[bytes]:
+        """The keys of ``held`` partitions to look at ``now``: dirty or due (instant <= ``now``),
+        at most ``limit`` of them (the rest stay for the next call). ``again``: with the keys
+        still due when last put back (a sweep's first call; its further calls leave them for
+        the next sweep, so a sweep in several calls looks at each once).
 
         They leave the index; put each back with :meth:`put` once judged. Dirty keys of
         partitions not indexed are forgotten.
         """
+        most = math.inf if limit is None else limit
+        if again:
+            self.settle()
         found: dict[bytes, None] = {}
         if self._dirty:
             dirty, self._dirty = self._dirty, set()
@@ -175,7 +182,7 @@ class DueIndex:
                 live = self._live.get(partition)
                 if live is None:
                     continue
-                if partition in held:
+                if partition in held and len(found) < most:
                     live.pop(key, None)
                     found[key] = None
                 else:
@@ -185,7 +192,7 @@ class DueIndex:
             if live is None:
                 continue
             for heap in (self._heaps[partition], self._quiet[partition]):
-                while heap and heap[0][0] <= now:
+                while heap and heap[0][0] <= now and len(found) < most:
                     at, key = heapq.heappop(heap)
                     if live.get(key) == at:
                         del live[key]
@@ -209,7 +216,7 @@ class DueIndex:
             return
         if at <= now:
             live.pop(key, None)
-            self._dirty.add(key)
+            self._again.add(key)
             return
         if live.get(key) == at:
             return
@@ -220,10 +227,16 @@ class DueIndex:
             heap[:] = [(due, k) for due, k in heap if live.get(k) == due]
             heapq.heapify(heap)
 
+    def settle(self) -> None:
+        """The keys put back still due are looked at by the next :meth:`pop_due` (a new sweep)."""
+        if self._again:
+            self._dirty |= self._again
+            self._again = set()
+
     @property
     def dirty(self) -> int:
-        """How many keys wait to be looked at because their rows changed."""
-        return len(self._dirty)
+        """How many keys wait to be looked at because their rows changed (or they are still due)."""
+        return len(self._dirty) + len(self._again)
 
     def next_due(self, held: Collection[int]) -> float | None:
         """The earliest instant to wake for in ``held`` partitions (dirty keys and expiries
@@ -243,7 +256,7 @@ class DueIndex:
     def instant_of(self, key: bytes) -> float | None:
         """The instant at which ``key`` will be looked at; None when not indexed (or dirty)."""
         live = self._live.get(self._partition_of(key))
-        return None if live is None or key in self._dirty else live.get(key)
+        return None if live is None or key in self._dirty or key in self._again else live.get(key)
 
     def __len__(self) -> int:
         """How many keys the index holds an instant for."""

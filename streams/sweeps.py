@@ -63,6 +63,7 @@ the digest's order (:func:`promises.routes.handover_assignments`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -235,6 +236,9 @@ def releases(
     return due
 
 
+SWEEP_CHUNK = 2_000
+"""The most conversations a sweep looks at between two returns to the event loop."""
+
 RELEASES_KEPT = 10_000
 """How many release ids a worker remembers having sent (then it forgets them all; the ledger still sends each once)."""
 
@@ -263,6 +267,8 @@ class DueWork:
     promises: list[tuple[bytes, ReminderTick | WindowTick]]
     releases: list[tuple[bytes, RouteRequest]]
     expiring: list[tuple[bytes, int | None]]
+    looked: int = 0
+    """How many conversations the sweep looked at (the index's; 0 from a full scan)."""
 
 
 def due_work(
@@ -350,16 +356,20 @@ def sync_partitions(app: OffhoursApp, index: DueIndex, held: Collection[int]) ->
     build_partitions(app, index, set(held) - indexed)
 
 
-def indexed_due(app: OffhoursApp, held: Collection[int], now: datetime) -> DueWork:
+def indexed_due(
+    app: OffhoursApp, held: Collection[int], now: datetime, limit: int | None = None, first: bool = True
+) -> DueWork:
     """What is due at ``now`` in ``held``, reading only the conversations the due-time index
-    says to look at (due, or changed since the last sweep); each goes back into the index
-    with its next instant (:func:`streams.due_index.conversation_due`).
+    says to look at (due, or changed since the last sweep), at most ``limit`` of them (the
+    rest for the next call: ``first=False``, where the keys still due that this sweep put
+    back are left for the next sweep); each goes back into the index with its next instant
+    (:func:`streams.due_index.conversation_instants`).
 
     Finds exactly what :func:`scanned_due` finds (tests/unit/streams/test_due_index.py).
     """
     index = due_index_of(app)
     sync_partitions(app, index, held)
-    keys = index.pop_due(held, now.timestamp())
+    keys = index.pop_due(held, now.timestamp(), limit, again=first)
     states: dict[bytes, ConversationState] = {}
     pending: dict[bytes, bytes] = {}
     for key in keys:
@@ -369,7 +379,8 @@ def indexed_due(app: OffhoursApp, held: Collection[int], now: datetime) -> DueWo
         row = app.escalations.get(key)
         if row is not None:
             pending[key] = row
-    work = due_work(app, list(states.items()), list(pending.items()), now, partial=True)
+    found = due_work(app, list(states.items()), list(pending.items()), now, partial=True)
+    work = DueWork(found.escalations, found.promises, found.releases, found.expiring, looked=len(keys))
     teams, retention, first_sight = app.coverage.coverage.teams, app.settings.retention, first_sight_of(app)
     seconds = now.timestamp()
     for key in keys:
@@ -459,11 +470,20 @@ async def sweep_promises(app: OffhoursApp, now: datetime) -> int:
     held = held_partitions(app)
     if not held:
         return 0
-    work = indexed_due(app, held, now)
-    count = await _send_ticks(app, work.escalations)
-    count += await _send_ticks(app, work.promises)
-    count += await _send_releases(app, work.releases)
-    count += await send_expiries(app, work.expiring, now)
+    count = 0
+    expiring: list[tuple[bytes, int | None]] = []
+    first = True
+    while True:
+        work = indexed_due(app, held, now, SWEEP_CHUNK, first)
+        first = False
+        count += await _send_ticks(app, work.escalations)
+        count += await _send_ticks(app, work.promises)
+        count += await _send_releases(app, work.releases)
+        expiring.extend(work.expiring)
+        if work.looked < SWEEP_CHUNK:
+            break
+        await asyncio.sleep(0)  # a takeover's first sweep looks at every conversation: let the loop breathe
+    count += await send_expiries(app, expiring, now)
     plan_wake(app, held)
     last = app.__dict__.get("_ledger_swept_at")
     # Half an interval: a periodic sweep a little early on the clock still reads the ledger.

@@ -22,6 +22,7 @@ from faust.types import TP
 from brokers.client import partition_of
 from promises.rules import PendingEscalation
 from schedules import load_coverage_text
+from streams import sweeps
 from streams.due_index import DueIndex, conversation_due, expiry_at
 from streams.retention import expired
 from streams.sweeps import (
@@ -110,6 +111,35 @@ class TestAgainstTheFullScan:
         # Their expiry is their instant, but no wake: the periodic sweep takes expiries, batched.
         assert (expiry_at(wrote, RETENTION), None) == (index.instant_of(b"c0"), index.next_due(ALL))
         assert 200 == len(index.pop_due(ALL, float(expiry_at(wrote, RETENTION))))
+
+
+class Topic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+        self.sent.append((key, value))
+
+
+class TestTheSweep:
+    def test_a_sweep_in_chunks_sends_what_the_scan_finds_once_each(self, monkeypatch: Any) -> None:
+        """sweep_promises looks at the index's conversations 7 at a time (returning to the loop in
+        between): every tick the scan finds is sent once, and the sweep ends although the ticks
+        it sent leave their conversations due."""
+        monkeypatch.setattr(sweeps, "SWEEP_CHUNK", 7)
+        conversations, escalations = random_rows(random.Random(7), 200)
+        now = BASE + timedelta(days=1)
+        expected = seen(scanned_due(app_of(conversations, escalations), ALL, now))
+        assert len(expected["escalations"]) + len(expected["promises"]) > 7  # more than one chunk
+        app = app_of(conversations, escalations)
+        app.settings.events_topic = "events"
+        app.consumer = SimpleNamespace(assignment=lambda: [TP("events", p) for p in ALL])
+        app.stream_topics = SimpleNamespace(actions=Topic(), routes=Topic())
+        for _ in range(2):  # the second sweep sends the same ticks again: nothing was applied
+            app.stream_topics.actions.sent.clear()
+            asyncio.run(sweeps.sweep_promises(app, now))
+            ticks = sorted((key, value) for key, value in app.stream_topics.actions.sent if not key.startswith(b"expire:"))
+            assert sorted(expected["escalations"] + expected["promises"]) == ticks
 
 
 class TestTheIndex:
