@@ -25,7 +25,28 @@ reported on its own line, not added to the worker). The figure is % of one core.
 thread that every 10 ms records the innermost frames of every other thread that is
 not parked in an event loop's wait, and writes the counts when the worker stops. It
 tells what the idle worker does with its CPU (the sampler's own cost is included in
-that run's figure, so the CPU figures come from a run without it).
+that run's figure, so the CPU figures come from a run without it), and profiles the
+worker's event loop thread (cProfile, from SIGUSR1 to SIGUSR2: the idle window only).
+``--quiet-take`` runs the triage agent on :func:`streams.transport.quiet_noack_take`
+(the change ``streams/app.py`` needs; see below) to measure it before it is made.
+
+What an idle worker burns (2026-11-30, 20-30 s windows, 2 shared cores):
+
+- the triage agent's ``stream.noack_take(500, within=5 ms)``: Faust's take loop wakes
+  every 5 ms whether or not anything came, and each wake runs mode's ``wait_first``
+  (two tasks made and cancelled). More than half of the event loop thread's profile, on
+  both brokers: about 2.5 % of a core. :func:`streams.transport.quiet_noack_take` waits
+  for the first event without a timeout (the 5 ms window starts with it);
+- on Tansu, the worker consumer's 25 ms fetch wait: Tansu holds an empty fetch for the
+  whole wait, so an idle worker asked 40 times a second, which cost the broker about
+  10 % of a core and the worker's consumer thread 3 %. Now 100 ms after 2 s without
+  records (:class:`streams.transport.FetchWait`);
+- the reconciler's three consumers kept fetching between passes (assigned aiokafka
+  consumers prefetch); they now rest between passes (:meth:`streams.reconcile.Reconciler.run_pass`);
+- what is left: Faust's consumer thread (heartbeats, its commit timer every 0.5 s, the
+  fetch loop), the reconciliation pass every 5 s and the watchdog's check, each well
+  under 1 %; in ``offhours run`` also the configuration store's consumer (edge), whose
+  500 ms fetch wait Tansu holds in full.
 """
 
 from __future__ import annotations
@@ -398,7 +419,9 @@ def report(by_broker: dict[str, tuple[list[Reading], str]], seconds: float) -> t
                                   f"{worker.share:.2f} % ({seconds:g} s idle)", worker.share <= TARGET_SHARE))
         else:
             broker = next((r for r in readings[1:] if "Tansu" in r.label), None)
-            measured = f"service {worker.share:.2f} %" + (f", broker {broker.share:.2f} %" if broker else "")
+            measured = (f"service {worker.share:.2f} %" + (f", broker {broker.share:.2f} %" if broker else "")
+                        + ": Tansu holds every empty fetch for its whole wait and the service's consumers "
+                        "(worker, reconciler between its passes: none, configuration store) ask again at once")
             targets.append(Target("idle `offhours run`, embedded Tansu", "say what it costs and why",
                                   measured, True))
     lines += ["", targets_table(targets)]
