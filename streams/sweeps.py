@@ -12,7 +12,7 @@ Escalation (an unclaimed route's chain). A routed or paged message that waits fo
 claim is one row of the ``escalations`` table (key: the conversation, so the row lives
 on the partition of the conversation's events and actions; value:
 :class:`~promises.rules.PendingEscalation` bytes of the latest route of that
-conversation). :func:`sweep_escalations` sends an *escalation tick*
+conversation). :func:`sweep_promises` sends an *escalation tick*
 (:func:`~promises.ticks.escalation_tick`) for each row whose next step is due; the
 actions agent asks :func:`~promises.ticks.escalation_on_tick` what it does, sends the
 step to the routes outbox and records it as sent. So every read and write of a row
@@ -163,21 +163,6 @@ def replied_since_routed(
         key for key, value in escalations
         if key in staff_at and staff_at[key] >= PendingEscalation.from_bytes(value).routed_at.timestamp()
     }
-
-
-async def sweep_escalations(app: OffhoursApp, now: datetime, held: Collection[int] | None = None) -> int:
-    """Send an escalation tick for each pending escalation due at ``now`` in this worker's partitions.
-
-    ``held`` is the partitions to sweep (default: those this worker holds now). Returns
-    how many ticks were sent. The actions agent applies them
-    (:func:`streams.app.apply_escalation`, :func:`promises.ticks.escalation_on_tick`); a tick it finds stale does nothing, so a
-    sweep may run as often as wanted, on every worker.
-    """
-    held = held_partitions(app) if held is None else held
-    if not held:
-        return 0
-    rows = held_rows(list(app.escalations.items()), held, app.settings.partitions)
-    return await _send_ticks(app, due_ticks(rows, app.coverage.coverage.teams, now))
 
 
 async def _send_ticks(app: OffhoursApp, ticks: Sequence[tuple[bytes, EscalationTick | ReminderTick | WindowTick]]) -> int:
