@@ -92,6 +92,13 @@ the safe hand-off, the seek generations and the short fetch wait (``Settings.on_
 :func:`streams.app.faust_options`). :data:`APACHE_SCHEME` (``offhours+apache://``)
 names :class:`ApacheTransport`, used on Apache Kafka: the safe hand-off and the seek
 generations, with Faust's own fetch wait. Importing this module makes Faust find both by scheme.
+
+The quiet take
+--------------
+
+:func:`quiet_noack_take` is Faust's ``Stream.noack_take`` without its idle ticks: the
+stock one wakes every ``within`` seconds with nothing to take, which was most of an
+idle worker's event loop (``python -m bench.idle``). For the triage agent.
 """
 
 from __future__ import annotations
