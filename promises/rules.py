@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from records.platforms import is_private_reply, window_closes
+from records.stored import kept_json
 from records.wire import Notify
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class PendingEscalation:
         }
         if self.desk is not None:
             data["desk"] = self.desk
-        return orjson.dumps(data)
+        return kept_json(data)  # lives on as the table's value
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> PendingEscalation:
@@ -607,7 +608,7 @@ class FirstResponseStats:
 
     def to_bytes(self) -> bytes:
         """The table's wire form (JSON)."""
-        return orjson.dumps(
+        return kept_json(
             {
                 "limit": self.limit,
                 "window": int(self.window.total_seconds()),

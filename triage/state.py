@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import orjson
 
+from records.stored import kept_json
+
 Status = Literal["open", "answered"]
 Suppression = Literal["duplicate", "agent_active"]
 
@@ -180,7 +182,7 @@ class ConversationState:
             data["rm"] = list(self.reminded)
         if self.recent:
             data["e"] = [_entry_to_wire(entry) for entry in self.recent]
-        return orjson.dumps(data)
+        return kept_json(data)  # lives on as the table's value
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> ConversationState:
