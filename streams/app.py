@@ -102,6 +102,7 @@ from streams.retention import apply_expiry, apply_ledger_expiry
 from streams.settings import Settings
 from streams.sweeps import keep_due_index
 from streams.timers import PromiseTimers
+from streams.transport import quiet_noack_take
 from streams.watchdog import Progress
 from triage.policy import Triage, TriageResult, handover_facts, rejected
 from triage.state import ConversationState
@@ -343,7 +344,8 @@ def create_app(
 
     @app.agent(app.stream_topics.events, name="triage")
     async def triage(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(TRIAGE_BATCH, within=TRIAGE_WITHIN):
+        # Faust's noack_take, minus its 5 ms idle wakes (an idle worker's largest CPU cost).
+        async for events in quiet_noack_take(stream, TRIAGE_BATCH, within=TRIAGE_WITHIN):
             await decide_batch(app, stream, events)
 
     @app.agent(app.stream_topics.actions, name="actions")
