@@ -100,7 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         try:
-            targets.extend(body(module) or [])
+            found = body(module) or []
+            wrong = [item for item in found if not isinstance(item, Target)]
+            if wrong:
+                raise TypeError(f"stage {name} returned {type(wrong[0]).__name__}, not Target rows")
+            targets.extend(found)
         except Exception as exc:  # one stage failing must not cost the report of the others
             print(f"[bench] {name} failed: {exc!r}", file=sys.stderr, flush=True)
             targets.extend(_failed(name, exc))
@@ -112,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets.extend(asyncio.run(with_broker(args, only)))
 
     stage("state", lambda state: state.run(100_000 if quick else 200_000, 300_000 if quick else 1_000_000))
-    stage("console", lambda console: console.run(requests=10 if quick else 30))
+    # The console's pages have issue 19's target, reported in its own section, not issue 20's.
+    stage("console", lambda console: console.run(requests=10 if quick else 30) and None)
     stage("timers", lambda timers: _maybe_await(timers.run(**_quick_kwargs(timers.run, quick))))
     stage("idle", lambda idle: asyncio.run(idle.run(seconds=10.0 if quick else 30.0, broker="both")))
     stage("memory", lambda memory: asyncio.run(memory.run(conversations=5_000 if quick else 20_000)))
