@@ -27,16 +27,15 @@ not parked in an event loop's wait, and writes the counts when the worker stops.
 tells what the idle worker does with its CPU (the sampler's own cost is included in
 that run's figure, so the CPU figures come from a run without it), and profiles the
 worker's event loop thread (cProfile, from SIGUSR1 to SIGUSR2: the idle window only).
-``--quiet-take`` runs the triage agent on :func:`streams.transport.quiet_noack_take`
-(the change ``streams/app.py`` needs; see below) to measure it before it is made.
 
 What an idle worker burns (2026-11-30, 20-30 s windows, 2 shared cores):
 
 - the triage agent's ``stream.noack_take(500, within=5 ms)``: Faust's take loop wakes
   every 5 ms whether or not anything came, and each wake runs mode's ``wait_first``
   (two tasks made and cancelled). More than half of the event loop thread's profile, on
-  both brokers: about 2.5 % of a core. :func:`streams.transport.quiet_noack_take` waits
-  for the first event without a timeout (the 5 ms window starts with it);
+  both brokers: about 2.5 % of a core. The triage agent now takes with
+  :func:`streams.transport.quiet_noack_take`, which waits for the first event without a
+  timeout (the 5 ms window starts with it);
 - on Tansu, the worker consumer's 25 ms fetch wait: Tansu holds an empty fetch for the
   whole wait, so an idle worker asked 40 times a second, which cost the broker about
   10 % of a core and the worker's consumer thread 3 %. Now 100 ms after 2 s without
@@ -86,8 +85,6 @@ READY_TIMEOUT = 180.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SAMPLES_ENV = "BENCH_IDLE_SAMPLES"
 """Where :func:`sampled_child` writes its counts (a path), when set."""
-QUIET_TAKE_ENV = "BENCH_IDLE_QUIET_TAKE"
-"""When set, :func:`sampled_child` runs the triage agent on :func:`streams.transport.quiet_noack_take`."""
 
 
 # -- /proc readings -----------------------------------------------------------------------
@@ -244,14 +241,6 @@ def sampled_child(argv: Sequence[str]) -> int:
             lines += ["", "cProfile of the main thread over the window:", text.getvalue()]
             Path(path).write_text("\n".join(lines) + "\n")
 
-    if os.environ.get(QUIET_TAKE_ENV):
-        # What streams.app's triage agent does with streams.transport.quiet_noack_take instead
-        # of Faust's noack_take (streams/app.py is not this bench's to change).
-        from faust.streams import Stream
-
-        from streams.transport import quiet_noack_take
-
-        Stream.noack_take = lambda self, max_, within: quiet_noack_take(self, max_, within)  # type: ignore[method-assign]
     if os.environ.get(SAMPLES_ENV):
         atexit.register(dump)
         threading.Thread(target=sample, name="bench-sampler", daemon=True).start()
@@ -305,28 +294,21 @@ async def _window(
             process.send_signal(signal.SIGUSR2)
 
 
-def _prefix(sample: Path | None, quiet: bool, env: dict[str, str]) -> list[str]:
-    """How to start a module: plainly, or through :func:`sampled_child` (sampled, or with the quiet take)."""
-    if sample is not None:
-        env[SAMPLES_ENV] = str(sample)
-    if quiet:
-        env[QUIET_TAKE_ENV] = "1"
-    if sample is None and not quiet:
+def _prefix(sample: Path | None, env: dict[str, str]) -> list[str]:
+    """How to start a module: plainly, or through :func:`sampled_child` (sampled)."""
+    if sample is None:
         return [sys.executable, "-m"]
+    env[SAMPLES_ENV] = str(sample)
     return [sys.executable, "-m", "bench.idle", "--sampled"]
 
 
-def _quiet_note(quiet: bool) -> str:
-    return "; triage agent on `quiet_noack_take`" if quiet else ""
-
-
-async def idle_tansu(seconds: float, sample: Path | None = None, quiet: bool = False) -> tuple[list[Reading], str]:
+async def idle_tansu(seconds: float, sample: Path | None = None) -> tuple[list[Reading], str]:
     """``offhours run`` with its embedded broker; readings of the service and of the broker."""
     directory = Path(tempfile.mkdtemp(prefix="bench-idle-"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OFFHOURS_")}
     env.update(OFFHOURS_DATA_DIR=str(directory / "data"), OFFHOURS_WEB_PORT=str(port))
-    command = [*_prefix(sample, quiet, env), "offhours", "run", "--coverage", str(EXAMPLE_COVERAGE)]
+    command = [*_prefix(sample, env), "offhours", "run", "--coverage", str(EXAMPLE_COVERAGE)]
     stderr = (directory / "stderr").open("wb")
     process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr)
     ready = asyncio.Event()
@@ -344,7 +326,7 @@ async def idle_tansu(seconds: float, sample: Path | None = None, quiet: bool = F
         await _stop(process)
         reader.cancel()
         stderr.close()
-    return readings, f"`offhours run --coverage examples/coverage.yaml` (embedded Tansu, memory store{_quiet_note(quiet)})"
+    return readings, "`offhours run --coverage examples/coverage.yaml` (embedded Tansu, memory store)"
 
 
 async def _until_ready(port: int) -> None:
@@ -360,7 +342,7 @@ async def _until_ready(port: int) -> None:
     raise TimeoutError("/readyz never answered 200")
 
 
-async def idle_kafka(seconds: float, sample: Path | None = None, quiet: bool = False) -> tuple[list[Reading], str]:
+async def idle_kafka(seconds: float, sample: Path | None = None) -> tuple[list[Reading], str]:
     """One Apache Kafka node and ``python -m streams.worker`` with the bench environment."""
     from brokers.apache import KafkaServer
 
@@ -373,7 +355,7 @@ async def idle_kafka(seconds: float, sample: Path | None = None, quiet: bool = F
         env = worker_env(settings, dict(os.environ))
         env["OFFHOURS_DELIVERIES_TOPIC"] = f"bench-{run}.deliveries"
         env["OFFHOURS_OPS__ACTIONS_TOPIC"] = f"bench-{run}.actions"
-        prefix = _prefix(sample, quiet, env)
+        prefix = _prefix(sample, env)
         stderr = (directory / "stderr").open("wb")
         process = await asyncio.create_subprocess_exec(
             *prefix, "streams.worker", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=stderr
@@ -393,8 +375,7 @@ async def idle_kafka(seconds: float, sample: Path | None = None, quiet: bool = F
             stderr.close()
     finally:
         await asyncio.to_thread(server.stop)
-    return readings, ("`python -m streams.worker` with the bench environment (broker_flavour=kafka, memory store"
-                      f"{_quiet_note(quiet)})")
+    return readings, "`python -m streams.worker` with the bench environment (broker_flavour=kafka, memory store)"
 
 
 def report(by_broker: dict[str, tuple[list[Reading], str]], seconds: float) -> tuple[str, list[Target]]:
@@ -429,18 +410,15 @@ def report(by_broker: dict[str, tuple[list[Reading], str]], seconds: float) -> t
 
 
 async def run(
-    *, seconds: float = 30.0, broker: str = "both", out=sys.stdout, sample: bool = False, quiet_take: bool = False
+    *, seconds: float = 30.0, broker: str = "both", out=sys.stdout, sample: bool = False
 ) -> list[Target]:
-    """Measure the idle cost on ``broker`` (tansu, kafka or both); print the section on ``out``.
-
-    ``quiet_take`` runs the worker's triage agent on :func:`streams.transport.quiet_noack_take`
-    (what ``streams/app.py`` should use; see the module docstring)."""
+    """Measure the idle cost on ``broker`` (tansu, kafka or both); print the section on ``out``."""
     kinds = ("tansu", "kafka") if broker == "both" else (broker,)
     by_broker: dict[str, tuple[list[Reading], str]] = {}
     for kind in kinds:
         print(f"[idle] {kind} ...", file=sys.stderr, flush=True)
         samples = Path(tempfile.mkdtemp(prefix="bench-idle-samples-")) / f"{kind}.txt" if sample else None
-        by_broker[kind] = await (idle_tansu if kind == "tansu" else idle_kafka)(seconds, samples, quiet_take)
+        by_broker[kind] = await (idle_tansu if kind == "tansu" else idle_kafka)(seconds, samples)
         if samples is not None and samples.exists():
             print(f"### stack samples, {kind} (idle worker)\n\n```\n{samples.read_text()}```\n", file=out, flush=True)
     text, targets = report(by_broker, seconds)
@@ -456,10 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="idle window (default 30)")
     parser.add_argument("--broker", choices=("tansu", "kafka", "both"), default="both")
     parser.add_argument("--sample", action="store_true", help="also print where the idle worker's threads are (stack samples)")
-    parser.add_argument("--quiet-take", action="store_true",
-                        help="run the triage agent on streams.transport.quiet_noack_take (not yet in streams.app)")
     args = parser.parse_args(argv)
-    asyncio.run(run(seconds=args.seconds, broker=args.broker, sample=args.sample, quiet_take=args.quiet_take))
+    asyncio.run(run(seconds=args.seconds, broker=args.broker, sample=args.sample))
     return 0
 
 
