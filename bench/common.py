@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import platform
 import random
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -398,3 +399,14 @@ def write_closed_coverage(directory: Path, accounts: list[str]) -> Path:
     path = directory / "coverage.yaml"
     path.write_text(CLOSED_COVERAGE_YAML.format(accounts=", ".join(accounts)))
     return path
+
+
+async def stop_child(process: asyncio.subprocess.Process) -> None:
+    """Stop a bench child as an operator would: SIGTERM, and SIGKILL after 40 s."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 40)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

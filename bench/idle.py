@@ -75,6 +75,7 @@ from bench.common import (
     broker_name,
     machine_line,
     run_settings,
+    stop_child,
     targets_table,
     worker_env,
 )
@@ -271,14 +272,7 @@ async def _lines(process: asyncio.subprocess.Process, until: asyncio.Event, want
             until.set()
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 40)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+_stop = stop_child
 
 
 async def _window(

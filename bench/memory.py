@@ -74,6 +74,7 @@ from bench.common import (
     mib,
     run_settings,
     status_kib,
+    stop_child,
     targets_table,
     worker_env,
     write_closed_coverage,
@@ -259,15 +260,8 @@ def traced_child(argv: Sequence[str]) -> int:
 
     if os.environ.get(EXACT_ENV):
         install_exact_dumps()
-    if not os.environ.get(TRACE_ENV):
-        module, *rest = argv
-        sys.argv = [module, *rest]
-        try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-        except SystemExit as exit_:
-            return int(exit_.code or 0)
-        return 0
-    install_trace()
+    if os.environ.get(TRACE_ENV):
+        install_trace()
     module, *rest = argv
     sys.argv = [module, *rest]
     try:
@@ -303,14 +297,7 @@ async def _lines_until(process: asyncio.subprocess.Process, wanted: str, seen: a
             seen.set()
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 40)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+_stop = stop_child
 
 
 async def per_conversation(broker_url: str, store: str, conversations: int, trace: bool,
