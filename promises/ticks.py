@@ -95,12 +95,20 @@ def window_route_due(state: ConversationView, team: Team, now: datetime) -> bool
     Only for a customer still waiting, and once per customer message (``window_routed``
     holds the message time whose window was routed).
     """
-    if not state.waiting() or state.channel is None or state.customer_at is None:
+    last = _unrouted_message_at(state)
+    if last is None or state.channel is None:
         return False
-    if state.window_routed == state.customer_at:
-        return False
-    last = datetime.fromtimestamp(state.customer_at, UTC)
     return needs_early_route(team, state.channel, state.kind, last, now, team.escalation.window_margin)
+
+
+def _unrouted_message_at(state: ConversationView) -> datetime | None:
+    """When the waiting customer's message was sent, unless its reply window was routed
+    already (``window_routed``) or the conversation has no channel; None otherwise."""
+    if not state.waiting() or state.channel is None or state.customer_at is None:
+        return None
+    if state.window_routed == state.customer_at:
+        return None
+    return datetime.fromtimestamp(state.customer_at, UTC)
 
 
 def next_tick_at(
@@ -143,11 +151,9 @@ def next_tick_at(
 
 def next_window_route_at(state: ConversationView, team: Team, now: datetime) -> datetime | None:
     """The first instant at or after ``now`` at which :func:`window_route_due` could be true; None: never for this message."""
-    if not state.waiting() or state.channel is None or state.customer_at is None:
+    last = _unrouted_message_at(state)
+    if last is None or state.channel is None:
         return None
-    if state.window_routed == state.customer_at:
-        return None
-    last = datetime.fromtimestamp(state.customer_at, UTC)
     return next_early_route_at(team, state.channel, state.kind, last, now, team.escalation.window_margin)
 
 
