@@ -272,9 +272,6 @@ async def _lines(process: asyncio.subprocess.Process, until: asyncio.Event, want
             until.set()
 
 
-_stop = stop_child
-
-
 async def _window(
     process: asyncio.subprocess.Process, processes: dict[str, tuple[int, list[int]]], seconds: float, sample: Path | None
 ) -> list[Reading]:
@@ -317,7 +314,7 @@ async def idle_tansu(seconds: float, sample: Path | None = None) -> tuple[list[R
             processes[f"embedded broker (Tansu){'' if n == 0 else f' {n + 1}'}"] = (pid, [])
         readings = await _window(process, processes, seconds, sample)
     finally:
-        await _stop(process)
+        await stop_child(process)
         reader.cancel()
         stderr.close()
     return readings, "`offhours run --coverage examples/coverage.yaml` (embedded Tansu, memory store)"
@@ -364,7 +361,7 @@ async def idle_kafka(seconds: float, sample: Path | None = None) -> tuple[list[R
                 processes["Apache Kafka (JVM, not ours)"] = (server.pid, [])
             readings = await _window(process, processes, seconds, sample)
         finally:
-            await _stop(process)
+            await stop_child(process)
             reader.cancel()
             stderr.close()
     finally:

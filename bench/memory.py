@@ -297,9 +297,6 @@ async def _lines_until(process: asyncio.subprocess.Process, wanted: str, seen: a
             seen.set()
 
 
-_stop = stop_child
-
-
 async def per_conversation(broker_url: str, store: str, conversations: int, trace: bool,
                            exact: bool = False) -> PerConversation:
     """One ``python -m streams.worker`` (``store``), a warm-up, then ``conversations`` new ones."""
@@ -349,7 +346,7 @@ async def per_conversation(broker_url: str, store: str, conversations: int, trac
                 await asyncio.sleep(0.5)
     finally:
         counting.cancel()
-        await _stop(process)
+        await stop_child(process)
         reader.cancel()
         stderr.close()
     text = trace_file.read_text() if trace_file.exists() else ""
@@ -487,7 +484,7 @@ async def retention_rounds(broker_url: str, conversations: int, retention_wall: 
     finally:
         for task in tasks:
             task.cancel()
-        await _stop(process)
+        await stop_child(process)
         reader.cancel()
         stderr.close()
     return result
