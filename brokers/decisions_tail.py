@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from brokers.client import KafkaConnection, connection_options
+from brokers.positions import seek_to_beginning, seek_to_end
 
 POLL_SECONDS = 0.5
 TOPIC_WAIT_SECONDS = 1.0
@@ -68,12 +69,9 @@ async def watch_decisions(
         await consumer.start()
         consumer.assign(partitions)
         if from_beginning or not follow:
-            await consumer.seek_to_beginning(*partitions)
+            await seek_to_beginning(consumer, *partitions)
         else:
-            await consumer.seek_to_end(*partitions)
-        # Resolving each position now pins the start: nothing produced later is skipped.
-        for partition in partitions:
-            await consumer.position(partition)
+            await seek_to_end(consumer, *partitions)
         ends = None if follow else await consumer.end_offsets(partitions)
         print(f"watching {topic}{' (Ctrl-C to stop)' if follow else ''}", file=err, flush=True)
         return await _print_until(consumer, ends, out=out, err=err, conversation=conversation, stopping=stopping)

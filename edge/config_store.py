@@ -74,6 +74,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from brokers.client import KafkaConnection, connection_options
+from brokers.positions import seek_to_beginning
 from records.secrets import MASK, mask_value
 from schedules import Coverage, CoverageInvalid, Problem, load_coverage_text
 from schedules.holiday import CalendarSource
@@ -719,7 +720,7 @@ async def _read_winners(consumer: AIOKafkaConsumer, topic: str) -> list[ConfigDo
     await consumer.topics()  # fetches the metadata that names the topic's partitions
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or {0})]
     consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
+    await seek_to_beginning(consumer, *partitions)
     ends = await consumer.end_offsets(partitions)
     winners: list[ConfigDocument] = []
     while await _behind(consumer, ends):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from brokers.client import ClientOptions, client_options
+from brokers.positions import seek_to_beginning
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -556,7 +557,7 @@ async def _read_events_topic(connection: ClientOptions, topic: str, tracker: Res
     try:
         await consumer.start()
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await seek_to_beginning(consumer, *partitions)
         ends = await consumer.end_offsets(partitions)
         while True:
             batches = await consumer.getmany(timeout_ms=SLA_POLL_MS)

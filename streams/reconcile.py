@@ -44,6 +44,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from brokers.client import client_options
+from brokers.positions import seek_to_beginning, seek_to_end
 from records.headers import (
     HEADER_ORIGIN,
     HEADER_SOURCE,
@@ -198,19 +199,19 @@ class Reconciler:
             for record in batch.get(tp, []):
                 oldest = record.timestamp if oldest is None else min(oldest, record.timestamp)
         if oldest is None:
-            await self._decisions.seek_to_beginning(*decision_tps)
+            await seek_to_beginning(self._decisions, *decision_tps)
             return
         margin_ms = 60_000  # producers' clocks may differ a little
         try:
             found = await self._decisions.offsets_for_times({tp: oldest - margin_ms for tp in decision_tps})
         except Exception as exc:
             log.warning("reconcile: offsets_for_times unsupported (%s); reading all decisions", exc)
-            await self._decisions.seek_to_beginning(*decision_tps)
+            await seek_to_beginning(self._decisions, *decision_tps)
             return
         for tp in decision_tps:
             hit = found.get(tp)
             if hit is None:
-                await self._decisions.seek_to_end(tp)
+                await seek_to_end(self._decisions, tp)
             else:
                 self._decisions.seek(tp, hit.offset)
 

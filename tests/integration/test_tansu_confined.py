@@ -24,6 +24,7 @@ from faust.transport.drivers import aiokafka as stock
 
 import streams.transport as tansu_transport
 from brokers.apache import KafkaServer
+from brokers.positions import seek_to_beginning
 from brokers.tansu import EmbeddedBroker
 from records.wire import Decision
 from schedules import load_coverage
@@ -75,7 +76,7 @@ async def decided(settings: Settings, wanted: int, timeout: float = 60.0) -> dic
     try:
         tps = [TopicPartition(settings.decisions_topic, p) for p in range(settings.partitions)]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        await seek_to_beginning(consumer, *tps)
         deadline = time.monotonic() + timeout
         while len(found) < wanted and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200)

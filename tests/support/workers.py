@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from brokers.positions import seek_to_beginning
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ class TopicReader:
         await self._consumer.start()
         tps = [TopicPartition(self.topic, p) for p in range(self.settings.partitions)]
         self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
+        await seek_to_beginning(self._consumer, *tps)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
