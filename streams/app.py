@@ -235,14 +235,16 @@ def faust_options(settings: Settings) -> dict[str, Any]:
 
     Three options accommodate Tansu and apply only there (``settings.on_tansu``; the
     deploy README's "Settings on Apache Kafka vs the embedded broker" says why): the
-    transport with a 25 ms fetch wait, the recovery consistency check off and one record
-    per produce batch. On Apache Kafka they are Faust's own: its 1.5 s fetch wait
+    transport with Tansu's idle fetch wait (100 ms), the recovery consistency check off
+    and one record per produce batch. On Apache Kafka the idle wait is Faust's 1.5 s
     (answered as soon as records arrive), the check on, 16 KiB batches.
 
     On every broker the transport is Faust's aiokafka transport with the safe fetch
-    hand-off of :mod:`streams.transport` (``offhours+apache://`` on Kafka,
-    ``offhours+kafka://`` on Tansu): Faust's stock hand-off loses the records of a
-    partition taken over with no committed offset (issue 17, the takeover stall).
+    hand-off and the 25 ms fetch wait while records come, of :mod:`streams.transport`
+    (``offhours+apache://`` on Kafka, ``offhours+kafka://`` on Tansu): Faust's stock
+    hand-off loses the records of a partition taken over with no committed offset
+    (issue 17, the takeover stall), and its 1.5 s wait stalls the triage agent under
+    load on both brokers.
     """
     tansu = settings.on_tansu
     broker: str | None = settings.broker_url

@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport with a safe fetch hand-off (every broker) and, on Tansu, a short fetch wait.
+"""Faust's aiokafka transport with a safe fetch hand-off and a short fetch wait (every broker).
 
 The fetch hand-off (issue 17, the "takeover stall")
 ---------------------------------------------------
@@ -60,38 +60,49 @@ since its fetch (aiokafka fetches it again from the new position), and
 The seeks' own writes (``Consumer.seek``, ``perform_seek``) go through. Line numbers
 below are those of faust-streaming 0.15.3 and aiokafka 0.14.0.
 
-The short fetch wait (Tansu only)
----------------------------------
+The short fetch wait
+--------------------
 
 faust-streaming builds its worker consumer with ``fetch_max_wait_ms=1500`` fixed in
 code, with no setting to change it. A fetch for partitions with no new records is
-parked by the broker for up to that long. Apache Kafka answers a parked fetch as soon
-as records arrive, but the embedded Tansu broker does not: it holds the fetch for the
-whole wait. Measured on Tansu (one record every 50 ms, plain aiokafka), the median
-produce -> consume delay was 414 ms with a 1,500 ms wait, 129 ms with 500 ms, 25 ms with
-100 ms and 3 ms with 25 ms (12 ms at most). Each Faust hop of the pipeline (events ->
-triage, acks -> delivery) paid that delay. Shorter than 25 ms gained nothing and cost
-throughput in a side-by-side run of a no-op agent (more empty fetches to answer).
+parked by the broker for up to that long, and it stalls the worker on both brokers:
 
-:data:`FETCH_MAX_WAIT_MS` bounds how long an idle fetch is parked. On a broker that
-answers parked fetches early it changes only how often an idle consumer asks again
-(about 40 small requests per second per broker connection), not when records arrive.
+- The embedded Tansu broker holds every parked fetch for the whole wait, even when
+  records arrive. Measured on Tansu (one record every 50 ms, plain aiokafka), the median
+  produce -> consume delay was 414 ms with a 1,500 ms wait, 129 ms with 500 ms, 25 ms
+  with 100 ms and 3 ms with 25 ms (12 ms at most). Each Faust hop of the pipeline
+  (events -> triage, acks -> delivery) paid that delay.
+- Apache Kafka answers a parked fetch as soon as records arrive on a partition it
+  names, but aiokafka sends one fetch at a time per broker, and leaves out of it every
+  partition whose records Faust has not taken yet. Under load the events partitions
+  are such partitions: the fetch goes out without them, for the quiet ones (actions,
+  the tables' changelogs), and is parked for 1.5 s while the events pile up behind it.
+  Seen in the deployed shape (``python -m bench.latency --shape deployed --broker
+  kafka``, 300 events/s): the triage agent got no event for 1.3 s out of every 1.7 s,
+  decisions came 0.55 s (p50) to 1.7 s (p99) after their webhook and the lag grew; with
+  the 25 ms wait they came in 14 ms (p50) and 180 ms (p99), and 15 / 430 ms at 500/s.
 
-Once the worker has had no records for :data:`IDLE_AFTER` seconds the wait grows to
-:data:`IDLE_FETCH_MAX_WAIT_MS` (:class:`FetchWait`) and the first fetch with records
-brings it back: an idle ``offhours run`` asked Tansu 40 times a second for nothing,
-which cost the broker about 10 % of a core and the worker's consumer thread 3 %
-(``python -m bench.idle``: 4 % and 1.3 % with the idle wait). The first event after a
-quiet spell is picked up within 100 ms instead of 25 ms.
+:data:`FETCH_MAX_WAIT_MS` bounds how long a fetch is parked while records come. Shorter
+than 25 ms gained nothing on Tansu and cost throughput in a side-by-side run of a no-op
+agent (more empty fetches to answer).
+
+Once the worker has had no records for :data:`IDLE_AFTER` seconds the wait grows
+(:class:`FetchWait`) and the first fetch with records brings it back. On Tansu it grows
+to :data:`IDLE_FETCH_MAX_WAIT_MS`: an idle ``offhours run`` asked Tansu 40 times a second
+for nothing, which cost the broker about 10 % of a core and the worker's consumer thread
+3 % (``python -m bench.idle``: 4 % and 1.3 % with the idle wait); the first event after
+a quiet spell is picked up within 100 ms instead of 25 ms. On Apache Kafka it grows to
+Faust's own 1,500 ms (:data:`APACHE_IDLE_FETCH_MAX_WAIT_MS`): an idle worker takes no
+records, so its fetch names every partition and Kafka answers it as soon as one arrives.
 
 Schemes
 -------
 
 :data:`SCHEME` (``offhours+kafka://``) names :class:`Transport`, the Tansu transport:
-the safe hand-off, the seek generations and the short fetch wait (``Settings.on_tansu``, see
-:func:`streams.app.faust_options`). :data:`APACHE_SCHEME` (``offhours+apache://``)
-names :class:`ApacheTransport`, used on Apache Kafka: the safe hand-off and the seek
-generations, with Faust's own fetch wait. Importing this module makes Faust find both by scheme.
+the safe hand-off, the seek generations and the short fetch wait with Tansu's idle wait
+(``Settings.on_tansu``, see :func:`streams.app.faust_options`). :data:`APACHE_SCHEME`
+(``offhours+apache://``) names :class:`ApacheTransport`, used on Apache Kafka: the same
+with Kafka's idle wait. Importing this module makes Faust find both by scheme.
 
 The quiet take
 --------------
@@ -117,10 +128,13 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 
 FETCH_MAX_WAIT_MS = 25
-"""How long the broker may park a fetch that finds no records (Faust fixes 1,500 ms)."""
+"""How long the broker may park a fetch that finds no records while records come (Faust fixes 1,500 ms)."""
 
 IDLE_FETCH_MAX_WAIT_MS = 100
 """The fetch wait on Tansu once the worker has had no records for :data:`IDLE_AFTER` seconds (:class:`FetchWait`)."""
+
+APACHE_IDLE_FETCH_MAX_WAIT_MS = 1500
+"""The fetch wait on Apache Kafka once idle: Faust's own (Kafka answers a parked fetch when records arrive)."""
 
 IDLE_AFTER = 2.0
 """Seconds without a record before the worker consumer's fetch wait grows to :data:`IDLE_FETCH_MAX_WAIT_MS`."""
@@ -301,10 +315,10 @@ class SafeFetchConsumerThread(driver.AIOKafkaConsumerThread):
 
 @dataclass(slots=True)
 class FetchWait:
-    """The fetch wait of the worker consumer on Tansu: short while records come, longer once idle.
+    """The fetch wait of the worker consumer: short while records come, longer once idle.
 
-    Tansu parks every fetch that finds nothing for the whole wait, so an idle worker
-    with a 25 ms wait asks it 40 times a second, and the broker and the worker's
+    With a 25 ms wait an idle worker asks the broker 40 times a second (Tansu parks
+    every fetch that finds nothing for the whole wait), and the broker and the worker's
     consumer thread spend their idle CPU answering and reading empty fetches
     (``python -m bench.idle``). After ``idle_after`` seconds without a record the wait
     becomes ``idle_ms``; the first fetch that returns records brings it back to
@@ -328,16 +342,17 @@ class FetchWait:
 
 
 class ConsumerThread(SafeFetchConsumerThread):
-    """The safe hand-off; the worker consumer fetches with :data:`FETCH_MAX_WAIT_MS`, :data:`IDLE_FETCH_MAX_WAIT_MS`
-    once idle (:class:`FetchWait`; Tansu)."""
+    """The safe hand-off; the worker consumer fetches with :data:`FETCH_MAX_WAIT_MS`, and
+    :attr:`idle_fetch_wait_ms` once idle (:class:`FetchWait`; Tansu's)."""
 
+    idle_fetch_wait_ms: int = IDLE_FETCH_MAX_WAIT_MS
     _fetch_wait: FetchWait | None = None
 
     def _create_worker_consumer(self, transport: driver.Transport) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # Read by AIOKafkaConsumer.start() when it builds its fetcher; not started yet here.
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        self._fetch_wait = FetchWait()
+        self._fetch_wait = FetchWait(idle_ms=self.idle_fetch_wait_ms)
         return consumer
 
     async def _fetch_records(
@@ -353,6 +368,12 @@ class ConsumerThread(SafeFetchConsumerThread):
             # aiokafka reads it each time it builds a fetch request (Fetcher._get_actions_per_node).
             fetcher._fetch_max_wait_ms = self._fetch_wait.after_fetch(any(records.values()), time.monotonic())
         return records
+
+
+class ApacheConsumerThread(ConsumerThread):
+    """:class:`ConsumerThread` with Apache Kafka's idle wait, :data:`APACHE_IDLE_FETCH_MAX_WAIT_MS`."""
+
+    idle_fetch_wait_ms = APACHE_IDLE_FETCH_MAX_WAIT_MS
 
 
 class SeekSafeConsumer(driver.Consumer):
@@ -397,10 +418,10 @@ class SeekSafeConsumer(driver.Consumer):
 
 
 class ApacheConsumer(SeekSafeConsumer):
-    """Faust's aiokafka consumer running :class:`SafeFetchConsumerThread`."""
+    """Faust's aiokafka consumer running :class:`ApacheConsumerThread` (Apache Kafka)."""
 
-    def _new_consumer_thread(self) -> SafeFetchConsumerThread:
-        return SafeFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+    def _new_consumer_thread(self) -> ApacheConsumerThread:
+        return ApacheConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 class Consumer(SeekSafeConsumer):

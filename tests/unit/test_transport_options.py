@@ -1,11 +1,12 @@
 """Issue 17: the Tansu accommodations apply on Tansu only (``Settings.broker_flavour``).
 
 On Apache Kafka :func:`streams.app.faust_options` gives Faust's aiokafka transport
-with its own fetch wait, the recovery consistency check on and normal produce
+with Faust's fetch wait once idle, the recovery consistency check on and normal produce
 batches; on Tansu (embedded, or named by ``broker_flavour=tansu`` or, as before, by
-``one_record_batches``) the short-fetch transport, the check off and one record per
-batch. On both the transport hands fetches over safely (``streams.transport``, the
-takeover stall): that is a fix of Faust, not a Tansu accommodation. Pure: no broker, no app.
+``one_record_batches``) the transport with Tansu's short idle wait, the check off and one
+record per batch. On both the transport hands fetches over safely (``streams.transport``,
+the takeover stall) and fetches with a 25 ms wait while records come: fixes of Faust, not
+Tansu accommodations. Pure: no broker, no app.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ class TestOnApacheKafka:
         assert 16384 == got["producer_max_batch_size"]
 
     def test_the_url_selects_faust_own_transport_with_the_safe_fetch_hand_off(self) -> None:
-        """Faust's aiokafka transport, whose consumer fetch wait is its own (1.5 s)."""
+        """Faust's aiokafka transport; its consumer waits 25 ms while records come and Faust's 1.5 s once idle."""
         transport = by_url(str(options()["broker"]).split(",")[0])
         assert tansu_transport.ApacheTransport is transport
         assert issubclass(transport, stock.Transport)
         assert tansu_transport.ApacheConsumer is transport.Consumer
-        # Faust's own fetch wait: only the Tansu thread changes how the consumer is built.
-        assert "_create_worker_consumer" not in vars(tansu_transport.SafeFetchConsumerThread)
+        thread = tansu_transport.ApacheConsumerThread
+        assert issubclass(thread, tansu_transport.ConsumerThread)
+        assert (25, 1500) == (tansu_transport.FETCH_MAX_WAIT_MS, thread.idle_fetch_wait_ms)
 
     def test_one_record_batches_can_still_be_asked_for_on_kafka(self) -> None:
         got = options(broker_flavour="kafka", one_record_batches=True)
@@ -68,7 +70,7 @@ class TestOnTansu:
 
     def test_the_url_selects_the_short_fetch_transport(self) -> None:
         assert tansu_transport.Transport is by_url(str(options(broker_flavour="tansu")["broker"]).split(",")[0])
-        assert 25 == tansu_transport.FETCH_MAX_WAIT_MS
+        assert (25, 100) == (tansu_transport.FETCH_MAX_WAIT_MS, tansu_transport.ConsumerThread.idle_fetch_wait_ms)
         assert issubclass(tansu_transport.ConsumerThread, tansu_transport.SafeFetchConsumerThread)
 
     def test_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
