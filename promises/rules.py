@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from records.platforms import is_private_reply, window_closes
-from records.stored import kept_json
+from records.stored import exact_json
 from records.wire import Notify
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class PendingEscalation:
         }
         if self.desk is not None:
             data["desk"] = self.desk
-        return kept_json(data)  # lives on as the table's value
+        return exact_json(data)  # lives on as the table's value
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> PendingEscalation:
@@ -608,7 +608,7 @@ class FirstResponseStats:
 
     def to_bytes(self) -> bytes:
         """The table's wire form (JSON)."""
-        return kept_json(
+        return exact_json(
             {
                 "limit": self.limit,
                 "window": int(self.window.total_seconds()),

@@ -48,6 +48,8 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from records.stored import exact_json
+
 CLAIM = "claim"
 """The ``action`` of a staff member claiming a conversation."""
 
@@ -116,7 +118,7 @@ class _Timed:
 
     def to_json(self) -> bytes:
         """The wire form: compact UTF-8 JSON, keys in the order of the module docstring."""
-        return orjson.dumps(self.to_dict())
+        return exact_json(self.to_dict())
 
 
 def _tick_time(at: datetime) -> str:

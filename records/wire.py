@@ -21,6 +21,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from records.secrets import mask_value
+from records.stored import exact_json
 
 Channel = Literal["facebook", "instagram", "whatsapp", "x", "telegram", "generic"]
 Kind = Literal["dm", "mention", "comment", "agent_reply"]
@@ -77,7 +78,7 @@ class SocialEvent(BaseModel):
         return value
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=False))
+        return exact_json(self.model_dump(mode="json", exclude_none=False))
 
 
 def raw_field(raw: bytes | str, name: str) -> str | None:
@@ -156,7 +157,7 @@ class Decision:
         return asdict(self)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self)
+        return exact_json(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:
@@ -215,7 +216,7 @@ class AckRequest:
         for name in ("desk", "mode"):
             if data[name] is None:
                 del data[name]
-        return orjson.dumps(data)
+        return exact_json(data)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> AckRequest:
@@ -517,7 +518,7 @@ class RouteRequest:
         """The wire form, with the notify URIs masked: a topic never carries a webhook URL
         (:mod:`records.secrets`); the responders find the URI again in the coverage."""
         masked = [replace(n, uris=[mask_value(uri) for uri in n.uris]) for n in self.to]
-        return orjson.dumps({**self.to_dict(), "to": [notify.to_dict() for notify in masked]})
+        return exact_json({**self.to_dict(), "to": [notify.to_dict() for notify in masked]})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> RouteRequest:
@@ -565,7 +566,7 @@ class DeadLetter:
         return cls(raw=f"{kept}… (cut: {len(raw)} bytes in all)", reason=reason, topic=topic, at=at)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self)
+        return exact_json(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> DeadLetter:

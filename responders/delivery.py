@@ -61,6 +61,7 @@ import aiohttp
 import orjson
 
 from promises.routes import is_release
+from records.stored import exact_json
 from records.wire import AckRequest, Notify, RouteRequest
 
 from .base import (
@@ -124,7 +125,7 @@ class DeliveryOutcome:
     conversation: str
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self)
+        return exact_json(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> DeliveryOutcome:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import orjson
 
-from records.stored import kept_json
+from records.stored import exact_json
 
 Status = Literal["open", "answered"]
 Suppression = Literal["duplicate", "agent_active"]
@@ -182,7 +182,7 @@ class ConversationState:
             data["rm"] = list(self.reminded)
         if self.recent:
             data["e"] = [_entry_to_wire(entry) for entry in self.recent]
-        return kept_json(data)  # lives on as the table's value
+        return exact_json(data)  # lives on as the table's value
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> ConversationState:

@@ -1,4 +1,4 @@
-"""Table values cost their own length in a worker's memory, not orjson's 4 KiB buffer."""
+"""Table values and the records a worker writes cost their own length in memory, not orjson's 4 KiB buffer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import orjson
 import pytest
 
 from promises.rules import PendingEscalation
-from records.stored import kept_json
+from records.stored import exact_json
+from records.wire import DeadLetter
+from triage.policy import rejected
 from triage.state import ConversationState, Processed, event_digest
 
 COUNT = 2_000
@@ -42,9 +44,9 @@ def traced_per_value(make: Callable[[int], bytes]) -> tuple[float, int]:
     return grown / COUNT, len(kept[-1])
 
 
-def test_kept_json_is_orjson_text() -> None:
+def test_exact_json_is_orjson_text() -> None:
     data = {"t": "care-it", "e": [[1, None, 0]], "x": "è"}
-    assert orjson.dumps(data) == kept_json(data)
+    assert orjson.dumps(data) == exact_json(data)
 
 
 @pytest.mark.parametrize("make", [state, pending], ids=["conversation state", "pending escalation"])
@@ -53,3 +55,19 @@ def test_a_table_value_costs_about_its_length(make: Callable[[int], bytes]) -> N
     per_value, length = traced_per_value(make)
     assert length < 400
     assert per_value < length + 100, f"{per_value:.0f} B kept per value of {length} B"
+
+
+def decision(n: int) -> bytes:
+    return rejected(f"fb:m_{n}", "unknown account: acme.xx").decision.to_json()
+
+
+def dead_letter(n: int) -> bytes:
+    return DeadLetter.of(f'{{"id": "fb:m_{n}"}}'.encode(), "unknown account", "offhours.events").to_json()
+
+
+@pytest.mark.parametrize("make", [decision, dead_letter], ids=["decision", "dead letter"])
+def test_a_record_written_costs_about_its_length(make: Callable[[int], bytes]) -> None:
+    """Records sent and dropped are exact-sized too: their 4 KiB buffers scattered the heap
+    so that the memory of expired conversations was not reused (records.stored)."""
+    per_value, length = traced_per_value(make)
+    assert per_value < length + 100, f"{per_value:.0f} B kept per record of {length} B"
