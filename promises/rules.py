@@ -83,6 +83,11 @@ class PendingEscalation:
         """This escalation with ``step`` recorded as sent (the next step follows it)."""
         return replace(self, sent=max(self.sent, step.n + 1))
 
+    def replied(self, staff_at: float | None) -> bool:
+        """Whether a staff reply at ``staff_at`` (POSIX seconds; None: none yet) came at or
+        after the message this escalates: then it needs no further step."""
+        return staff_at is not None and staff_at >= self.routed_at.timestamp()
+
     def to_bytes(self) -> bytes:
         """The table's wire form (JSON; ``routed_at`` in ISO 8601; ``desk`` only when set)."""
         data: dict[str, Any] = {

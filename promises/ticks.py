@@ -136,7 +136,7 @@ def next_tick_at(
     found: list[datetime] = []
     if pending is not None:
         team = teams.get(pending.team)
-        replied = state is not None and state.staff_at is not None and state.staff_at >= pending.routed_at.timestamp()
+        replied = state is not None and pending.replied(state.staff_at)
         due = None if team is None or replied else escalation_due(pending, team)
         if due is not None:
             found.append(due)

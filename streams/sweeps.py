@@ -159,10 +159,7 @@ def replied_since_routed(
     """The keys of the pending escalations whose conversation got a staff reply at or after
     the message they escalate (its ``routed_at``): they need no further step."""
     staff_at = {key: state.staff_at for key, state in conversations if state.staff_at is not None}
-    return {
-        key for key, value in escalations
-        if key in staff_at and staff_at[key] >= PendingEscalation.from_bytes(value).routed_at.timestamp()
-    }
+    return {key for key, value in escalations if key in staff_at and PendingEscalation.from_bytes(value).replied(staff_at[key])}
 
 
 async def _send_ticks(app: OffhoursApp, ticks: Sequence[tuple[bytes, EscalationTick | ReminderTick | WindowTick]]) -> int:

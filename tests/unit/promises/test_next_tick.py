@@ -92,6 +92,13 @@ def test_a_staff_reply_since_the_route_ends_the_wait() -> None:
     assert next_tick_at("c", replied, pending, TEAMS, BASE) is None
 
 
+def test_a_staff_reply_counts_from_the_route_on() -> None:
+    """The one rule the sweep (streams.sweeps.replied_since_routed) and the index share."""
+    pending = PendingEscalation(event_id="fb:m_1", team="care-it", conversation="c", mode="reduced", routed_at=BASE)
+    routed = BASE.timestamp()
+    assert [False, False, True, True] == [pending.replied(at) for at in (None, routed - 1, routed, routed + 60)]
+
+
 def test_a_team_the_coverage_dropped_waits_for_nothing() -> None:
     pending = PendingEscalation(event_id="fb:m_1", team="gone", conversation="c", mode="reduced", routed_at=BASE)
     assert next_tick_at("c", ConversationState(team="gone", customer_at=1), pending, TEAMS, BASE) is None
