@@ -124,6 +124,10 @@ class TestRetentionOnTheBroker:
                 await slack.wait_for_requests(1, timeout=WAIT)
                 await until(lambda: sum(1 for _, v in app.deliveries.items() if v.startswith(b"delivered@")) == 2,
                             "the acknowledgment and the route delivered")
+                # The recent conversation may sit on the other partition, decided after the old one's deliveries.
+                await until(lambda: recent in app.conversations
+                            and ConversationState.from_bytes(app.conversations[recent]).staff_at is not None,
+                            "the recent conversation's message and reply decided")
                 ledger_keys = sorted(key for key, _ in app.deliveries.items())
                 before = (sorted(app.conversations.keys()), sorted(app.escalations.keys()))
                 # Its last activity is the reply-by time promised, 40 minutes after T.
