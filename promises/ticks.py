@@ -103,8 +103,8 @@ def window_route_due(state: ConversationView, team: Team, now: datetime) -> bool
 
 def _unrouted_message_at(state: ConversationView) -> datetime | None:
     """When the waiting customer's message was sent, unless its reply window was routed
-    already (``window_routed``) or the conversation has no channel; None otherwise."""
-    if not state.waiting() or state.channel is None or state.customer_at is None:
+    already (``window_routed``); None otherwise. The callers check the channel."""
+    if not state.waiting() or state.customer_at is None:
         return None
     if state.window_routed == state.customer_at:
         return None

@@ -137,7 +137,8 @@ APACHE_IDLE_FETCH_MAX_WAIT_MS = 1500
 """The fetch wait on Apache Kafka once idle: Faust's own (Kafka answers a parked fetch when records arrive)."""
 
 IDLE_AFTER = 2.0
-"""Seconds without a record before the worker consumer's fetch wait grows to :data:`IDLE_FETCH_MAX_WAIT_MS`."""
+"""Seconds without a record before the worker consumer's fetch wait grows to its idle wait
+(:data:`IDLE_FETCH_MAX_WAIT_MS` on Tansu, :data:`APACHE_IDLE_FETCH_MAX_WAIT_MS` on Apache Kafka)."""
 
 SCHEME = "offhours+kafka"
 """The broker URL scheme that selects :class:`Transport` (Tansu)."""
